@@ -1,0 +1,88 @@
+#include "stir/base64url.h"
+
+#include <array>
+
+namespace stir {
+namespace {
+
+constexpr std::string_view kAlphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+constexpr std::uint8_t kInvalid = 0xFF;
+
+// Reverse lookup over all 256 byte values, so any input byte is a safe index.
+constexpr std::array<std::uint8_t, 256> make_decode_table() {
+  std::array<std::uint8_t, 256> table{};
+  table.fill(kInvalid);
+  for (std::size_t i = 0; i < kAlphabet.size(); ++i) {
+    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::uint8_t>(i);
+  }
+  return table;
+}
+
+constexpr std::array<std::uint8_t, 256> kDecode = make_decode_table();
+
+}  // namespace
+
+std::string base64url_encode(std::span<const std::uint8_t> bytes) {
+  std::string out;
+  out.reserve((bytes.size() * 4 + 2) / 3);
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const std::uint32_t v = (std::uint32_t{bytes[i]} << 16) | (std::uint32_t{bytes[i + 1]} << 8) |
+                            std::uint32_t{bytes[i + 2]};
+    out += kAlphabet[(v >> 18) & 0x3F];
+    out += kAlphabet[(v >> 12) & 0x3F];
+    out += kAlphabet[(v >> 6) & 0x3F];
+    out += kAlphabet[v & 0x3F];
+  }
+  const std::size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    const std::uint32_t v = std::uint32_t{bytes[i]} << 16;
+    out += kAlphabet[(v >> 18) & 0x3F];
+    out += kAlphabet[(v >> 12) & 0x3F];
+  } else if (rest == 2) {
+    const std::uint32_t v = (std::uint32_t{bytes[i]} << 16) | (std::uint32_t{bytes[i + 1]} << 8);
+    out += kAlphabet[(v >> 18) & 0x3F];
+    out += kAlphabet[(v >> 12) & 0x3F];
+    out += kAlphabet[(v >> 6) & 0x3F];
+  }
+  return out;
+}
+
+std::string base64url_encode(std::string_view bytes) {
+  return base64url_encode(
+      std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+}
+
+bool is_base64url_alphabet(std::string_view text) noexcept {
+  for (const char c : text) {
+    if (kDecode[static_cast<unsigned char>(c)] == kInvalid) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  // 4n+1 characters would carry only 6 bits of a final byte.
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 2);
+  std::uint32_t bits = 0;
+  int nbits = 0;
+  for (const char c : text) {
+    const std::uint8_t v = kDecode[static_cast<unsigned char>(c)];
+    if (v == kInvalid) return std::nullopt;
+    bits = (bits << 6) | v;
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out += static_cast<char>((bits >> nbits) & 0xFF);
+    }
+    bits &= (1u << nbits) - 1;
+  }
+  // Leftover bits must be zero, otherwise two spellings would decode alike.
+  if (bits != 0) return std::nullopt;
+  return out;
+}
+
+}  // namespace stir

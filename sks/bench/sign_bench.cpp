@@ -1,0 +1,183 @@
+// Signing and verification rates, measured in one run on one machine, so
+// the ratios mean something on shared hardware:
+//   - OpenSSL's raw P-256 sign and verify (software, one thread): the yardstick
+//   - C_Sign through the session pool on a fresh SoftHSM2 token, 1 and 2 threads
+//   - a whole PASSporT (canonical JSON, SHA-256, token signature, Identity
+//     header), 1 and 2 threads
+//   - verify_identity of one of our tokens with a known key, one thread
+// Usage: sks_sign_bench [--seconds S] [--json]
+// The token lives in a temporary folder and is deleted at the end.
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sks/pkcs11/key_store.h"
+#include "sks/pkcs11/module.h"
+#include "sks/pkcs11/session_pool.h"
+#include "sks/pkcs11/token.h"
+#include "stir/openssl.h"
+#include "stir/passport.h"
+#include "stir/verify.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Runs `work` on `threads` threads for `seconds`; returns operations per second.
+double rate(int threads, double seconds, const std::function<void(int)>& work) {
+  std::atomic<bool> stop{false};
+  std::atomic<long> done{0};
+  std::vector<std::thread> pool;
+  const auto start = Clock::now();
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      long local = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        work(t);
+        ++local;
+      }
+      done.fetch_add(local);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& thread : pool) thread.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(done.load()) / elapsed;
+}
+
+stir::ShakenClaims claims() {
+  stir::ShakenClaims c;
+  c.attest = "A";
+  c.orig_tn = "12155550121";
+  c.dest_tn = {"12155550131"};
+  c.iat = 1795716877;
+  c.origid = "123e4567-e89b-12d3-a456-426655440000";
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 2.0;
+  bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+      seconds = std::atof(argv[++i]);
+    } else if (std::strcmp(argv[i], "--json") == 0) {
+      json = true;
+    } else {
+      std::cerr << "usage: sks_sign_bench [--seconds S] [--json]\n";
+      return 64;
+    }
+  }
+
+  // A fresh token with throwaway PINs, in a temporary folder.
+  std::string dir = (std::filesystem::temp_directory_path() / "sks-bench-XXXXXX").string();
+  if (::mkdtemp(dir.data()) == nullptr) return 74;
+  std::filesystem::create_directories(dir + "/tokens");
+  std::ofstream(dir + "/softhsm2.conf") << "directories.tokendir = " << dir
+                                        << "/tokens\nobjectstore.backend = file\n"
+                                           "log.level = ERROR\n";
+  ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
+
+  nlohmann::json report;
+  try {
+    sks::p11::Module module(STIR_SOFTHSM_MODULE);
+    const sks::Secret user_pin("bench-user-pin"), so_pin("bench-so-pin");
+    sks::p11::init_token(module, "bench", so_pin, user_pin);
+    sks::p11::Token token(module, {"bench", {}});
+    token.login(user_pin);
+    sks::p11::SessionPool pool(token, 2);
+    sks::p11::KeyStore keys(pool);
+    keys.generate("bench");
+    const auto key = keys.signing_key("bench");
+    const auto public_key = stir::load_public_key_pem(keys.public_key_pem("bench"));
+
+    // OpenSSL software key, same curve, same digest.
+    std::unique_ptr<EC_KEY, decltype(&EC_KEY_free)> software(
+        EC_KEY_new_by_curve_name(NID_X9_62_prime256v1), EC_KEY_free);
+    EC_KEY_generate_key(software.get());
+    const stir::Sha256Digest digest = stir::sha256("bench");
+    unsigned char der[80];
+    unsigned int der_length = sizeof der;
+    ECDSA_sign(0, digest.data(), digest.size(), der, &der_length, software.get());
+
+    const double openssl_sign = rate(1, seconds, [&](int) {
+      ECDSA_SIG* sig = ECDSA_do_sign(digest.data(), digest.size(), software.get());
+      ECDSA_SIG_free(sig);
+    });
+    const double openssl_verify = rate(1, seconds, [&](int) {
+      ECDSA_verify(0, digest.data(), digest.size(), der, der_length, software.get());
+    });
+    const double token_1 = rate(1, seconds, [&](int) { key->sign_digest(digest); });
+    const double token_2 = rate(2, seconds, [&](int) { key->sign_digest(digest); });
+    stir::PassportHeader header;
+    header.x5u = "https://cr.example.net/bench.pem";
+    const auto c = claims();
+    auto passport = [&](int) {
+      stir::compose_identity_header(stir::sign_passport(header, c, *key), header.x5u);
+    };
+    const double passport_1 = rate(1, seconds, passport);
+    const double passport_2 = rate(2, seconds, passport);
+    const std::string identity =
+        stir::compose_identity_header(stir::sign_passport(header, c, *key), header.x5u);
+    const double verify_1 = rate(1, seconds, [&](int) {
+      if (!stir::verify_identity(identity, public_key.get(), {}).valid) std::abort();
+    });
+
+    report = {{"seconds_per_measurement", seconds},
+              {"openssl_p256_sign_per_s", openssl_sign},
+              {"openssl_p256_verify_per_s", openssl_verify},
+              {"token_sign_1_thread_per_s", token_1},
+              {"token_sign_2_threads_per_s", token_2},
+              {"passport_sign_1_thread_per_s", passport_1},
+              {"passport_sign_2_threads_per_s", passport_2},
+              {"verify_identity_1_thread_per_s", verify_1},
+              {"ratio_token_vs_openssl_sign_1_thread", token_1 / openssl_sign},
+              {"ratio_passport_vs_token_2_threads", passport_2 / token_2},
+              {"ratio_verify_vs_openssl_verify", verify_1 / openssl_verify}};
+  } catch (const std::exception& e) {
+    std::cerr << "sks_sign_bench: " << e.what() << "\n";
+    std::filesystem::remove_all(dir);
+    return 69;
+  }
+  std::filesystem::remove_all(dir);
+
+  if (json) {
+    std::cout << report.dump(2) << "\n";
+    return 0;
+  }
+  auto line = [&](const char* what, const char* key) {
+    std::printf("%-46s %10.0f /s\n", what, report[key].get<double>());
+  };
+  line("OpenSSL raw P-256 sign (1 thread)", "openssl_p256_sign_per_s");
+  line("OpenSSL raw P-256 verify (1 thread)", "openssl_p256_verify_per_s");
+  line("token C_Sign via pool (1 thread)", "token_sign_1_thread_per_s");
+  line("token C_Sign via pool (2 threads)", "token_sign_2_threads_per_s");
+  line("PASSporT + Identity header (1 thread)", "passport_sign_1_thread_per_s");
+  line("PASSporT + Identity header (2 threads)", "passport_sign_2_threads_per_s");
+  line("verify_identity, known key (1 thread)", "verify_identity_1_thread_per_s");
+  std::printf("ratio token/OpenSSL sign, 1 thread:          %.2f\n",
+              report["ratio_token_vs_openssl_sign_1_thread"].get<double>());
+  std::printf("ratio PASSporT/token sign, 2 threads:        %.2f\n",
+              report["ratio_passport_vs_token_2_threads"].get<double>());
+  std::printf("ratio verify_identity/OpenSSL verify:        %.2f\n",
+              report["ratio_verify_vs_openssl_verify"].get<double>());
+  return 0;
+}

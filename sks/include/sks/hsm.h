@@ -1,0 +1,40 @@
+// The token as the service uses it: module loaded, token found, user logged
+// in once, session pool open, key store ready. One per process.
+//
+// Ownership: owns all four parts and destroys them in the right order (keys
+// and sessions before the token's anchor session, the module last).
+// Threads: open() sets the module environment, so call it before starting
+// threads; afterwards every part is safe to use concurrently.
+// Errors: stir::Error; a wrong PIN is kPinIncorrect after exactly one
+// C_Login, never retried.
+#pragma once
+
+#include <memory>
+
+#include "sks/config.h"
+#include "sks/pkcs11/key_store.h"
+#include "sks/pkcs11/module.h"
+#include "sks/pkcs11/session_pool.h"
+#include "sks/pkcs11/token.h"
+
+namespace sks {
+
+class Hsm {
+ public:
+  static std::unique_ptr<Hsm> open(const TokenConfig& config);
+
+  p11::Module& module() noexcept { return module_; }
+  p11::Token& token() noexcept { return token_; }
+  p11::SessionPool& pool() noexcept { return pool_; }
+  p11::KeyStore& keys() noexcept { return keys_; }
+
+ private:
+  Hsm(const TokenConfig& config, const Secret& pin);
+
+  p11::Module module_;
+  p11::Token token_;
+  p11::SessionPool pool_;
+  p11::KeyStore keys_;
+};
+
+}  // namespace sks

@@ -1,0 +1,25 @@
+#include "sks/hsm.h"
+
+namespace sks {
+
+namespace {
+p11::Token& logged_in(p11::Token& token, const Secret& pin) {
+  token.login(pin);
+  return token;
+}
+}  // namespace
+
+Hsm::Hsm(const TokenConfig& config, const Secret& pin)
+    : module_(config.module),
+      token_(module_, {config.label, config.serial}),
+      pool_(logged_in(token_, pin), config.sessions),
+      keys_(pool_) {}
+
+std::unique_ptr<Hsm> Hsm::open(const TokenConfig& config) {
+  // Read the PIN first: a bad PIN file fails before the module is touched.
+  const Secret pin = read_pin(config.pin);
+  apply_module_env(config);
+  return std::unique_ptr<Hsm>(new Hsm(config, pin));
+}
+
+}  // namespace sks

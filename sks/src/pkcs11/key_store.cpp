@@ -1,0 +1,385 @@
+#include "sks/pkcs11/key_store.h"
+
+#include <openssl/asn1.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+
+#include "sks/pkcs11/attributes.h"
+#include "stir/error.h"
+
+namespace sks::p11 {
+
+using stir::Error;
+using stir::ErrorCode;
+
+namespace {
+
+// DER of the OID prime256v1 (1.2.840.10045.3.1.7), as CKA_EC_PARAMS wants it.
+const std::vector<std::uint8_t> kP256Params = {0x06, 0x08, 0x2A, 0x86, 0x48,
+                                               0xCE, 0x3D, 0x03, 0x01, 0x07};
+constexpr std::size_t kKeyIdBytes = 16;
+
+std::vector<CK_OBJECT_HANDLE> find_objects(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
+                                           AttributeTemplate& query) {
+  check(api->C_FindObjectsInit(session, query.data(), query.size()), "C_FindObjectsInit");
+  std::vector<CK_OBJECT_HANDLE> found;
+  std::array<CK_OBJECT_HANDLE, 64> batch{};
+  CK_RV rv = CKR_OK;
+  for (;;) {
+    CK_ULONG count = 0;
+    rv = api->C_FindObjects(session, batch.data(), batch.size(), &count);
+    if (rv != CKR_OK || count == 0) break;
+    found.insert(found.end(), batch.begin(), batch.begin() + count);
+  }
+  // Always end the search, or the session stays busy with it.
+  const CK_RV final_rv = api->C_FindObjectsFinal(session);
+  check(rv, "C_FindObjects");
+  check(final_rv, "C_FindObjectsFinal");
+  return found;
+}
+
+std::vector<std::uint8_t> read_bytes(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
+                                     CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type,
+                                     std::string_view name) {
+  CK_ATTRIBUTE attribute{type, nullptr, 0};
+  check(api->C_GetAttributeValue(session, object, &attribute, 1), "C_GetAttributeValue", name);
+  std::vector<std::uint8_t> value(attribute.ulValueLen);
+  attribute.pValue = value.data();
+  check(api->C_GetAttributeValue(session, object, &attribute, 1), "C_GetAttributeValue", name);
+  value.resize(attribute.ulValueLen);
+  return value;
+}
+
+bool read_bool(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+               CK_ATTRIBUTE_TYPE type, std::string_view name) {
+  CK_BBOOL value = CK_FALSE;
+  CK_ATTRIBUTE attribute{type, &value, sizeof value};
+  check(api->C_GetAttributeValue(session, object, &attribute, 1), "C_GetAttributeValue", name);
+  return value == CK_TRUE;
+}
+
+std::string hex(const std::vector<std::uint8_t>& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string text;
+  for (auto b : bytes) {
+    text += kDigits[b >> 4];
+    text += kDigits[b & 15];
+  }
+  return text;
+}
+
+std::vector<CK_OBJECT_HANDLE> find_by(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
+                                      CK_OBJECT_CLASS object_class, CK_ATTRIBUTE_TYPE key_type,
+                                      const std::vector<std::uint8_t>& key) {
+  AttributeTemplate query;
+  query.add_ulong(CKA_CLASS, object_class).add_bytes(key_type, key);
+  return find_objects(api, session, query);
+}
+
+std::vector<std::uint8_t> as_bytes(std::string_view text) {
+  return {text.begin(), text.end()};
+}
+
+// The unique private key with this label, or nothing.
+std::optional<CK_OBJECT_HANDLE> find_private(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
+                                             const std::string& label) {
+  auto handles = find_by(api, session, CKO_PRIVATE_KEY, CKA_LABEL, as_bytes(label));
+  if (handles.empty()) return std::nullopt;
+  if (handles.size() > 1) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "the token holds " + std::to_string(handles.size()) +
+                    " private keys labelled '" + label + "'; remove the extra ones by CKA_ID");
+  }
+  return handles.front();
+}
+
+KeyInfo describe_key(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+  KeyInfo info;
+  const auto label = read_bytes(api, session, key, CKA_LABEL, "CKA_LABEL");
+  info.label.assign(label.begin(), label.end());
+  info.id = read_bytes(api, session, key, CKA_ID, "CKA_ID");
+  info.sensitive = read_bool(api, session, key, CKA_SENSITIVE, "CKA_SENSITIVE");
+  info.extractable = read_bool(api, session, key, CKA_EXTRACTABLE, "CKA_EXTRACTABLE");
+  CK_KEY_TYPE key_type = 0;
+  CK_ATTRIBUTE type_attribute{CKA_KEY_TYPE, &key_type, sizeof key_type};
+  check(api->C_GetAttributeValue(session, key, &type_attribute, 1), "C_GetAttributeValue",
+        "CKA_KEY_TYPE");
+  if (key_type == CKK_EC) {
+    const auto params = read_bytes(api, session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS");
+    info.curve = params == kP256Params ? "P-256" : "EC " + hex(params);
+  } else {
+    info.curve = "not EC (CKK " + std::to_string(key_type) + ")";
+  }
+  info.has_public_key = !find_by(api, session, CKO_PUBLIC_KEY, CKA_ID, info.id).empty();
+  return info;
+}
+
+// CKA_EC_POINT is normally DER (OCTET STRING around the point); some
+// modules return the bare uncompressed point. Accept both.
+std::vector<std::uint8_t> unwrap_ec_point(const std::vector<std::uint8_t>& value) {
+  constexpr std::size_t kPointSize = 65;  // 0x04 || X || Y on P-256
+  if (value.size() == kPointSize && value[0] == 0x04) return value;
+  const unsigned char* p = value.data();
+  std::unique_ptr<ASN1_OCTET_STRING, decltype(&ASN1_OCTET_STRING_free)> octets(
+      d2i_ASN1_OCTET_STRING(nullptr, &p, static_cast<long>(value.size())),
+      ASN1_OCTET_STRING_free);
+  if (!octets || p != value.data() + value.size()) {
+    throw Error(ErrorCode::kMalformed, "CKA_EC_POINT is neither DER nor a bare point");
+  }
+  std::vector<std::uint8_t> point(octets->data, octets->data + octets->length);
+  if (point.size() != kPointSize || point[0] != 0x04) {
+    throw Error(ErrorCode::kMalformed, "CKA_EC_POINT is not an uncompressed P-256 point");
+  }
+  return point;
+}
+
+}  // namespace
+
+bool KeyStore::is_valid_label(std::string_view label) {
+  if (label.empty() || label.size() > 64) return false;
+  return std::all_of(label.begin(), label.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+  });
+}
+
+namespace {
+void require_valid_label(const std::string& label) {
+  if (!KeyStore::is_valid_label(label)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "key label '" + label + "' is not 1-64 characters from A-Z a-z 0-9 . _ -");
+  }
+}
+}  // namespace
+
+KeyInfo KeyStore::generate(const std::string& label) {
+  require_valid_label(label);
+  auto lease = pool_.acquire();
+  CK_FUNCTION_LIST* api = pool_.token().api();
+  if (find_private(api, lease.handle(), label) ||
+      !find_by(api, lease.handle(), CKO_PUBLIC_KEY, CKA_LABEL, as_bytes(label)).empty()) {
+    throw Error(ErrorCode::kAlreadyExists, "a key labelled '" + label + "' already exists");
+  }
+  std::vector<std::uint8_t> id(kKeyIdBytes);
+  if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) {
+    throw Error(ErrorCode::kCrypto, "RAND_bytes failed while making a CKA_ID");
+  }
+  AttributeTemplate public_template;
+  public_template.add_ulong(CKA_CLASS, CKO_PUBLIC_KEY)
+      .add_ulong(CKA_KEY_TYPE, CKK_EC)
+      .add_bool(CKA_TOKEN, true)
+      .add_bool(CKA_PRIVATE, false)
+      .add_bool(CKA_VERIFY, true)
+      .add_bytes(CKA_EC_PARAMS, kP256Params)
+      .add_string(CKA_LABEL, label)
+      .add_bytes(CKA_ID, id);
+  // PROTOCOL.md section 6. No CKA_START_DATE/CKA_END_DATE: SoftHSM cannot
+  // read them back from private keys.
+  AttributeTemplate private_template;
+  private_template.add_ulong(CKA_CLASS, CKO_PRIVATE_KEY)
+      .add_ulong(CKA_KEY_TYPE, CKK_EC)
+      .add_bool(CKA_TOKEN, true)
+      .add_bool(CKA_PRIVATE, true)
+      .add_bool(CKA_SENSITIVE, true)
+      .add_bool(CKA_EXTRACTABLE, false)
+      .add_bool(CKA_SIGN, true)
+      .add_bool(CKA_DERIVE, false)
+      .add_string(CKA_LABEL, label)
+      .add_bytes(CKA_ID, id);
+  CK_MECHANISM mechanism{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
+  check(api->C_GenerateKeyPair(lease.handle(), &mechanism, public_template.data(),
+                               public_template.size(), private_template.data(),
+                               private_template.size(), &public_key, &private_key),
+        "C_GenerateKeyPair", label);
+  return describe_key(api, lease.handle(), private_key);
+}
+
+std::optional<KeyInfo> KeyStore::find(const std::string& label) {
+  require_valid_label(label);
+  auto lease = pool_.acquire();
+  CK_FUNCTION_LIST* api = pool_.token().api();
+  auto key = find_private(api, lease.handle(), label);
+  if (!key) return std::nullopt;
+  return describe_key(api, lease.handle(), *key);
+}
+
+std::vector<KeyInfo> KeyStore::list() {
+  auto lease = pool_.acquire();
+  CK_FUNCTION_LIST* api = pool_.token().api();
+  AttributeTemplate query;
+  query.add_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
+  std::vector<KeyInfo> keys;
+  for (CK_OBJECT_HANDLE key : find_objects(api, lease.handle(), query)) {
+    keys.push_back(describe_key(api, lease.handle(), key));
+  }
+  std::sort(keys.begin(), keys.end(),
+            [](const KeyInfo& a, const KeyInfo& b) { return a.label < b.label; });
+  return keys;
+}
+
+void KeyStore::destroy(const std::string& label) {
+  require_valid_label(label);
+  auto lease = pool_.acquire();
+  CK_FUNCTION_LIST* api = pool_.token().api();
+  auto key = find_private(api, lease.handle(), label);
+  if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
+  const auto id = read_bytes(api, lease.handle(), *key, CKA_ID, "CKA_ID");
+  const auto public_keys = find_by(api, lease.handle(), CKO_PUBLIC_KEY, CKA_ID, id);
+  // Private first: once it is gone nothing can sign with this key again.
+  check(api->C_DestroyObject(lease.handle(), *key), "C_DestroyObject", label);
+  for (CK_OBJECT_HANDLE public_key : public_keys) {
+    check(api->C_DestroyObject(lease.handle(), public_key), "C_DestroyObject", label);
+  }
+  std::lock_guard lock(cache_mutex_);
+  signers_.erase(label);
+}
+
+std::vector<std::uint8_t> KeyStore::public_key_der(const std::string& label) {
+  require_valid_label(label);
+  auto lease = pool_.acquire();
+  CK_FUNCTION_LIST* api = pool_.token().api();
+  auto key = find_private(api, lease.handle(), label);
+  if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
+  const auto id = read_bytes(api, lease.handle(), *key, CKA_ID, "CKA_ID");
+  const auto public_keys = find_by(api, lease.handle(), CKO_PUBLIC_KEY, CKA_ID, id);
+  if (public_keys.empty()) {
+    throw Error(ErrorCode::kNotFound, "key '" + label + "' has no public key object in the token");
+  }
+  const auto params =
+      read_bytes(api, lease.handle(), public_keys.front(), CKA_EC_PARAMS, "CKA_EC_PARAMS");
+  if (params != kP256Params) {
+    throw Error(ErrorCode::kInvalidArgument, "key '" + label + "' is not on P-256");
+  }
+  const auto point = unwrap_ec_point(
+      read_bytes(api, lease.handle(), public_keys.front(), CKA_EC_POINT, "CKA_EC_POINT"));
+
+  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> builder(OSSL_PARAM_BLD_new(),
+                                                                          OSSL_PARAM_BLD_free);
+  char group[] = "prime256v1";
+  if (!builder ||
+      OSSL_PARAM_BLD_push_utf8_string(builder.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(builder.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                       point.size()) != 1) {
+    throw Error(ErrorCode::kCrypto, "cannot build EC public key parameters");
+  }
+  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params_list(
+      OSSL_PARAM_BLD_to_param(builder.get()), OSSL_PARAM_free);
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> context(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr), EVP_PKEY_CTX_free);
+  EVP_PKEY* raw = nullptr;
+  if (!params_list || !context || EVP_PKEY_fromdata_init(context.get()) != 1 ||
+      EVP_PKEY_fromdata(context.get(), &raw, EVP_PKEY_PUBLIC_KEY, params_list.get()) != 1) {
+    throw Error(ErrorCode::kCrypto, "the token's CKA_EC_POINT for '" + label +
+                                        "' is not a valid P-256 point");
+  }
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(raw, EVP_PKEY_free);
+  unsigned char* der = nullptr;
+  const int length = i2d_PUBKEY(pkey.get(), &der);
+  if (length <= 0) throw Error(ErrorCode::kCrypto, "cannot encode the public key");
+  std::vector<std::uint8_t> spki(der, der + length);
+  OPENSSL_free(der);
+  return spki;
+}
+
+std::string KeyStore::public_key_pem(const std::string& label) {
+  const auto der = public_key_der(label);
+  const unsigned char* p = der.data();
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+      d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())), EVP_PKEY_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  if (!pkey || !bio || PEM_write_bio_PUBKEY(bio.get(), pkey.get()) != 1) {
+    throw Error(ErrorCode::kCrypto, "cannot write the public key as PEM");
+  }
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(size));
+}
+
+std::shared_ptr<TokenKey> KeyStore::signing_key(const std::string& label) {
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (auto it = signers_.find(label); it != signers_.end()) return it->second;
+  }
+  require_valid_label(label);
+  std::shared_ptr<TokenKey> signer;
+  {
+    auto lease = pool_.acquire();
+    CK_FUNCTION_LIST* api = pool_.token().api();
+    auto key = find_private(api, lease.handle(), label);
+    if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
+    auto id = read_bytes(api, lease.handle(), *key, CKA_ID, "CKA_ID");
+    signer = std::make_shared<TokenKey>(pool_, label, std::move(id), *key);
+  }
+  std::lock_guard lock(cache_mutex_);
+  return signers_.emplace(label, std::move(signer)).first->second;
+}
+
+TokenKey::TokenKey(SessionPool& pool, std::string label, std::vector<std::uint8_t> id,
+                   CK_OBJECT_HANDLE handle)
+    : pool_(pool), label_(std::move(label)), id_(std::move(id)), handle_(handle) {}
+
+CK_OBJECT_HANDLE TokenKey::refresh_handle(CK_SESSION_HANDLE session) const {
+  auto handles = find_by(pool_.token().api(), session, CKO_PRIVATE_KEY, CKA_ID, id_);
+  if (handles.empty()) {
+    throw Error(ErrorCode::kNotFound, "key '" + label_ + "' is no longer in the token");
+  }
+  handle_.store(handles.front());
+  return handles.front();
+}
+
+stir::Es256Signature TokenKey::sign_digest(const stir::Sha256Digest& digest) const {
+  CK_FUNCTION_LIST* api = pool_.token().api();
+  auto lease = pool_.acquire();
+  CK_OBJECT_HANDLE key = handle_.load(std::memory_order_relaxed);
+  for (int attempt = 0;; ++attempt) {
+    CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
+    stir::Es256Signature signature{};
+    CK_ULONG length = signature.size();
+    const char* function = "C_SignInit";
+    CK_RV rv = api->C_SignInit(lease.handle(), &mechanism, key);
+    if (rv == CKR_OK) {
+      function = "C_Sign";
+      rv = api->C_Sign(lease.handle(), const_cast<unsigned char*>(digest.data()), digest.size(),
+                       signature.data(), &length);
+    }
+    if (rv == CKR_OK) {
+      if (length != signature.size()) {
+        throw Error(ErrorCode::kPkcs11, "C_Sign returned " + std::to_string(length) +
+                                            " bytes for key '" + label_ + "', expected 64");
+      }
+      return signature;
+    }
+    if (attempt == 0) {
+      // One retry, and only for causes that a fresh session, a fresh handle
+      // or a fresh login can cure. A wrong PIN never gets here.
+      if (is_session_lost(rv)) {
+        lease.replace();
+        continue;
+      }
+      if (is_object_handle_stale(rv)) {
+        key = refresh_handle(lease.handle());
+        continue;
+      }
+      if (rv == CKR_USER_NOT_LOGGED_IN) {
+        pool_.token().relogin();
+        continue;
+      }
+      if (rv == CKR_OPERATION_ACTIVE) {
+        lease.replace();  // a previous user left an operation open
+        continue;
+      }
+    }
+    check(rv, function, label_);
+  }
+}
+
+}  // namespace sks::p11

@@ -1,0 +1,184 @@
+#include "sks/pkcs11/token.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "stir/error.h"
+
+namespace sks::p11 {
+
+using stir::Error;
+using stir::ErrorCode;
+
+namespace {
+
+// PKCS#11 pads fixed-size text fields with spaces.
+std::string trim_padded(const unsigned char* field, std::size_t size) {
+  std::string text(reinterpret_cast<const char*>(field), size);
+  const auto end = text.find_last_not_of(' ');
+  text.erase(end == std::string::npos ? 0 : end + 1);
+  return text;
+}
+
+std::vector<CK_SLOT_ID> slots_with_token(CK_FUNCTION_LIST* api) {
+  CK_ULONG count = 0;
+  check(api->C_GetSlotList(CK_TRUE, nullptr, &count), "C_GetSlotList");
+  std::vector<CK_SLOT_ID> slots(count);
+  if (count != 0) check(api->C_GetSlotList(CK_TRUE, slots.data(), &count), "C_GetSlotList");
+  slots.resize(count);
+  return slots;
+}
+
+TokenDescription describe(CK_FUNCTION_LIST* api, CK_SLOT_ID slot) {
+  CK_TOKEN_INFO info{};
+  check(api->C_GetTokenInfo(slot, &info), "C_GetTokenInfo");
+  TokenDescription d;
+  d.slot = slot;
+  d.label = trim_padded(info.label, sizeof info.label);
+  d.serial = trim_padded(info.serialNumber, sizeof info.serialNumber);
+  d.manufacturer = trim_padded(info.manufacturerID, sizeof info.manufacturerID);
+  d.model = trim_padded(info.model, sizeof info.model);
+  d.flags = info.flags;
+  return d;
+}
+
+std::string describe_selector(const TokenSelector& s) {
+  std::string text;
+  if (!s.label.empty()) text += "label '" + s.label + "'";
+  if (!s.serial.empty()) text += (text.empty() ? "" : " and ") + ("serial '" + s.serial + "'");
+  return text;
+}
+
+}  // namespace
+
+std::vector<TokenDescription> list_tokens(const Module& module) {
+  std::vector<TokenDescription> tokens;
+  for (CK_SLOT_ID slot : slots_with_token(module.api())) {
+    tokens.push_back(describe(module.api(), slot));
+  }
+  return tokens;
+}
+
+std::optional<TokenDescription> find_token(const Module& module, const TokenSelector& selector) {
+  if (selector.label.empty() && selector.serial.empty()) {
+    throw Error(ErrorCode::kConfig, "a token is selected by label or serial; neither is set");
+  }
+  std::optional<TokenDescription> found;
+  for (auto& token : list_tokens(module)) {
+    if ((token.flags & CKF_TOKEN_INITIALIZED) == 0) continue;
+    if (!selector.label.empty() && token.label != selector.label) continue;
+    if (!selector.serial.empty() && token.serial != selector.serial) continue;
+    if (found) {
+      throw Error(ErrorCode::kInvalidArgument, "more than one token has " +
+                                                   describe_selector(selector) +
+                                                   "; select it by serial as well");
+    }
+    found = std::move(token);
+  }
+  return found;
+}
+
+TokenDescription init_token(const Module& module, const std::string& label, const Secret& so_pin,
+                            const Secret& user_pin) {
+  if (label.empty() || label.size() > 32) {
+    throw Error(ErrorCode::kInvalidArgument, "a token label has 1 to 32 characters");
+  }
+  if (find_token(module, {label, {}})) {
+    throw Error(ErrorCode::kAlreadyExists, "a token labelled '" + label + "' already exists");
+  }
+  CK_FUNCTION_LIST* api = module.api();
+  std::optional<CK_SLOT_ID> free_slot;
+  for (const auto& token : list_tokens(module)) {
+    if ((token.flags & CKF_TOKEN_INITIALIZED) == 0) {
+      free_slot = token.slot;
+      break;
+    }
+  }
+  if (!free_slot) throw Error(ErrorCode::kNotFound, "no free token slot to initialise");
+
+  unsigned char padded[32];
+  std::fill(std::begin(padded), std::end(padded), ' ');
+  std::copy(label.begin(), label.end(), padded);
+  check(api->C_InitToken(*free_slot,
+                         reinterpret_cast<unsigned char*>(const_cast<char*>(so_pin.view().data())),
+                         so_pin.view().size(), padded),
+        "C_InitToken", label);
+
+  // SoftHSM gives the new token another slot id: find it again by label.
+  auto token = find_token(module, {label, {}});
+  if (!token) throw Error(ErrorCode::kInternal, "token '" + label + "' vanished after C_InitToken");
+  Session session(module, token->slot);
+  check(api->C_Login(session.handle(), CKU_SO,
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(so_pin.view().data())),
+                     so_pin.view().size()),
+        "C_Login", "security officer");
+  const CK_RV rv = api->C_InitPIN(
+      session.handle(), reinterpret_cast<unsigned char*>(const_cast<char*>(user_pin.view().data())),
+      user_pin.view().size());
+  api->C_Logout(session.handle());  // set-up only: no pool shares this login
+  check(rv, "C_InitPIN");
+  return describe(api, token->slot);
+}
+
+Session::Session(const Module& module, CK_SLOT_ID slot) : api_(module.api()) {
+  check(api_->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &handle_),
+        "C_OpenSession");
+}
+
+Session::Session(Session&& other) noexcept
+    : api_(other.api_), handle_(std::exchange(other.handle_, CK_INVALID_HANDLE)) {}
+
+Session::~Session() {
+  if (handle_ != CK_INVALID_HANDLE) api_->C_CloseSession(handle_);
+}
+
+namespace {
+TokenDescription require_token(const Module& module, const TokenSelector& selector) {
+  auto token = find_token(module, selector);
+  if (!token) {
+    throw Error(ErrorCode::kNotFound, "no initialised token with " + describe_selector(selector) +
+                                          " in " + module.path());
+  }
+  return *token;
+}
+}  // namespace
+
+Token::Token(const Module& module, const TokenSelector& selector)
+    : module_(module),
+      description_(require_token(module, selector)),
+      anchor_(module, description_.slot) {}
+
+void Token::login(const Secret& pin) {
+  std::lock_guard lock(login_mutex_);
+  login_locked(pin);
+  pin_ = pin;
+}
+
+void Token::relogin() {
+  std::lock_guard lock(login_mutex_);
+  if (pin_.empty()) throw Error(ErrorCode::kInternal, "relogin() before login()");
+  login_locked(pin_);
+}
+
+void Token::login_locked(const Secret& pin) {
+  login_attempts_.fetch_add(1);
+  const CK_RV rv = api()->C_Login(
+      anchor_.handle(), CKU_USER,
+      reinterpret_cast<unsigned char*>(const_cast<char*>(pin.view().data())), pin.view().size());
+  if (rv == CKR_USER_ALREADY_LOGGED_IN) return;
+  check(rv, "C_Login", "token '" + description_.label + "'");
+}
+
+CK_SESSION_HANDLE Token::open_session() const {
+  CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+  check(api()->C_OpenSession(description_.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+                             nullptr, &session),
+        "C_OpenSession");
+  return session;
+}
+
+void Token::close_session(CK_SESSION_HANDLE session) const noexcept {
+  api()->C_CloseSession(session);
+}
+
+}  // namespace sks::p11

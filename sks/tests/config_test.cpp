@@ -1,0 +1,163 @@
+// Config file parsing and PIN sources: every error names the file and line.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "sks/config.h"
+#include "sks/secret.h"
+#include "softhsm_token.h"
+#include "stir/error.h"
+
+namespace sks::testing {
+namespace {
+
+using stir::ErrorCode;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& name, const std::string& text, mode_t mode = 0600) {
+    const std::string path = dir.path() + "/" + name;
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), mode);
+    return path;
+  }
+
+  // Loads `text` and returns the error message; fails the test if it loads.
+  std::string error_of(const std::string& text) {
+    try {
+      load_config(write("bad.toml", text));
+    } catch (const stir::Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kConfig);
+      return e.what();
+    }
+    ADD_FAILURE() << "loaded:\n" << text;
+    return {};
+  }
+
+  TempDir dir;
+};
+
+TEST_F(ConfigTest, ReadsAFullConfigAndResolvesRelativePaths) {
+  const auto path = write("sks.toml", std::string("# comment\n[token]\nmodule = \"") +
+                                          STIR_SOFTHSM_MODULE +
+                                          "\"\nlabel = \"sks\"\npin_file = \"user.pin\"\n"
+                                          "sessions = 4\n[token.module_env]\n"
+                                          "SOFTHSM2_CONF = \"/x/softhsm2.conf\"\n");
+  const Config config = load_config(path);
+  EXPECT_EQ(config.token.module, STIR_SOFTHSM_MODULE);
+  EXPECT_EQ(config.token.label, "sks");
+  EXPECT_EQ(config.token.pin.file, dir.path() + "/user.pin");
+  EXPECT_EQ(config.token.sessions, 4u);
+  EXPECT_EQ(config.token.module_env.at("SOFTHSM2_CONF"), "/x/softhsm2.conf");
+}
+
+TEST_F(ConfigTest, DevConfigRoundTrips) {
+  const auto path = write("dev.toml", render_dev_config(STIR_SOFTHSM_MODULE, "dev",
+                                                        "/p/user.pin", "/p/softhsm2.conf"));
+  const Config config = load_config(path);
+  EXPECT_EQ(config.token.label, "dev");
+  EXPECT_EQ(config.token.pin.file, "/p/user.pin");
+  EXPECT_EQ(config.token.sessions, 0u);
+}
+
+TEST_F(ConfigTest, ErrorsNameTheProblemAndTheLine) {
+  const std::string module = std::string("module = \"") + STIR_SOFTHSM_MODULE + "\"\n";
+  EXPECT_NE(error_of("[token]\n" + module + "label = \"a\"\npin_file = \"p\"\nlabl = \"x\"\n")
+                .find(":5: unknown key 'labl' in [token]"),
+            std::string::npos);
+  EXPECT_NE(error_of("[token]\nlabel = \"a\"\npin_file = \"p\"\n").find("token.module"),
+            std::string::npos);
+  EXPECT_NE(error_of("[token]\nmodule = \"/nonexistent.so\"\nlabel = \"a\"\npin_file = \"p\"\n")
+                .find("does not exist"),
+            std::string::npos);
+  EXPECT_NE(error_of("[token]\n" + module + "pin_file = \"p\"\n").find("label or token.serial"),
+            std::string::npos);
+  EXPECT_NE(error_of("[token]\n" + module + "label = \"a\"\n").find("exactly one of"),
+            std::string::npos);
+  EXPECT_NE(error_of("[token]\n" + module + "label = \"a\"\npin_file = \"p\"\npin_env = \"E\"\n")
+                .find("exactly one of"),
+            std::string::npos);
+  EXPECT_NE(error_of("[token]\n" + module + "label = \"a\"\npin_file = \"p\"\nsessions = -1\n")
+                .find("token.sessions"),
+            std::string::npos);
+  EXPECT_NE(error_of("[token]\n" + module + "label = 7\npin_file = \"p\"\n")
+                .find("token.label must be a string"),
+            std::string::npos);
+  EXPECT_NE(error_of("[token\n").find("bad.toml:1:"), std::string::npos);
+  EXPECT_NE(error_of("[other]\n").find("unknown key 'other'"), std::string::npos);
+}
+
+TEST_F(ConfigTest, MissingFileSaysHowToMakeOne) {
+  try {
+    load_config(dir.path() + "/none.toml");
+    FAIL();
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConfig);
+    EXPECT_NE(std::string(e.what()).find("sks init"), std::string::npos);
+  }
+}
+
+TEST_F(ConfigTest, ConfigPathComesFromFlagThenEnvironmentThenDefault) {
+  ::setenv("SKS_CONFIG", "/from/env.toml", 1);
+  EXPECT_EQ(resolve_config_path("/from/flag.toml"), "/from/flag.toml");
+  EXPECT_EQ(resolve_config_path(""), "/from/env.toml");
+  ::unsetenv("SKS_CONFIG");
+  EXPECT_EQ(resolve_config_path(""), kDefaultConfigPath);
+}
+
+TEST_F(ConfigTest, PinFileMustBeOwnerOnly) {
+  const auto good = write("good.pin", "1234\n", 0600);
+  EXPECT_EQ(read_pin({good, {}}).view(), "1234");
+  const auto read_only = write("ro.pin", "5678", 0400);
+  EXPECT_EQ(read_pin({read_only, {}}).view(), "5678");
+  for (mode_t mode : {0644, 0640, 0604, 0660}) {
+    const auto loose = write("loose.pin", "1234\n", mode);
+    try {
+      read_pin({loose, {}});
+      FAIL() << std::oct << mode;
+    } catch (const stir::Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kPermission);
+      EXPECT_NE(std::string(e.what()).find("chmod 600"), std::string::npos);
+      EXPECT_EQ(std::string(e.what()).find("1234"), std::string::npos);
+    }
+  }
+  try {
+    read_pin({dir.path() + "/none.pin", {}});
+    FAIL();
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+  try {
+    read_pin({write("empty.pin", "\n"), {}});
+    FAIL();
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConfig);
+  }
+}
+
+TEST_F(ConfigTest, PinFromEnvironment) {
+  ::setenv("SKS_TEST_PIN", "env-pin", 1);
+  EXPECT_EQ(read_pin({{}, "SKS_TEST_PIN"}).view(), "env-pin");
+  ::unsetenv("SKS_TEST_PIN");
+  try {
+    read_pin({{}, "SKS_TEST_PIN"});
+    FAIL();
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+}
+
+TEST_F(ConfigTest, EnsurePinFileMakesOneRandomOwnerOnlyPinAndKeepsIt) {
+  const std::string path = dir.path() + "/new.pin";
+  const std::string first(ensure_pin_file(path).view());
+  EXPECT_EQ(first.size(), 32u);
+  struct stat st{};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(ensure_pin_file(path).view(), first);
+  EXPECT_NE(ensure_pin_file(dir.path() + "/other.pin").view(), first);
+}
+
+}  // namespace
+}  // namespace sks::testing

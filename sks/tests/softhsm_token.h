@@ -1,0 +1,86 @@
+// Test fixture: a fresh SoftHSM2 token in a temporary folder for every
+// test, logged in, with a session pool and key store over it. The PINs are
+// throwaway test PINs.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "sks/pkcs11/key_store.h"
+#include "sks/pkcs11/module.h"
+#include "sks/pkcs11/session_pool.h"
+#include "sks/pkcs11/token.h"
+#include "sks/secret.h"
+
+namespace sks::testing {
+
+inline const Secret kTestUserPin{"test-user-1234"};
+inline const Secret kTestSoPin{"test-so-5678"};
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "sks-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Points SOFTHSM2_CONF at a new token folder inside `dir`.
+inline void write_softhsm_conf(const std::string& dir) {
+  std::filesystem::create_directories(dir + "/tokens");
+  std::ofstream(dir + "/softhsm2.conf") << "directories.tokendir = " << dir << "/tokens\n"
+                                        << "objectstore.backend = file\nlog.level = ERROR\n";
+  ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
+}
+
+class SoftHsmTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kTokenLabel = "sks-test";
+
+  void SetUp() override { open(0); }
+
+  // (Re)opens everything with a pool of `sessions` sessions.
+  void open(std::size_t sessions) {
+    keys.reset();
+    pool.reset();
+    token.reset();
+    if (!module) {
+      write_softhsm_conf(dir.path());
+      module = std::make_unique<p11::Module>(STIR_SOFTHSM_MODULE);
+      p11::init_token(*module, kTokenLabel, kTestSoPin, kTestUserPin);
+    }
+    token = std::make_unique<p11::Token>(*module, p11::TokenSelector{kTokenLabel, {}});
+    token->login(kTestUserPin);
+    pool = std::make_unique<p11::SessionPool>(*token, sessions);
+    keys = std::make_unique<p11::KeyStore>(*pool);
+  }
+
+  void TearDown() override {
+    keys.reset();
+    pool.reset();
+    token.reset();
+    module.reset();
+  }
+
+  TempDir dir;
+  std::unique_ptr<p11::Module> module;
+  std::unique_ptr<p11::Token> token;
+  std::unique_ptr<p11::SessionPool> pool;
+  std::unique_ptr<p11::KeyStore> keys;
+};
+
+}  // namespace sks::testing

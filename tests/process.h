@@ -1,0 +1,144 @@
+// Runs a program as a child process without a shell and captures what it
+// does: exit status, stdout and stderr separately. The test's own
+// environment is passed on, changed only by the caller's EnvChanges; stdin
+// is /dev/null so no child can wait for input.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace stir::testing {
+
+struct ProcessResult {
+  int exit_code = -1;  // the exit status, or 128 + signal number when killed
+  std::string out;
+  std::string err;
+
+  // For assertion messages: everything a reader needs to see what happened.
+  std::string describe() const {
+    return "exit " + std::to_string(exit_code) + "\n--- stdout ---\n" + out +
+           "--- stderr ---\n" + err;
+  }
+};
+
+// Variable name -> new value, or nullopt to remove it from the environment.
+using EnvChanges = std::map<std::string, std::optional<std::string>>;
+
+namespace process_detail {
+
+[[noreturn]] inline void fail(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+inline std::vector<std::string> child_environment(const EnvChanges& changes) {
+  std::vector<std::string> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string text(*entry);
+    if (!changes.contains(text.substr(0, text.find('=')))) env.push_back(text);
+  }
+  for (const auto& [name, value] : changes) {
+    if (value) env.push_back(name + "=" + *value);
+  }
+  return env;
+}
+
+inline std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// Owns the file actions and attributes so every exit path releases them.
+class SpawnSetup {
+ public:
+  SpawnSetup() { posix_spawn_file_actions_init(&actions_); }
+  ~SpawnSetup() { posix_spawn_file_actions_destroy(&actions_); }
+  SpawnSetup(const SpawnSetup&) = delete;  // owns the actions object
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+  posix_spawn_file_actions_t* actions() { return &actions_; }
+
+ private:
+  posix_spawn_file_actions_t actions_;
+};
+
+}  // namespace process_detail
+
+// Runs argv[0] (looked up in PATH unless it holds a '/') with the arguments
+// argv[1..] and waits for it. Throws std::runtime_error only when the child
+// cannot be started; a child that fails to exec exits 127.
+inline ProcessResult run(const std::vector<std::string>& argv, const EnvChanges& env = {}) {
+  using process_detail::fail;
+  if (argv.empty()) throw std::invalid_argument("run: empty argv");
+  std::array<int, 2> out_pipe{}, err_pipe{};
+  if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) fail("pipe2");
+  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) fail("pipe2");
+
+  process_detail::SpawnSetup setup;
+  posix_spawn_file_actions_addopen(setup.actions(), 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(setup.actions(), out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(setup.actions(), err_pipe[1], 2);
+
+  std::vector<std::string> args = argv;
+  std::vector<std::string> environment = process_detail::child_environment(env);
+  std::vector<char*> arg_ptrs = process_detail::pointers(args);
+  std::vector<char*> env_ptrs = process_detail::pointers(environment);
+  pid_t pid = 0;
+  const int spawned =
+      ::posix_spawnp(&pid, arg_ptrs[0], setup.actions(), nullptr, arg_ptrs.data(), env_ptrs.data());
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (spawned != 0) {
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    errno = spawned;
+    fail("posix_spawnp " + argv[0]);
+  }
+
+  // Both pipes are drained together so a child filling one cannot block.
+  ProcessResult result;
+  std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
+  std::array<std::string*, 2> sinks{&result.out, &result.err};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      fail("poll");
+    }
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buffer[4096];
+      const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        sinks[i]->append(buffer, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) fail("waitpid");
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+}  // namespace stir::testing
