@@ -30,8 +30,8 @@ struct ProcessResult {
 
   // For assertion messages: everything a reader needs to see what happened.
   std::string describe() const {
-    return "exit " + std::to_string(exit_code) + "\n--- stdout ---\n" + out +
-           "--- stderr ---\n" + err;
+    return "exit " + std::to_string(exit_code) + "\n--- stdout ---\n" + out + "--- stderr ---\n" +
+           err;
   }
 };
 

@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "stir/error.h"
+#include "stir/passport.h"
 
 namespace sks {
 
@@ -53,6 +54,45 @@ class Reader {
     return value->get();
   }
 
+  bool boolean(const toml::table& table, const std::string& key, const std::string& where,
+               bool fallback) const {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) return fallback;
+    const auto* value = node->as_boolean();
+    if (value == nullptr) fail(node, where + "." + key + " must be true or false");
+    return value->get();
+  }
+
+  std::int64_t integer(const toml::table& table, const std::string& key,
+                       const std::string& where, std::int64_t fallback, std::int64_t min,
+                       std::int64_t max) const {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) return fallback;
+    const auto* value = node->as_integer();
+    if (value == nullptr || value->get() < min || value->get() > max) {
+      fail(node, where + "." + key + " must be an integer from " + std::to_string(min) + " to " +
+                     std::to_string(max));
+    }
+    return value->get();
+  }
+
+  std::vector<std::string> strings(const toml::table& table, const std::string& key,
+                                   const std::string& where) const {
+    std::vector<std::string> out;
+    const toml::node* node = table.get(key);
+    if (node == nullptr) return out;
+    const auto* array = node->as_array();
+    if (array == nullptr) fail(node, where + "." + key + " must be an array of strings");
+    for (const auto& item : *array) {
+      const auto* text = item.as_string();
+      if (text == nullptr || text->get().empty()) {
+        fail(&item, where + "." + key + " must hold non-empty strings");
+      }
+      out.push_back(text->get());
+    }
+    return out;
+  }
+
   std::string path(const toml::table& table, const std::string& key,
                    const std::string& where) const {
     std::string value = string(table, key, where);
@@ -65,6 +105,124 @@ class Reader {
   std::string path_;
   fs::path base_;
 };
+
+const toml::table* sub_table(const Reader& reader, const toml::table& root,
+                             const std::string& name) {
+  const toml::node* node = root.get(name);
+  if (node == nullptr) return nullptr;
+  const toml::table* table = node->as_table();
+  if (table == nullptr) reader.fail(node, "[" + name + "] must be a table");
+  return table;
+}
+
+void read_keyring(const Reader& reader, const toml::table& root, Config& config) {
+  config.keyring.dir = (fs::absolute(config.path).parent_path() / "keyring").string();
+  const toml::table* keyring = sub_table(reader, root, "keyring");
+  if (keyring == nullptr) return;
+  reader.only_keys(*keyring, "[keyring]", {"dir"});
+  if (auto dir = reader.path(*keyring, "dir", "keyring"); !dir.empty()) config.keyring.dir = dir;
+}
+
+void read_server(const Reader& reader, const toml::table& root, ServerConfig& s) {
+  const toml::table* server = sub_table(reader, root, "server");
+  if (server == nullptr) return;
+  s.present = true;
+  reader.only_keys(*server, "[server]",
+                   {"listen", "port", "tls_cert", "tls_key", "client_ca", "lab_plain_http",
+                    "lab_no_client_cert", "api_root", "threads", "max_body_bytes",
+                    "read_timeout_ms", "write_timeout_ms", "keep_alive_timeout_s",
+                    "keep_alive_max_requests", "max_iat_skew_s", "default_profile"});
+  const std::string w = "server";
+  if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
+  s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));
+  s.tls_cert = reader.path(*server, "tls_cert", w);
+  s.tls_key = reader.path(*server, "tls_key", w);
+  s.client_ca = reader.path(*server, "client_ca", w);
+  s.lab_plain_http = reader.boolean(*server, "lab_plain_http", w, false);
+  s.lab_no_client_cert = reader.boolean(*server, "lab_no_client_cert", w, false);
+  if (auto root_path = reader.string(*server, "api_root", w); !root_path.empty()) {
+    if (root_path.front() != '/' || root_path.back() == '/') {
+      reader.fail(server->get("api_root"), "server.api_root must start with '/' and not end with it");
+    }
+    s.api_root = root_path;
+  }
+  s.threads = static_cast<std::size_t>(reader.integer(*server, "threads", w, 0, 0, 4096));
+  s.max_body_bytes = static_cast<std::size_t>(
+      reader.integer(*server, "max_body_bytes", w, 16 * 1024, 256, 1024 * 1024));
+  s.read_timeout_ms =
+      static_cast<int>(reader.integer(*server, "read_timeout_ms", w, 5000, 10, 600000));
+  s.write_timeout_ms =
+      static_cast<int>(reader.integer(*server, "write_timeout_ms", w, 5000, 10, 600000));
+  s.keep_alive_timeout_s =
+      static_cast<int>(reader.integer(*server, "keep_alive_timeout_s", w, 30, 1, 3600));
+  s.keep_alive_max_requests = static_cast<std::size_t>(
+      reader.integer(*server, "keep_alive_max_requests", w, 100000, 1, 100000000));
+  s.max_iat_skew_s = reader.integer(*server, "max_iat_skew_s", w, 60, 1, 3600);
+  s.default_profile = reader.string(*server, "default_profile", w);
+
+  if (!s.lab_plain_http) {
+    if (s.tls_cert.empty() || s.tls_key.empty()) {
+      reader.fail(server, "server.tls_cert and server.tls_key are required (or, in a lab only, "
+                          "server.lab_plain_http = true)");
+    }
+    if (s.client_ca.empty() && !s.lab_no_client_cert) {
+      reader.fail(server, "server.client_ca is required for mutual TLS (or, in a lab only, "
+                          "server.lab_no_client_cert = true)");
+    }
+  }
+}
+
+bool is_attestation(const std::string& a) { return a == "A" || a == "B" || a == "C"; }
+
+void read_profiles(const Reader& reader, const toml::table& root, Config& config) {
+  const toml::node* node = root.get("profile");
+  std::set<std::string> names;
+  std::set<std::string> clients;
+  if (node != nullptr) {
+    const toml::array* profiles = node->as_array();
+    if (profiles == nullptr || !profiles->is_array_of_tables()) {
+      reader.fail(node, "profile must be an array of tables ([[profile]])");
+    }
+    for (const auto& item : *profiles) {
+      const toml::table& table = *item.as_table();
+      reader.only_keys(table, "[[profile]]",
+                       {"name", "key", "x5u", "origid", "attest", "clients"});
+      SigningProfile p;
+      p.name = reader.string(table, "name", "profile");
+      const std::string w = "profile '" + p.name + "'";
+      if (p.name.empty()) reader.fail(&table, "every [[profile]] needs a name");
+      if (!names.insert(p.name).second) reader.fail(&table, "two profiles are named '" + p.name + "'");
+      p.key = reader.string(table, "key", w);
+      if (p.key.empty()) reader.fail(&table, w + " needs key (a key label in the token)");
+      p.x5u = reader.string(table, "x5u", w);
+      if (p.x5u.rfind("https://", 0) != 0 || p.x5u.find_first_of("?#<>\" \t") != std::string::npos) {
+        reader.fail(table.get("x5u") ? table.get("x5u") : &table,
+                    w + " needs x5u, an https:// URL without query or fragment");
+      }
+      p.origid = reader.string(table, "origid", w);
+      if (!p.origid.empty() && !stir::is_uuid(p.origid)) {
+        reader.fail(table.get("origid"), w + ": origid must be a UUID");
+      }
+      p.attest = reader.strings(table, "attest", w);
+      if (p.attest.empty()) p.attest = {"A", "B", "C"};
+      for (const auto& a : p.attest) {
+        if (!is_attestation(a)) reader.fail(table.get("attest"), w + ": attest holds A, B or C");
+      }
+      p.clients = reader.strings(table, "clients", w);
+      for (const auto& c : p.clients) {
+        // The profile follows from the client identity, so one identity, one profile.
+        if (!clients.insert(c).second) {
+          reader.fail(table.get("clients"), "client '" + c + "' is listed in two profiles");
+        }
+      }
+      config.profiles.push_back(std::move(p));
+    }
+  }
+  const auto& d = config.server.default_profile;
+  if (!d.empty() && !names.contains(d)) {
+    reader.fail(nullptr, "server.default_profile '" + d + "' is not a [[profile]] name");
+  }
+}
 
 }  // namespace
 
@@ -89,7 +247,7 @@ Config load_config(const std::string& path) {
   Config config;
   config.path = path;
   const Reader reader(path, fs::absolute(path).parent_path());
-  reader.only_keys(root, "the top level", {"token"});
+  reader.only_keys(root, "the top level", {"token", "keyring", "server", "profile"});
 
   const toml::node* token_node = root.get("token");
   if (token_node == nullptr) reader.fail(nullptr, "missing [token] table");
@@ -134,6 +292,9 @@ Config load_config(const std::string& path) {
       t.module_env.emplace(std::string(key.str()), text->get());
     }
   }
+  read_keyring(reader, root, config);
+  read_server(reader, root, config.server);
+  read_profiles(reader, root, config);
   return config;
 }
 

@@ -1,4 +1,4 @@
-#include "sks/files.h"
+#include "stir/files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,10 +10,10 @@
 
 #include "stir/error.h"
 
-namespace sks {
+namespace stir {
 
-using stir::Error;
-using stir::ErrorCode;
+
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -60,4 +60,4 @@ void ensure_directory(const std::string& path, mode_t mode) {
   if (::chmod(path.c_str(), mode) != 0) fail("cannot set the mode of", path);
 }
 
-}  // namespace sks
+}  // namespace stir

@@ -5,7 +5,7 @@
 #include <string>
 #include <sys/types.h>
 
-namespace sks {
+namespace stir {
 
 // Writes `content` to a temporary file beside `path`, fsyncs it, renames it
 // over `path` and fsyncs the folder. The file gets `mode`.
@@ -14,4 +14,4 @@ void write_file_atomic(const std::string& path, const std::string& content, mode
 // Creates the folder (and its parents) with `mode` when missing.
 void ensure_directory(const std::string& path, mode_t mode);
 
-}  // namespace sks
+}  // namespace stir
