@@ -314,7 +314,7 @@ TEST_F(CliTest, NewcomerPathGeneratesListsExportsSignsAndVerifies) {
   EXPECT_TRUE(pub.out.starts_with("-----BEGIN PUBLIC KEY-----\n")) << pub.out;
   EXPECT_TRUE(ends_with(pub.out, "-----END PUBLIC KEY-----\n")) << pub.out;
   EXPECT_EQ(pem_public_key_group(pub.out), "prime256v1");
-  write_file(pub_pem_, pub.out);
+  write_file(pub_pem_, pub.out, 0644);
 
   const ProcessResult signed_result = sign(kLabel, "B");
   ASSERT_EQ(signed_result.exit_code, kExitOk) << signed_result.describe();
@@ -628,13 +628,13 @@ TEST_F(CliTest, WrongPinIsRefusedAndDoesNotLockTheToken) {
   const std::string before = keys_list_json();
   const std::string pin = lines_of(read_file(dir_ + "/user.pin"))[0];
   const std::string wrong_pin = "wrong-pin-0000";
-  write_file(path("wrong.pin"), wrong_pin + "\n", fs::perms(0600));
+  write_file(path("wrong.pin"), wrong_pin + "\n", 0600);
   std::string config;
   for (const auto& line : lines_of(read_file(config_))) {
     config += (line.starts_with("pin_file") ? "pin_file = \"wrong.pin\"" : line) + "\n";
   }
   // A relative pin_file is found next to the config file.
-  write_file(path("wrong.toml"), config, fs::perms(0600));
+  write_file(path("wrong.toml"), config, 0600);
 
   for (int attempt = 0; attempt < 3; ++attempt) {
     const ProcessResult result = sks({"keys", "list", "--config", path("wrong.toml")});
@@ -657,7 +657,7 @@ TEST_F(CliTest, ConfigErrorsExit78AndNameTheFile) {
   lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(token_line) + 1, "colour = \"blue\"");
   std::string text;
   for (const auto& line : lines) text += line + "\n";
-  write_file(path("unknown.toml"), text, fs::perms(0600));
+  write_file(path("unknown.toml"), text, 0600);
 
   const ProcessResult unknown = sks({"check-config", "--config", path("unknown.toml")});
   EXPECT_EQ(unknown.exit_code, kExitConfig) << unknown.describe();

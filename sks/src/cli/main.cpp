@@ -19,7 +19,9 @@ int run(int argc, char** argv) {
   auto* keys = app.add_subcommand("keys", "manage ES256 keys in the token");
   keys->require_subcommand(1);
   add_key_commands(*keys, context);
+  add_cert_commands(*keys, context);
   add_passport_commands(app, context);
+  add_serve_command(app, context);
 
   try {
     app.parse(argc, argv);

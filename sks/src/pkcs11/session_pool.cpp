@@ -38,8 +38,15 @@ SessionPool::Lease SessionPool::take_locked(std::unique_lock<std::mutex>& lock) 
 }
 
 SessionPool::Lease SessionPool::acquire() {
+  if (!wait_observer_) {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [this] { return !idle_.empty(); });
+    return take_locked(lock);
+  }
+  const auto start = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   available_.wait(lock, [this] { return !idle_.empty(); });
+  wait_observer_(std::chrono::steady_clock::now() - start);
   return take_locked(lock);
 }
 

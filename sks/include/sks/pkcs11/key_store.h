@@ -67,6 +67,8 @@ class KeyStore {
  public:
   explicit KeyStore(SessionPool& pool) : pool_(pool) {}
 
+  SessionPool& pool() const noexcept { return pool_; }
+
   // Labels: 1-64 characters from [A-Za-z0-9._-], so they fit PKCS#11 URIs
   // and file names unchanged.
   static bool is_valid_label(std::string_view label);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -56,6 +57,12 @@ class SessionPool {
   // Waits at most `timeout`; nullopt when every session stayed leased.
   std::optional<Lease> try_acquire_for(std::chrono::nanoseconds timeout);
 
+  // Called with the time each acquire() waited for a session (metrics). Set
+  // it before the pool is shared between threads; it must be thread-safe.
+  void set_wait_observer(std::function<void(std::chrono::nanoseconds)> observer) {
+    wait_observer_ = std::move(observer);
+  }
+
   std::size_t size() const noexcept { return size_; }
   // Sessions replaced after being lost, since start.
   std::uint64_t replaced() const noexcept { return replaced_.load(); }
@@ -72,6 +79,7 @@ class SessionPool {
   // Idle sessions; CK_INVALID_HANDLE marks a slot whose session must be reopened.
   std::vector<CK_SESSION_HANDLE> idle_;
   std::atomic<std::uint64_t> replaced_{0};
+  std::function<void(std::chrono::nanoseconds)> wait_observer_;
 };
 
 }  // namespace sks::p11

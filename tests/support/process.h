@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -140,5 +141,89 @@ inline ProcessResult run(const std::vector<std::string>& argv, const EnvChanges&
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
 }
+
+// A long-running child (a server): stdout is read line by line, stderr goes
+// to a file (access logs must never fill a pipe and stall the child), and
+// the destructor kills and reaps it if the test did not stop it itself.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(const std::vector<std::string>& argv, const std::string& stderr_path,
+                    const EnvChanges& env = {}) {
+    using process_detail::fail;
+    std::array<int, 2> out_pipe{};
+    if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) fail("pipe2");
+    process_detail::SpawnSetup setup;
+    posix_spawn_file_actions_addopen(setup.actions(), 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(setup.actions(), out_pipe[1], 1);
+    posix_spawn_file_actions_addopen(setup.actions(), 2, stderr_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<std::string> args = argv;
+    std::vector<std::string> environment = process_detail::child_environment(env);
+    std::vector<char*> arg_ptrs = process_detail::pointers(args);
+    std::vector<char*> env_ptrs = process_detail::pointers(environment);
+    const int spawned = ::posix_spawnp(&pid_, arg_ptrs[0], setup.actions(), nullptr,
+                                       arg_ptrs.data(), env_ptrs.data());
+    ::close(out_pipe[1]);
+    if (spawned != 0) {
+      ::close(out_pipe[0]);
+      errno = spawned;
+      fail("posix_spawnp " + argv[0]);
+    }
+    out_ = out_pipe[0];
+  }
+  ~BackgroundProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    if (out_ >= 0) ::close(out_);
+  }
+  BackgroundProcess(const BackgroundProcess&) = delete;  // owns the child
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  // The next stdout line, or nullopt at end of output or after `timeout_ms`.
+  std::optional<std::string> read_line(int timeout_ms) {
+    for (;;) {
+      if (const auto end = buffer_.find('\n'); end != std::string::npos) {
+        std::string line = buffer_.substr(0, end);
+        buffer_.erase(0, end + 1);
+        return line;
+      }
+      pollfd fd{out_, POLLIN, 0};
+      const int ready = ::poll(&fd, 1, timeout_ms);
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) return std::nullopt;
+      char chunk[4096];
+      const ssize_t n = ::read(out_, chunk, sizeof chunk);
+      if (n <= 0) return std::nullopt;
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+  void signal(int signal_number) const { ::kill(pid_, signal_number); }
+
+  // Waits up to `timeout_ms` for the exit; the exit code (128 + signal when
+  // killed), or nullopt if it is still running.
+  std::optional<int> wait(int timeout_ms) {
+    for (int waited = 0;; waited += 10) {
+      int status = 0;
+      const pid_t done = ::waitpid(pid_, &status, WNOHANG);
+      if (done == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      if (waited >= timeout_ms) return std::nullopt;
+      ::poll(nullptr, 0, 10);  // a bounded poll for the exit, not a timing assumption
+    }
+  }
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string buffer_;
+};
 
 }  // namespace stir::testing

@@ -3,6 +3,8 @@
 // and the stat facts (mode, mtime) that idempotence checks compare.
 #pragma once
 
+#include "test_pki.h"  // write_file
+
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -42,17 +44,6 @@ inline std::string read_file(const std::string& path) {
   std::ostringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
-}
-
-// Writes `content` to `path` (replacing it) and sets `mode`.
-inline void write_file(const std::string& path, const std::string& content,
-                       std::filesystem::perms mode = std::filesystem::perms(0644)) {
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-    if (!out) throw std::runtime_error("cannot write " + path);
-  }
-  std::filesystem::permissions(path, mode);
 }
 
 inline struct stat stat_file(const std::string& path) {

@@ -1,0 +1,68 @@
+// The signing keys the server uses, as an immutable snapshot.
+//
+// A KeyRing binds every signing profile to one key in the token and to
+// that key's x5u, so a response's x5u always belongs to the key that
+// signed it. A new KeyRing is built off the request path (start-up,
+// reload) and swapped in whole through KeyRingHolder; a request takes one
+// snapshot at its start and finishes with it, so a swap never mixes an old
+// key with a new x5u. Nothing on the signing path looks a key up.
+//
+// Threads: a KeyRing is immutable and shared read-only; KeyRingHolder's
+// get/set are atomic. Errors: build() throws stir::Error (kConfig for an
+// inconsistent profile, kNotFound for a key that is not in the token).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sks/config.h"
+#include "sks/pkcs11/key_store.h"
+#include "stir/openssl.h"
+
+namespace sks::server {
+
+// One key in the token with the certificate URL that belongs to it.
+struct SigningKey {
+  std::string label;
+  std::string x5u;
+  std::shared_ptr<const stir::DigestSigner> signer;
+  stir::EvpPkeyPtr public_key;  // for the readiness self-test
+};
+
+struct Profile {
+  std::string name;
+  std::string origid;           // default origid; may be empty
+  std::set<std::string> attest;  // allowed attestation levels
+  std::shared_ptr<const SigningKey> key;
+};
+
+class KeyRing {
+ public:
+  // Resolves every profile's key once (handles cached in the KeyStore).
+  static std::shared_ptr<const KeyRing> build(const Config& config, p11::KeyStore& keys);
+
+  // The profile for a client identified by these names (certificate CN and
+  // DNS SANs); the default profile when none lists them; nullptr if none.
+  const Profile* profile_for(const std::vector<std::string>& client_names) const;
+  const std::vector<Profile>& profiles() const noexcept { return profiles_; }
+
+ private:
+  std::vector<Profile> profiles_;
+  std::map<std::string, std::size_t> by_client_;
+  const Profile* default_profile_ = nullptr;
+};
+
+class KeyRingHolder {
+ public:
+  std::shared_ptr<const KeyRing> get() const noexcept { return ring_.load(); }
+  void set(std::shared_ptr<const KeyRing> ring) noexcept { ring_.store(std::move(ring)); }
+
+ private:
+  std::atomic<std::shared_ptr<const KeyRing>> ring_;
+};
+
+}  // namespace sks::server

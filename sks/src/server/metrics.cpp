@@ -1,0 +1,85 @@
+#include "sks/server/metrics.h"
+
+#include <cstdio>
+
+namespace sks::server {
+
+namespace {
+std::string number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.9g", value);
+  return buffer;
+}
+}  // namespace
+
+void Histogram::observe(std::chrono::nanoseconds duration) noexcept {
+  const double seconds = std::chrono::duration<double>(duration).count();
+  std::size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(static_cast<std::uint64_t>(duration.count()), std::memory_order_relaxed);
+}
+
+void Histogram::render(std::string& out, const std::string& name, const std::string& help) const {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    out += name + "_bucket{le=\"" + number(kBounds[i]) + "\"} " + std::to_string(cumulative) +
+           "\n";
+  }
+  cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
+  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  out += name + "_sum " + number(static_cast<double>(sum_ns_.load()) / 1e9) + "\n";
+  out += name + "_count " + std::to_string(count_.load()) + "\n";
+}
+
+void Metrics::count_request(const std::string& route, int code, const std::string& outcome) {
+  std::lock_guard lock(mutex_);
+  ++requests_[{route, code, outcome}];
+}
+
+void Metrics::count_pkcs11_error(const std::string& function, const std::string& ckr) {
+  std::lock_guard lock(mutex_);
+  ++pkcs11_errors_[{function, ckr}];
+}
+
+void Metrics::count_reload(bool ok) {
+  std::lock_guard lock(mutex_);
+  ++(ok ? reloads_ok_ : reloads_failed_);
+}
+
+std::string Metrics::render() const {
+  std::string out;
+  {
+    std::lock_guard lock(mutex_);
+    out += "# HELP sks_requests_total HTTP requests by route, status code and outcome.\n"
+           "# TYPE sks_requests_total counter\n";
+    for (const auto& [key, value] : requests_) {
+      const auto& [route, code, outcome] = key;
+      out += "sks_requests_total{route=\"" + route + "\",code=\"" + std::to_string(code) +
+             "\",outcome=\"" + outcome + "\"} " + std::to_string(value) + "\n";
+    }
+    out += "# HELP sks_pkcs11_errors_total PKCS#11 failures by function and CKR name.\n"
+           "# TYPE sks_pkcs11_errors_total counter\n";
+    for (const auto& [key, value] : pkcs11_errors_) {
+      out += "sks_pkcs11_errors_total{function=\"" + key.first + "\",ckr=\"" + key.second +
+             "\"} " + std::to_string(value) + "\n";
+    }
+    out += "# HELP sks_keyring_reloads_total Key ring reloads by result.\n"
+           "# TYPE sks_keyring_reloads_total counter\n"
+           "sks_keyring_reloads_total{result=\"ok\"} " +
+           std::to_string(reloads_ok_) +
+           "\n"
+           "sks_keyring_reloads_total{result=\"failed\"} " +
+           std::to_string(reloads_failed_) + "\n";
+  }
+  sign_duration_.render(out, "sks_sign_duration_seconds",
+                        "Time from parsed claims to Identity header, token signature included.");
+  session_wait_.render(out, "sks_session_wait_seconds",
+                       "Time spent waiting for a free PKCS#11 session.");
+  return out;
+}
+
+}  // namespace sks::server

@@ -1,0 +1,183 @@
+#include "sks/server/signing_api.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "stir/passport.h"
+
+namespace sks::server {
+
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// The media type of a header value, lower-cased, without parameters.
+std::string media_type(std::string_view value) {
+  return lower(trim(value.substr(0, value.find(';'))));
+}
+
+}  // namespace
+
+bool accepts_json(std::string_view accept) {
+  std::size_t start = 0;
+  while (start <= accept.size()) {
+    const std::size_t end = std::min(accept.find(',', start), accept.size());
+    const std::string_view item = accept.substr(start, end - start);
+    const std::string type = media_type(item);
+    if (type == "application/json" || type == "application/*" || type == "*/*") {
+      // q=0 means "not acceptable" (RFC 9110 section 12.4.2).
+      const std::string params = lower(item.substr(std::min(item.find(';'), item.size())));
+      const auto q = params.find("q=");
+      if (q == std::string::npos) return true;
+      const std::string value(trim(std::string_view(params).substr(q + 2)));
+      if (value.empty() || std::strtod(value.c_str(), nullptr) > 0.0) return true;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+std::optional<ApiError> check_json_headers(bool has_content_length, const std::string* content_type,
+                                           const std::string* accept) {
+  if (!has_content_length) return ApiError::missing_content_length();
+  if (content_type == nullptr || media_type(*content_type) != "application/json") {
+    return ApiError::unsupported_media_type();
+  }
+  if (accept != nullptr && !trim(*accept).empty() && !accepts_json(*accept)) {
+    return ApiError::not_acceptable(*accept);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+using nlohmann::json;
+
+std::optional<ApiError> read_claims(const json& request, const Profile& profile, std::int64_t now,
+                                    std::int64_t max_skew, stir::ShakenClaims& claims) {
+  const auto member = [&](const char* name) -> const json* {
+    const auto it = request.find(name);
+    return it == request.end() || it->is_null() ? nullptr : &*it;
+  };
+
+  const json* attest = member("attest");
+  if (attest == nullptr) return ApiError::missing_parameter("attest");
+  if (!attest->is_string() ||
+      (*attest != "A" && *attest != "B" && *attest != "C")) {
+    return ApiError::invalid_value("attest", "must be \"A\", \"B\" or \"C\"");
+  }
+  claims.attest = attest->get<std::string>();
+
+  const json* orig = member("orig");
+  if (orig == nullptr) return ApiError::missing_parameter("orig");
+  if (!orig->is_object() || !orig->contains("tn") || !(*orig)["tn"].is_string()) {
+    return ApiError::invalid_value("orig", "must be {\"tn\":\"<canonical TN>\"}");
+  }
+  claims.orig_tn = (*orig)["tn"].get<std::string>();
+  if (!stir::is_canonical_tn(claims.orig_tn)) {
+    return ApiError::invalid_value("orig", "orig.tn must be digits only, country code included");
+  }
+
+  const json* dest = member("dest");
+  if (dest == nullptr) return ApiError::missing_parameter("dest");
+  if (!dest->is_object() || !dest->contains("tn") || !(*dest)["tn"].is_array() ||
+      (*dest)["tn"].empty()) {
+    return ApiError::invalid_value("dest", "must be {\"tn\":[\"<canonical TN>\", ...]}");
+  }
+  for (const auto& tn : (*dest)["tn"]) {
+    if (!tn.is_string() || !stir::is_canonical_tn(tn.get_ref<const std::string&>())) {
+      return ApiError::invalid_value("dest", "dest.tn entries must be digits only");
+    }
+    claims.dest_tn.push_back(tn.get<std::string>());
+  }
+
+  if (const json* iat = member("iat")) {
+    if (!iat->is_number_integer()) {
+      return ApiError::invalid_value("iat", "must be an integer NumericDate");
+    }
+    claims.iat = iat->get<std::int64_t>();
+    if (claims.iat > now + max_skew || claims.iat < now - max_skew) {
+      return ApiError::invalid_value("iat", "more than " + std::to_string(max_skew) +
+                                                " s from the server's clock");
+    }
+  } else {
+    claims.iat = now;
+  }
+
+  if (const json* origid = member("origid")) {
+    if (!origid->is_string() || !stir::is_uuid(origid->get_ref<const std::string&>())) {
+      return ApiError::invalid_value("origid", "must be a UUID");
+    }
+    claims.origid = origid->get<std::string>();
+  } else if (!profile.origid.empty()) {
+    claims.origid = profile.origid;
+  } else {
+    return ApiError::missing_parameter("origid");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+SigningResult sign_request(std::string_view body, const std::vector<std::string>& client_names,
+                           const KeyRing& ring, std::int64_t now, std::int64_t max_iat_skew_s) {
+  SigningResult result;
+  // Authorisation before anything else: an unknown client learns nothing.
+  result.profile = ring.profile_for(client_names);
+  if (result.profile == nullptr) {
+    result.error = ApiError::forbidden(
+        client_names.empty() ? std::string("no client identity")
+                             : "client '" + client_names.front() + "' has no signing profile");
+    return result;
+  }
+  if (body.empty()) {
+    result.error = ApiError::missing_body();
+    return result;
+  }
+  const json document = json::parse(body, nullptr, false);
+  if (document.is_discarded()) {
+    result.error = ApiError::parse_failure("not valid JSON");
+    return result;
+  }
+  if (!document.is_object() || !document.contains("signingRequest")) {
+    result.error = ApiError::missing_parameter("signingRequest");
+    return result;
+  }
+  const json& request = document["signingRequest"];
+  if (!request.is_object()) {
+    result.error = ApiError::invalid_value("signingRequest", "must be an object");
+    return result;
+  }
+  stir::ShakenClaims claims;
+  if (auto error = read_claims(request, *result.profile, now, max_iat_skew_s, claims)) {
+    result.error = std::move(error);
+    return result;
+  }
+  if (!result.profile->attest.contains(claims.attest)) {
+    result.error = ApiError::forbidden("attestation level '" + claims.attest +
+                                       "' is not permitted for profile '" +
+                                       result.profile->name + "'");
+    return result;
+  }
+  const SigningKey& key = *result.profile->key;
+  stir::PassportHeader header;
+  header.x5u = key.x5u;
+  const std::string jws = stir::sign_passport(header, claims, *key.signer);
+  result.response_body =
+      json{{"signingResponse", {{"identity", stir::compose_identity_header(jws, key.x5u)}}}}
+          .dump();
+  return result;
+}
+
+}  // namespace sks::server
