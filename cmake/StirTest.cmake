@@ -12,5 +12,7 @@ function(stir_add_test name)
     STIR_TESTVECTORS_DIR="${STIR_TESTVECTORS_DIR}"
     STIR_SOFTHSM_MODULE="${STIR_SOFTHSM_MODULE}"
     STIR_SKS_BINARY="$<TARGET_FILE:sks>")
-  gtest_discover_tests(${name} PROPERTIES LABELS "${T_LABELS}" DISCOVERY_TIMEOUT 30)
+  # Escaped so a list of labels reaches ctest as one LABELS value.
+  string(REPLACE ";" "\\;" labels "${T_LABELS}")
+  gtest_discover_tests(${name} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 30)
 endfunction()

@@ -131,7 +131,8 @@ TEST_F(X509TokenTest, CsrCarriesTheTokenKeyAndTheExactTnAuthListDer) {
   const ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(extension);
   const std::vector<std::uint8_t> der(ASN1_STRING_get0_data(data),
                                       ASN1_STRING_get0_data(data) + ASN1_STRING_length(data));
-  EXPECT_EQ(der, (std::vector<std::uint8_t>{0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, '1', '2', '3', '4'}));
+  EXPECT_EQ(der,
+            (std::vector<std::uint8_t>{0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, '1', '2', '3', '4'}));
   sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
 }
 
@@ -229,8 +230,9 @@ TEST_F(X509TokenTest, InstallRefusesABrokenChainAndRecordsNothing) {
   stir::testing::CertSpec spec;
   spec.common_name = "SHAKEN 1234";
   spec.spc = "1234";
-  const std::string chain = stir::testing::issue(spec, &pki.ca, public_key.get()).certificate_pem() +
-                            other.ca.certificate_pem();
+  const std::string chain =
+      stir::testing::issue(spec, &pki.ca, public_key.get()).certificate_pem() +
+      other.ca.certificate_pem();
   try {
     store.install("L", public_key.get(), chain, {});
     ADD_FAILURE() << "a broken chain was installed";

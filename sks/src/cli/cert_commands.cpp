@@ -60,11 +60,15 @@ void run_install_cert(const Context& context, const CertOptions& o) {
       store.install(o.label, public_key.get(), chain, {o.replace, o.allow_no_spc, 0});
   for (const auto& warning : result.warnings) std::cerr << "sks: warning: " << warning << "\n";
   switch (result.outcome) {
-    case x509::InstallOutcome::kInstalled: std::cout << "installed " << result.path << "\n"; break;
-    case x509::InstallOutcome::kUnchanged: std::cout << "unchanged " << result.path << "\n"; break;
+    case x509::InstallOutcome::kInstalled:
+      std::cout << "installed " << result.path << "\n";
+      break;
+    case x509::InstallOutcome::kUnchanged:
+      std::cout << "unchanged " << result.path << "\n";
+      break;
     case x509::InstallOutcome::kReplaced:
-      std::cout << "replaced " << result.path << " (previous chain kept as "
-                << result.previous_path << ")\n";
+      std::cout << "replaced " << result.path << " (previous chain kept as " << result.previous_path
+                << ")\n";
       break;
   }
 }
@@ -116,7 +120,8 @@ void add_cert_commands(CLI::App& keys, Context& context) {
   csr->callback([&context, o] { run_csr(context, *o); });
 
   auto* install = keys.add_subcommand(
-      "install-cert", "check a certificate chain against a token key and record it in the key ring");
+      "install-cert",
+      "check a certificate chain against a token key and record it in the key ring");
   add_config_option(install, context);
   install->add_option("--label", o->label, "key label")->required();
   install->add_option("--chain", o->chain, "PEM chain, end-entity first")->required();

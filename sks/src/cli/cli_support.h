@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "exit_codes.h"
+#include "stir/exit_codes.h"
 #include "sks/config.h"
 #include "sks/hsm.h"
 #include "stir/files.h"
@@ -21,6 +21,10 @@
 namespace sks::cli {
 
 using stir::ensure_directory;
+using stir::exit_code_for;
+using stir::kExitInvalidToken;
+using stir::kExitOk;
+using stir::kExitUsage;
 using stir::write_file_atomic;
 
 struct Context {

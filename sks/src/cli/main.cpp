@@ -1,6 +1,6 @@
 // The `sks` command line: token set-up, key management, signing and
 // verification for operators and scripts. Every subcommand has --help;
-// failures print one line to stderr and exit with the code exit_codes.h
+// failures print one line to stderr and exit with the code stir/exit_codes.h
 // gives their kind.
 #include <iostream>
 
@@ -39,9 +39,9 @@ int main(int argc, char** argv) {
     return sks::cli::run(argc, argv);
   } catch (const stir::Error& e) {
     std::cerr << "sks: " << e.what() << "\n";
-    return sks::cli::exit_code_for(e.code());
+    return stir::exit_code_for(e.code());
   } catch (const std::exception& e) {
     std::cerr << "sks: internal error: " << e.what() << "\n";
-    return sks::cli::exit_code_for(stir::ErrorCode::kInternal);
+    return stir::exit_code_for(stir::ErrorCode::kInternal);
   }
 }

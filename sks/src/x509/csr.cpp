@@ -20,20 +20,21 @@ using stir::ErrorCode;
 using X509ReqPtr = std::unique_ptr<X509_REQ, stir::detail::OpenSslDeleter<X509_REQ, X509_REQ_free>>;
 using X509NamePtr =
     std::unique_ptr<X509_NAME, stir::detail::OpenSslDeleter<X509_NAME, X509_NAME_free>>;
-using X509ExtensionPtr = std::unique_ptr<
-    X509_EXTENSION, stir::detail::OpenSslDeleter<X509_EXTENSION, X509_EXTENSION_free>>;
+using X509ExtensionPtr =
+    std::unique_ptr<X509_EXTENSION,
+                    stir::detail::OpenSslDeleter<X509_EXTENSION, X509_EXTENSION_free>>;
 using AsnObjectPtr =
     std::unique_ptr<ASN1_OBJECT, stir::detail::OpenSslDeleter<ASN1_OBJECT, ASN1_OBJECT_free>>;
-using AsnOctetStringPtr = std::unique_ptr<
-    ASN1_OCTET_STRING, stir::detail::OpenSslDeleter<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
+using AsnOctetStringPtr =
+    std::unique_ptr<ASN1_OCTET_STRING,
+                    stir::detail::OpenSslDeleter<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
 
 void add_entry(X509_NAME* name, const char* field, const std::string& value) {
   if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>(value.data()),
                                  static_cast<int>(value.size()), -1, 0) != 1) {
     throw Error(ErrorCode::kInvalidArgument, std::string("subject ") + field + " '" + value +
-                                                 "' is not valid: " +
-                                                 stir::openssl_error_string());
+                                                 "' is not valid: " + stir::openssl_error_string());
   }
 }
 
@@ -54,8 +55,9 @@ X509ExtensionPtr tn_auth_list_extension(std::string_view spc) {
 
 CsrSubject parse_subject(std::string_view text) {
   if (text.empty() || text.front() != '/') {
-    throw Error(ErrorCode::kInvalidArgument,
-                "subject '" + std::string(text) + "' must look like '/C=US/O=Example/CN=SHAKEN 1234'");
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "subject '" + std::string(text) + "' must look like '/C=US/O=Example/CN=SHAKEN 1234'");
   }
   CsrSubject subject;
   std::size_t at = 1;
@@ -85,8 +87,8 @@ CsrSubject parse_subject(std::string_view text) {
     at = end + 1;
   }
   if (subject.country.empty() || subject.organization.empty()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "subject '" + std::string(text) + "' needs C and O (CN defaults to 'SHAKEN <SPC>')");
+    throw Error(ErrorCode::kInvalidArgument, "subject '" + std::string(text) +
+                                                 "' needs C and O (CN defaults to 'SHAKEN <SPC>')");
   }
   return subject;
 }
@@ -100,8 +102,8 @@ std::string make_csr(const stir::DigestSigner& signer, const EVP_PKEY* public_ke
       subject.common_name.empty() ? shaken_common_name(spc) : subject.common_name;
   if (common_name != shaken_common_name(spc)) {
     throw Error(ErrorCode::kInvalidArgument, "CN '" + common_name + "' must be '" +
-                                                 shaken_common_name(spc) +
-                                                 "' for SPC " + std::string(spc));
+                                                 shaken_common_name(spc) + "' for SPC " +
+                                                 std::string(spc));
   }
   if (subject.country.size() != 2) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -119,13 +121,13 @@ std::string make_csr(const stir::DigestSigner& signer, const EVP_PKEY* public_ke
   add_entry(name.get(), "CN", common_name);
 
   STACK_OF(X509_EXTENSION)* extensions = sk_X509_EXTENSION_new_null();
-  const bool built =
-      extensions != nullptr && sk_X509_EXTENSION_push(extensions, tn_auth_list.get()) > 0 &&
-      X509_REQ_set_version(request.get(), 0) == 1 &&
-      X509_REQ_set_subject_name(request.get(), name.get()) == 1 &&
-      // X509_REQ_set_pubkey only reads the key (and takes a reference).
-      X509_REQ_set_pubkey(request.get(), const_cast<EVP_PKEY*>(public_key)) == 1 &&
-      X509_REQ_add_extensions(request.get(), extensions) == 1;
+  const bool built = extensions != nullptr &&
+                     sk_X509_EXTENSION_push(extensions, tn_auth_list.get()) > 0 &&
+                     X509_REQ_set_version(request.get(), 0) == 1 &&
+                     X509_REQ_set_subject_name(request.get(), name.get()) == 1 &&
+                     // X509_REQ_set_pubkey only reads the key (and takes a reference).
+                     X509_REQ_set_pubkey(request.get(), const_cast<EVP_PKEY*>(public_key)) == 1 &&
+                     X509_REQ_add_extensions(request.get(), extensions) == 1;
   sk_X509_EXTENSION_free(extensions);  // the stack only; tn_auth_list owns the extension
   if (!built) throw Error(ErrorCode::kCrypto, "building the CSR: " + stir::openssl_error_string());
 

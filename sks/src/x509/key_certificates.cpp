@@ -67,7 +67,8 @@ std::optional<std::string> read_text(const std::string& path) {
 }
 
 std::string certificate_name(std::size_t index, const X509* certificate) {
-  return (index == 0 ? std::string("the chain's leaf (") : "certificate " + std::to_string(index) + " (") +
+  return (index == 0 ? std::string("the chain's leaf (")
+                     : "certificate " + std::to_string(index) + " (") +
          one_line(X509_get_subject_name(certificate)) + ")";
 }
 
@@ -86,13 +87,12 @@ void check_chain(const std::string& label, const EVP_PKEY* token_key,
   for (std::size_t i = 0; i < chain.size(); ++i) {
     const X509* certificate = chain[i].get();
     if (ASN1_TIME_cmp_time_t(X509_get0_notBefore(certificate), now) > 0) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  certificate_name(i, certificate) + " is not valid before " +
-                      iso_time(X509_get0_notBefore(certificate)));
+      throw Error(ErrorCode::kInvalidArgument, certificate_name(i, certificate) +
+                                                   " is not valid before " +
+                                                   iso_time(X509_get0_notBefore(certificate)));
     }
     if (ASN1_TIME_cmp_time_t(X509_get0_notAfter(certificate), now) <= 0) {
-      throw Error(ErrorCode::kInvalidArgument, certificate_name(i, certificate) +
-                                                   " expired at " +
+      throw Error(ErrorCode::kInvalidArgument, certificate_name(i, certificate) + " expired at " +
                                                    iso_time(X509_get0_notAfter(certificate)));
     }
   }
@@ -139,9 +139,9 @@ InstallResult KeyCertificates::install(const std::string& label, const EVP_PKEY*
   stir::ensure_directory(dir_, 0755);
   if (installed) {
     if (!options.replace) {
-      throw Error(ErrorCode::kAlreadyExists,
-                  "key '" + label + "' already has a different certificate chain in " +
-                      result.path + "; add --replace to renew it");
+      throw Error(ErrorCode::kAlreadyExists, "key '" + label +
+                                                 "' already has a different certificate chain in " +
+                                                 result.path + "; add --replace to renew it");
     }
     const stir::Sha256Digest digest = stir::sha256(*installed);
     const std::string prefix = hex_of(digest.data(), 8, "");

@@ -110,8 +110,8 @@ stir::EvpPkeyPtr token_pkey(const EVP_PKEY* public_key, SignContext& context) {
 }
 
 template <typename Sign, typename Verify>
-void sign_with_token(const char* what, const stir::DigestSigner& signer,
-                     const EVP_PKEY* public_key, Sign sign, Verify verify) {
+void sign_with_token(const char* what, const stir::DigestSigner& signer, const EVP_PKEY* public_key,
+                     Sign sign, Verify verify) {
   SignContext context{&signer, nullptr};
   stir::EvpPkeyPtr pkey = token_pkey(public_key, context);
   const int signed_ok = sign(pkey.get());
@@ -134,8 +134,7 @@ void sign_with_token(const char* what, const stir::DigestSigner& signer,
 
 }  // namespace
 
-void sign_request(X509_REQ* request, const stir::DigestSigner& signer,
-                  const EVP_PKEY* public_key) {
+void sign_request(X509_REQ* request, const stir::DigestSigner& signer, const EVP_PKEY* public_key) {
   sign_with_token(
       "certificate request", signer, public_key,
       [&](EVP_PKEY* key) { return X509_REQ_sign(request, key, EVP_sha256()); },
@@ -152,7 +151,8 @@ void sign_certificate(X509* certificate, const stir::DigestSigner& signer,
 
 void sign_crl(X509_CRL* crl, const stir::DigestSigner& signer, const EVP_PKEY* public_key) {
   sign_with_token(
-      "CRL", signer, public_key, [&](EVP_PKEY* key) { return X509_CRL_sign(crl, key, EVP_sha256()); },
+      "CRL", signer, public_key,
+      [&](EVP_PKEY* key) { return X509_CRL_sign(crl, key, EVP_sha256()); },
       [&](EVP_PKEY* key) { return X509_CRL_verify(crl, key); });
 }
 

@@ -1,0 +1,46 @@
+// The tn-cr configuration file: one TOML file with comments.
+//
+// Found as `--config FILE`, else $TN_CR_CONFIG, else kDefaultConfigPath.
+// Relative paths inside the file are taken relative to the file's folder.
+// Unknown keys are errors, so a typo never silently falls back to a
+// default; errors are stir::Error(kConfig) naming the file, line and key.
+//
+//   [repository]
+//   dir = "certs"                 # published chains; default: "certs" beside the config
+//
+//   [server]                      # `tn-cr serve`; needed by serve only
+//   listen = "0.0.0.0"
+//   port = 8443                   # 443 or 8443 for verifiers; 0 = any free port
+//   tls_cert = "tls/server.pem"   # chain, leaf first
+//   tls_key = "tls/server.key"
+//   max_age_s = 86400             # Cache-Control max-age; 86400 or more
+//   path_prefix = "/"             # x5u https://host:8443/certs/x.pem -> "/certs/"
+//   threads = 0                   # 0 = 8 per CPU core
+//   read_timeout_ms = 5000
+//   write_timeout_ms = 5000
+//   keep_alive_timeout_s = 5
+//   keep_alive_max_requests = 10000
+//   lab_plain_http = false        # lab only: plain HTTP, logs a warning
+#pragma once
+
+#include <string>
+
+#include "tn_cr/server.h"
+
+namespace tn_cr {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/tn-cr/tn-cr.toml";
+
+struct Config {
+  std::string path;            // the file it was read from
+  std::string repository_dir;  // absolute
+  bool has_server = false;     // a [server] table was given
+  ServerOptions server;        // server.repository_dir == repository_dir
+};
+
+// Which file to read: `cli_path` if given, else $TN_CR_CONFIG, else the default.
+std::string resolve_config_path(const std::string& cli_path);
+
+Config load_config(const std::string& path);
+
+}  // namespace tn_cr
