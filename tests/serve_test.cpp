@@ -44,14 +44,13 @@ class ServeTest : public ::testing::Test {
 
   void write_profile(const std::string& key, const std::string& x5u) {
     const std::string d = dir.path() + "/tls/";
-    write_file(
-        config_path, base_config + "\n[server]\nlisten = \"127.0.0.1\"\nport = 0\n" +
-                         "tls_cert = \"" + d + "server.pem\"\ntls_key = \"" + d +
-                         "server.key\"\nclient_ca = \"" + d + "clients-ca.pem\"\n" +
-                         "\n[[profile]]\nname = \"subscribers\"\nkey = \"" + key +
-                         "\"\nx5u = \"" + x5u +
-                         "\"\norigid = \"de305d54-75b4-431b-adb2-eb6b9e546014\"\n"
-                         "clients = [\"sbc1.example.net\"]\n");
+    write_file(config_path, base_config + "\n[server]\nlisten = \"127.0.0.1\"\nport = 0\n" +
+                                "tls_cert = \"" + d + "server.pem\"\ntls_key = \"" + d +
+                                "server.key\"\nclient_ca = \"" + d + "clients-ca.pem\"\n" +
+                                "\n[[profile]]\nname = \"subscribers\"\nkey = \"" + key +
+                                "\"\nx5u = \"" + x5u +
+                                "\"\norigid = \"de305d54-75b4-431b-adb2-eb6b9e546014\"\n"
+                                "clients = [\"sbc1.example.net\"]\n");
   }
 
   ProcessResult sks(std::vector<std::string> args) {
@@ -77,8 +76,8 @@ class ServeTest : public ::testing::Test {
 
   std::unique_ptr<httplib::SSLClient> client(int port) {
     const std::string d = dir.path() + "/tls/";
-    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port, d + "client.pem",
-                                                  d + "client.key");
+    auto c =
+        std::make_unique<httplib::SSLClient>("127.0.0.1", port, d + "client.pem", d + "client.key");
     c->set_ca_cert_path((d + "server-ca.pem").c_str());
     c->enable_server_certificate_verification(true);
     c->set_read_timeout(20);
@@ -86,10 +85,9 @@ class ServeTest : public ::testing::Test {
   }
 
   static std::string request_body() {
-    return json{{"signingRequest",
-                 {{"attest", "A"},
-                  {"dest", {{"tn", {"12155550131"}}}},
-                  {"orig", {{"tn", "12155550121"}}}}}}
+    return json{
+        {"signingRequest",
+         {{"attest", "A"}, {"dest", {{"tn", {"12155550131"}}}}, {"orig", {{"tn", "12155550121"}}}}}}
         .dump();
   }
 
@@ -175,7 +173,7 @@ TEST_F(ServeTest, SigtermDrainsARequestInFlightThenExitsZero) {
   may_finish.set_value();
   const auto result = in_flight.get();
   ASSERT_TRUE(result) << httplib::to_string(result.error()) << "\n"
-                       << read_file(dir.path() + "/serve.log");
+                      << read_file(dir.path() + "/serve.log");
   EXPECT_EQ(result->status, 200) << result->body;
   EXPECT_EQ(server->wait(20000), 0);
 }
@@ -207,12 +205,11 @@ TEST_F(ServeTest, SighupSwapsTheKeyRingWithoutRestart) {
 
 TEST_F(ServeTest, MissingTlsSettingsAreAConfigErrorBeforeAnythingStarts) {
   write_file(config_path, base_config +
-                                               "\n[server]\nport = 0\n[[profile]]\nname = \"p\"\n"
-                                               "key = \"key-a\"\nx5u = \"https://a/b.pem\"\n");
+                              "\n[server]\nport = 0\n[[profile]]\nname = \"p\"\n"
+                              "key = \"key-a\"\nx5u = \"https://a/b.pem\"\n");
   const auto result = sks({"serve"});
   EXPECT_EQ(result.exit_code, 78) << result.describe();
-  EXPECT_NE(result.err.find("server.tls_cert and server.tls_key are required"),
-            std::string::npos);
+  EXPECT_NE(result.err.find("server.tls_cert and server.tls_key are required"), std::string::npos);
 }
 
 }  // namespace

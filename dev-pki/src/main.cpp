@@ -6,10 +6,10 @@
 #include <sstream>
 
 #include "dev_pki/dev_ca.h"
-#include "stir/exit_codes.h"
 #include "sks/config.h"
 #include "sks/hsm.h"
 #include "stir/error.h"
+#include "stir/exit_codes.h"
 #include "stir/files.h"
 
 namespace {

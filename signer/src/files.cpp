@@ -12,8 +12,6 @@
 
 namespace stir {
 
-
-
 namespace fs = std::filesystem;
 
 namespace {

@@ -104,11 +104,10 @@ bool same_public_key(const EVP_PKEY* a, const EVP_PKEY* b) {
 
 std::optional<std::string> tn_auth_list_spc(const X509* certificate) {
   std::unique_ptr<ASN1_OBJECT, decltype(&ASN1_OBJECT_free)> oid(OBJ_txt2obj(kTnAuthListOid, 1),
-                                                                 ASN1_OBJECT_free);
+                                                                ASN1_OBJECT_free);
   const int index = X509_get_ext_by_OBJ(certificate, oid.get(), -1);
   if (index < 0) return std::nullopt;
-  const ASN1_OCTET_STRING* value =
-      X509_EXTENSION_get_data(X509_get_ext(certificate, index));
+  const ASN1_OCTET_STRING* value = X509_EXTENSION_get_data(X509_get_ext(certificate, index));
   const unsigned char* p = ASN1_STRING_get0_data(value);
   const unsigned char* const end = p + ASN1_STRING_length(value);
   auto malformed = [] { return Error(ErrorCode::kMalformed, "TNAuthList does not parse"); };

@@ -1,12 +1,13 @@
 // PEM chains, their links, and the TNAuthList SPC, on certificates made at
 // test time and on the public libstirshaken vector.
+#include "stir/x509.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 
 #include "stir/error.h"
-#include "stir/x509.h"
 #include "test_pki.h"
 
 namespace stir {
@@ -27,8 +28,7 @@ TEST(X509Chain, ParsesAndChecksAGoodChain) {
   EXPECT_EQ(chain_to_pem(chain), pki.chain_pem());
   EXPECT_TRUE(same_public_key(X509_get0_pubkey(chain[0].get()),
                               X509_get0_pubkey(pki.leaf.certificate.get())));
-  EXPECT_FALSE(same_public_key(X509_get0_pubkey(chain[0].get()),
-                               X509_get0_pubkey(chain[1].get())));
+  EXPECT_FALSE(same_public_key(X509_get0_pubkey(chain[0].get()), X509_get0_pubkey(chain[1].get())));
 }
 
 TEST(X509Chain, RefusesWrongOrderForeignIssuerAndNonCertificates) {
@@ -61,7 +61,8 @@ TEST(X509Chain, RefusesWrongOrderForeignIssuerAndNonCertificates) {
 
 TEST(TnAuthList, EncodesAndReadsTheSpc) {
   const auto der = tn_auth_list_der("6628");
-  EXPECT_EQ(der, (std::vector<std::uint8_t>{0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, '6', '6', '2', '8'}));
+  EXPECT_EQ(der,
+            (std::vector<std::uint8_t>{0x30, 0x08, 0xA0, 0x06, 0x16, 0x04, '6', '6', '2', '8'}));
   const auto pki = testing::make_shaken_pki("1234");
   EXPECT_EQ(tn_auth_list_spc(pki.leaf.certificate.get()), "1234");
   EXPECT_EQ(tn_auth_list_spc(pki.ca.certificate.get()), std::nullopt);

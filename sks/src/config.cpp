@@ -1,10 +1,11 @@
 #include "sks/config.h"
 
+#include <toml++/toml.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "stir/error.h"
 #include "stir/passport.h"
@@ -63,9 +64,8 @@ class Reader {
     return value->get();
   }
 
-  std::int64_t integer(const toml::table& table, const std::string& key,
-                       const std::string& where, std::int64_t fallback, std::int64_t min,
-                       std::int64_t max) const {
+  std::int64_t integer(const toml::table& table, const std::string& key, const std::string& where,
+                       std::int64_t fallback, std::int64_t min, std::int64_t max) const {
     const toml::node* node = table.get(key);
     if (node == nullptr) return fallback;
     const auto* value = node->as_integer();
@@ -127,11 +127,11 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
   const toml::table* server = sub_table(reader, root, "server");
   if (server == nullptr) return;
   s.present = true;
-  reader.only_keys(*server, "[server]",
-                   {"listen", "port", "tls_cert", "tls_key", "client_ca", "lab_plain_http",
-                    "lab_no_client_cert", "api_root", "threads", "max_body_bytes",
-                    "read_timeout_ms", "write_timeout_ms", "keep_alive_timeout_s",
-                    "keep_alive_max_requests", "max_iat_skew_s", "default_profile"});
+  reader.only_keys(
+      *server, "[server]",
+      {"listen", "port", "tls_cert", "tls_key", "client_ca", "lab_plain_http", "lab_no_client_cert",
+       "api_root", "threads", "max_body_bytes", "read_timeout_ms", "write_timeout_ms",
+       "keep_alive_timeout_s", "keep_alive_max_requests", "max_iat_skew_s", "default_profile"});
   const std::string w = "server";
   if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
   s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));
@@ -142,7 +142,8 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
   s.lab_no_client_cert = reader.boolean(*server, "lab_no_client_cert", w, false);
   if (auto root_path = reader.string(*server, "api_root", w); !root_path.empty()) {
     if (root_path.front() != '/' || root_path.back() == '/') {
-      reader.fail(server->get("api_root"), "server.api_root must start with '/' and not end with it");
+      reader.fail(server->get("api_root"),
+                  "server.api_root must start with '/' and not end with it");
     }
     s.api_root = root_path;
   }
@@ -162,12 +163,14 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
 
   if (!s.lab_plain_http) {
     if (s.tls_cert.empty() || s.tls_key.empty()) {
-      reader.fail(server, "server.tls_cert and server.tls_key are required (or, in a lab only, "
-                          "server.lab_plain_http = true)");
+      reader.fail(server,
+                  "server.tls_cert and server.tls_key are required (or, in a lab only, "
+                  "server.lab_plain_http = true)");
     }
     if (s.client_ca.empty() && !s.lab_no_client_cert) {
-      reader.fail(server, "server.client_ca is required for mutual TLS (or, in a lab only, "
-                          "server.lab_no_client_cert = true)");
+      reader.fail(server,
+                  "server.client_ca is required for mutual TLS (or, in a lab only, "
+                  "server.lab_no_client_cert = true)");
     }
   }
 }
@@ -185,17 +188,18 @@ void read_profiles(const Reader& reader, const toml::table& root, Config& config
     }
     for (const auto& item : *profiles) {
       const toml::table& table = *item.as_table();
-      reader.only_keys(table, "[[profile]]",
-                       {"name", "key", "x5u", "origid", "attest", "clients"});
+      reader.only_keys(table, "[[profile]]", {"name", "key", "x5u", "origid", "attest", "clients"});
       SigningProfile p;
       p.name = reader.string(table, "name", "profile");
       const std::string w = "profile '" + p.name + "'";
       if (p.name.empty()) reader.fail(&table, "every [[profile]] needs a name");
-      if (!names.insert(p.name).second) reader.fail(&table, "two profiles are named '" + p.name + "'");
+      if (!names.insert(p.name).second)
+        reader.fail(&table, "two profiles are named '" + p.name + "'");
       p.key = reader.string(table, "key", w);
       if (p.key.empty()) reader.fail(&table, w + " needs key (a key label in the token)");
       p.x5u = reader.string(table, "x5u", w);
-      if (p.x5u.rfind("https://", 0) != 0 || p.x5u.find_first_of("?#<>\" \t") != std::string::npos) {
+      if (p.x5u.rfind("https://", 0) != 0 ||
+          p.x5u.find_first_of("?#<>\" \t") != std::string::npos) {
         reader.fail(table.get("x5u") ? table.get("x5u") : &table,
                     w + " needs x5u, an https:// URL without query or fragment");
       }

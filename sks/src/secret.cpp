@@ -26,7 +26,7 @@ Secret::~Secret() {
 namespace {
 
 Secret read_pin_file(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     throw Error(ErrorCode::kNotFound,
                 "PIN file " + path + " cannot be read: " + std::strerror(errno));

@@ -1,10 +1,11 @@
 // Config file parsing and PIN sources: every error names the file and line.
+#include "sks/config.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
 
-#include "sks/config.h"
 #include "sks/secret.h"
 #include "softhsm_token.h"
 #include "stir/error.h"
@@ -39,11 +40,11 @@ class ConfigTest : public ::testing::Test {
 };
 
 TEST_F(ConfigTest, ReadsAFullConfigAndResolvesRelativePaths) {
-  const auto path = write("sks.toml", std::string("# comment\n[token]\nmodule = \"") +
-                                          STIR_SOFTHSM_MODULE +
-                                          "\"\nlabel = \"sks\"\npin_file = \"user.pin\"\n"
-                                          "sessions = 4\n[token.module_env]\n"
-                                          "SOFTHSM2_CONF = \"/x/softhsm2.conf\"\n");
+  const auto path =
+      write("sks.toml", std::string("# comment\n[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
+                            "\"\nlabel = \"sks\"\npin_file = \"user.pin\"\n"
+                            "sessions = 4\n[token.module_env]\n"
+                            "SOFTHSM2_CONF = \"/x/softhsm2.conf\"\n");
   const Config config = load_config(path);
   EXPECT_EQ(config.token.module, STIR_SOFTHSM_MODULE);
   EXPECT_EQ(config.token.label, "sks");
@@ -53,8 +54,8 @@ TEST_F(ConfigTest, ReadsAFullConfigAndResolvesRelativePaths) {
 }
 
 TEST_F(ConfigTest, DevConfigRoundTrips) {
-  const auto path = write("dev.toml", render_dev_config(STIR_SOFTHSM_MODULE, "dev",
-                                                        "/p/user.pin", "/p/softhsm2.conf"));
+  const auto path = write(
+      "dev.toml", render_dev_config(STIR_SOFTHSM_MODULE, "dev", "/p/user.pin", "/p/softhsm2.conf"));
   const Config config = load_config(path);
   EXPECT_EQ(config.token.label, "dev");
   EXPECT_EQ(config.token.pin.file, "/p/user.pin");
@@ -152,7 +153,7 @@ TEST_F(ConfigTest, EnsurePinFileMakesOneRandomOwnerOnlyPinAndKeepsIt) {
   const std::string path = dir.path() + "/new.pin";
   const std::string first(ensure_pin_file(path).view());
   EXPECT_EQ(first.size(), 32u);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(ensure_pin_file(path).view(), first);

@@ -3,8 +3,8 @@
 #include <thread>
 #include <vector>
 
-#include "softhsm_token.h"
 #include "sks/pkcs11/attributes.h"
+#include "softhsm_token.h"
 #include "stir/error.h"
 #include "stir/openssl.h"
 #include "stir/passport.h"
@@ -39,7 +39,8 @@ stir::VerifyResult verify_with(const std::string& public_pem, const std::string&
 
 std::string sign_identity(const p11::TokenKey& key, int n = 0) {
   const auto header = test_header();
-  return stir::compose_identity_header(stir::sign_passport(header, test_claims(n), key), header.x5u);
+  return stir::compose_identity_header(stir::sign_passport(header, test_claims(n), key),
+                                       header.x5u);
 }
 
 CK_OBJECT_HANDLE private_handle(p11::SessionPool& pool, const std::string& label) {

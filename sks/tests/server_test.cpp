@@ -2,13 +2,14 @@
 // mutual authentication: every ATIS error with its exact body and code,
 // the client identity rules, keep-alive load, metrics, readiness and a key
 // ring swap.
+#include "sks/server/server.h"
+
 #include <httplib.h>
 
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "sks/server/server.h"
 #include "softhsm_token.h"
 #include "stir/error.h"
 #include "stir/openssl.h"
@@ -31,8 +32,8 @@ class SigningServerTest : public SoftHsmTest {
     keys->generate("key-b");
     tls = stir::testing::make_tls_pki("sbc1.example.net");
     const std::string d = dir.path();
-    stir::testing::write_file(d + "/tls/server.pem", tls.server.certificate_pem() +
-                                                         tls.server_ca.certificate_pem());
+    stir::testing::write_file(d + "/tls/server.pem",
+                              tls.server.certificate_pem() + tls.server_ca.certificate_pem());
     stir::testing::write_file(d + "/tls/server.key", tls.server.private_key_pem());
     stir::testing::write_file(d + "/tls/server-ca.pem", tls.server_ca.certificate_pem());
     stir::testing::write_file(d + "/tls/clients-ca.pem", tls.client_ca.certificate_pem());
@@ -82,9 +83,9 @@ class SigningServerTest : public SoftHsmTest {
   // A client with the given certificate prefix (empty: no client certificate).
   std::unique_ptr<httplib::SSLClient> client(const std::string& prefix = "") {
     const std::string p = prefix.empty() ? "" : prefix;
-    auto c = p.empty() ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
-                       : std::make_unique<httplib::SSLClient>("127.0.0.1", port, p + ".pem",
-                                                              p + ".key");
+    auto c = p.empty()
+                 ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
+                 : std::make_unique<httplib::SSLClient>("127.0.0.1", port, p + ".pem", p + ".key");
     c->set_ca_cert_path((dir.path() + "/tls/server-ca.pem").c_str());
     c->enable_server_certificate_verification(true);
     c->set_connection_timeout(5);
@@ -105,7 +106,8 @@ class SigningServerTest : public SoftHsmTest {
   }
 
   stir::VerifyResult verify_identity(const std::string& response_body, const std::string& key) {
-    const auto identity = json::parse(response_body)["signingResponse"]["identity"].get<std::string>();
+    const auto identity =
+        json::parse(response_body)["signingResponse"]["identity"].get<std::string>();
     const auto public_key = stir::load_public_key_pem(keys->public_key_pem(key));
     stir::VerifyOptions options;
     options.now = std::time(nullptr);
@@ -189,25 +191,29 @@ TEST_F(SigningServerTest, EveryServiceErrorHasItsExactBodyAndCode) {
            name + R"(",")" + why + R"("]}}})";
   };
 
-  expect_error(c->Post(path.c_str(), "", "application/json"), 400,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4000","text":"Missing request body"}}})");
+  expect_error(
+      c->Post(path.c_str(), "", "application/json"), 400,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4000","text":"Missing request body"}}})");
   expect_error(post(without("attest")), 400, svc4001("attest"));
   expect_error(post(without("orig")), 400, svc4001("orig"));
   expect_error(post(without("dest")), 400, svc4001("dest"));
   expect_error(c->Post(path.c_str(), R"({"other":{}})", "application/json"), 400,
                svc4001("signingRequest"));
   expect_error(post(json::object()), 400, svc4001("attest"));  // an SBC heartbeat
-  expect_error(c->Post(path.c_str(), {{"Accept", "text/html"}}, body(claims()), "application/json"),
-               406,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4002","text":"Requested response body type '%1' is not supported","variables":["text/html"]}}})");
-  expect_error(c->Post(path.c_str(), {{"Accept", "application/json;q=0"}}, body(claims()),
-                       "application/json"),
-               406,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4002","text":"Requested response body type '%1' is not supported","variables":["application/json;q=0"]}}})");
-  expect_error(c->Post("/stir/v1/nothing", body(claims()), "application/json"), 404,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4003","text":"Resource '%1' not found","variables":["/stir/v1/nothing"]}}})");
-  expect_error(c->Post(path.c_str(), body(claims()), "text/plain"), 415,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4004","text":"Unsupported request body type, expected '%1'","variables":["application/json"]}}})");
+  expect_error(
+      c->Post(path.c_str(), {{"Accept", "text/html"}}, body(claims()), "application/json"), 406,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4002","text":"Requested response body type '%1' is not supported","variables":["text/html"]}}})");
+  expect_error(
+      c->Post(path.c_str(), {{"Accept", "application/json;q=0"}}, body(claims()),
+              "application/json"),
+      406,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4002","text":"Requested response body type '%1' is not supported","variables":["application/json;q=0"]}}})");
+  expect_error(
+      c->Post("/stir/v1/nothing", body(claims()), "application/json"), 404,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4003","text":"Resource '%1' not found","variables":["/stir/v1/nothing"]}}})");
+  expect_error(
+      c->Post(path.c_str(), body(claims()), "text/plain"), 415,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4004","text":"Unsupported request body type, expected '%1'","variables":["application/json"]}}})");
   expect_error(post(with("attest", "D")), 400,
                svc4005("attest", R"(must be \"A\", \"B\" or \"C\")"));
   expect_error(post(with("orig", {{"tn", "+12155550121"}})), 400,
@@ -225,8 +231,9 @@ TEST_F(SigningServerTest, EveryServiceErrorHasItsExactBodyAndCode) {
   expect_error(post(with("iat", "1632412033")), 400,
                svc4005("iat", "must be an integer NumericDate"));
   expect_error(post(with("origid", "not-a-uuid")), 400, svc4005("origid", "must be a UUID"));
-  expect_error(c->Post(path.c_str(), "{\"signingRequest\":", "application/json"), 400,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4006","text":"Failed to parse message body: %1","variables":["not valid JSON"]}}})");
+  expect_error(
+      c->Post(path.c_str(), "{\"signingRequest\":", "application/json"), 400,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4006","text":"Failed to parse message body: %1","variables":["not valid JSON"]}}})");
   // Chunked upload: no Content-Length.
   auto chunked = c->Post(
       path.c_str(),
@@ -237,14 +244,17 @@ TEST_F(SigningServerTest, EveryServiceErrorHasItsExactBodyAndCode) {
         return true;
       },
       "application/json");
-  expect_error(chunked, 411,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4007","text":"Missing Content-Length header"}}})");
+  expect_error(
+      chunked, 411,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4007","text":"Missing Content-Length header"}}})");
   auto get = c->Get(path.c_str());
-  expect_error(get, 405,
-               R"({"requestError":{"policyException":{"messageId":"POL4050","text":"Method not allowed: '%1'","variables":["GET"]}}})");
+  expect_error(
+      get, 405,
+      R"({"requestError":{"policyException":{"messageId":"POL4050","text":"Method not allowed: '%1'","variables":["GET"]}}})");
   EXPECT_EQ(get->get_header_value("Allow"), "POST");
-  expect_error(c->Post(path.c_str(), std::string(17 * 1024, ' '), "application/json"), 413,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4006","text":"Failed to parse message body: %1","variables":["body larger than 16384 bytes"]}}})");
+  expect_error(
+      c->Post(path.c_str(), std::string(17 * 1024, ' '), "application/json"), 413,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4006","text":"Failed to parse message body: %1","variables":["body larger than 16384 bytes"]}}})");
   // After all of that the connection and the service still sign.
   auto ok = post(claims());
   ASSERT_TRUE(ok);
@@ -256,16 +266,17 @@ TEST_F(SigningServerTest, OrigidIsMandatoryWhenTheProfileHasNone) {
   start_server();
   json request = claims();
   request.erase("origid");
-  expect_error(sbc()->Post("/stir/v1/signing", body(request), "application/json"), 400,
-               R"({"requestError":{"serviceException":{"messageId":"SVC4001","text":"Missing mandatory parameter '%1'","variables":["origid"]}}})");
+  expect_error(
+      sbc()->Post("/stir/v1/signing", body(request), "application/json"), 400,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4001","text":"Missing mandatory parameter '%1'","variables":["origid"]}}})");
 }
 
 TEST_F(SigningServerTest, NoClientCertificateIsRefusedAtTls) {
   start_server();
   auto result = client()->Post("/stir/v1/signing", body(claims()), "application/json");
   EXPECT_FALSE(result && result->status == 200);
-  if (result) ADD_FAILURE() << "got an HTTP response without a client certificate: "
-                            << result->status;
+  if (result)
+    ADD_FAILURE() << "got an HTTP response without a client certificate: " << result->status;
 }
 
 TEST_F(SigningServerTest, CertificateFromAnotherCaIsRefusedAtTls) {
@@ -284,18 +295,20 @@ TEST_F(SigningServerTest, AllowedCaButUnlistedIdentityIsForbidden) {
   spec.dns_names = {"intruder.example.net"};
   spec.tls_client = true;
   write_client(dir.path() + "/tls/intruder", stir::testing::issue(spec, &tls.client_ca));
-  expect_error(client(dir.path() + "/tls/intruder")
-                   ->Post("/stir/v1/signing", body(claims()), "application/json"),
-               403,
-               R"({"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["client 'intruder.example.net' has no signing profile"]}}})");
+  expect_error(
+      client(dir.path() + "/tls/intruder")
+          ->Post("/stir/v1/signing", body(claims()), "application/json"),
+      403,
+      R"({"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["client 'intruder.example.net' has no signing profile"]}}})");
 }
 
 TEST_F(SigningServerTest, AttestationOutsideTheProfileIsForbidden) {
   start_server();
   json request = claims();
   request["attest"] = "C";
-  expect_error(sbc()->Post("/stir/v1/signing", body(request), "application/json"), 403,
-               R"({"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["attestation level 'C' is not permitted for profile 'subscribers-a'"]}}})");
+  expect_error(
+      sbc()->Post("/stir/v1/signing", body(request), "application/json"), 403,
+      R"({"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["attestation level 'C' is not permitted for profile 'subscribers-a'"]}}})");
 }
 
 TEST_F(SigningServerTest, ProfileFollowsTheClientIdentity) {

@@ -3,8 +3,6 @@
 // and the stat facts (mode, mtime) that idempotence checks compare.
 #pragma once
 
-#include "test_pki.h"  // write_file
-
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -15,6 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+
+#include "test_pki.h"  // write_file
 
 namespace stir::testing {
 
@@ -47,7 +47,7 @@ inline std::string read_file(const std::string& path) {
 }
 
 inline struct stat stat_file(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     throw std::runtime_error("stat " + path + ": " + std::strerror(errno));
   }

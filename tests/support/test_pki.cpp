@@ -148,8 +148,8 @@ std::string make_crl_pem(const TestCert& issuer, const std::vector<std::uint64_t
   const std::time_t now = std::time(nullptr);
   std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> last(ASN1_TIME_adj(nullptr, now, 0, -60),
                                                              ASN1_TIME_free);
-  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(
-      ASN1_TIME_adj(nullptr, now, 1, 0), ASN1_TIME_free);
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(ASN1_TIME_adj(nullptr, now, 1, 0),
+                                                             ASN1_TIME_free);
   X509_CRL_set1_lastUpdate(crl.get(), last.get());
   X509_CRL_set1_nextUpdate(crl.get(), next.get());
   for (std::uint64_t serial : revoked) {
@@ -179,9 +179,7 @@ std::string write_file(const std::string& path, const std::string& content, unsi
   return path;
 }
 
-std::string ShakenPki::chain_pem() const {
-  return leaf.certificate_pem() + ca.certificate_pem();
-}
+std::string ShakenPki::chain_pem() const { return leaf.certificate_pem() + ca.certificate_pem(); }
 
 ShakenPki make_shaken_pki(const std::string& spc) {
   ShakenPki pki;

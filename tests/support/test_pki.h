@@ -22,16 +22,16 @@ struct CertSpec {
   std::string organization = "sks tests";
   std::string country = "US";
   bool ca = false;
-  std::optional<std::string> spc;        // TNAuthList with this SPC (SHAKEN end-entity)
-  std::vector<std::string> dns_names;    // subjectAltName DNS entries
-  std::vector<std::string> ip_addresses; // subjectAltName IP entries ("127.0.0.1")
-  bool tls_server = false;               // extendedKeyUsage serverAuth
-  bool tls_client = false;               // extendedKeyUsage clientAuth
-  std::string crl_url;                   // CRL Distribution Point
-  std::string policy_oid;                // certificatePolicies, e.g. 2.16.840.1.114569.1.1.3
-  std::int64_t not_before_offset_s = -3600;   // relative to now
+  std::optional<std::string> spc;            // TNAuthList with this SPC (SHAKEN end-entity)
+  std::vector<std::string> dns_names;        // subjectAltName DNS entries
+  std::vector<std::string> ip_addresses;     // subjectAltName IP entries ("127.0.0.1")
+  bool tls_server = false;                   // extendedKeyUsage serverAuth
+  bool tls_client = false;                   // extendedKeyUsage clientAuth
+  std::string crl_url;                       // CRL Distribution Point
+  std::string policy_oid;                    // certificatePolicies, e.g. 2.16.840.1.114569.1.1.3
+  std::int64_t not_before_offset_s = -3600;  // relative to now
   std::int64_t not_after_offset_s = 30 * 86400;
-  std::uint64_t serial = 0;              // 0 = random 64 bits
+  std::uint64_t serial = 0;  // 0 = random 64 bits
 };
 
 struct TestCert {

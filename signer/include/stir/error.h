@@ -34,15 +34,14 @@ std::string_view to_string(ErrorCode code) noexcept;
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorCode code, const std::string& message)
-      : std::runtime_error(message), code_(code) {}
+  Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
 
   // A PKCS#11 failure: `function` is the C_ function, `rv` its CK_RV and
   // `rv_name` the CKR_ name (the table lives in sks/, the signer library
   // knows nothing of PKCS#11). CKR_PIN_INCORRECT and CKR_PIN_LEN_RANGE
   // become kPinIncorrect, everything else kPkcs11.
-  static Error pkcs11(std::string_view function, unsigned long rv,
-                      std::string_view rv_name, std::string_view context = {});
+  static Error pkcs11(std::string_view function, unsigned long rv, std::string_view rv_name,
+                      std::string_view context = {});
 
   ErrorCode code() const noexcept { return code_; }
   // Non-empty only for PKCS#11 failures.

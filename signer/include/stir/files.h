@@ -2,8 +2,9 @@
 // part. Errors: stir::Error(kIo).
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 
 namespace stir {
 

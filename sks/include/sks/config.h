@@ -63,32 +63,32 @@ struct KeyringConfig {
 // `sks serve`. Lab-only switches log a warning at start and are never for
 // production.
 struct ServerConfig {
-  bool present = false;         // a [server] table was given
+  bool present = false;  // a [server] table was given
   std::string listen = "127.0.0.1";
   int port = 8444;
-  std::string tls_cert;         // PEM chain, leaf first
-  std::string tls_key;          // PEM private key for TLS (not a signing key), mode 0600
-  std::string client_ca;        // PEM CA certificates trusted for client certificates
-  bool lab_plain_http = false;  // lab only: no TLS at all
+  std::string tls_cert;             // PEM chain, leaf first
+  std::string tls_key;              // PEM private key for TLS (not a signing key), mode 0600
+  std::string client_ca;            // PEM CA certificates trusted for client certificates
+  bool lab_plain_http = false;      // lab only: no TLS at all
   bool lab_no_client_cert = false;  // lab only: TLS without client certificates
   std::string api_root = "/stir/v1";
-  std::size_t threads = 0;                  // worker threads; 0 = 8 per CPU core
-  std::size_t max_body_bytes = 16 * 1024;   // request body limit
+  std::size_t threads = 0;                 // worker threads; 0 = 8 per CPU core
+  std::size_t max_body_bytes = 16 * 1024;  // request body limit
   int read_timeout_ms = 5000;
   int write_timeout_ms = 5000;
   int keep_alive_timeout_s = 30;
   std::size_t keep_alive_max_requests = 100000;  // per connection
-  std::int64_t max_iat_skew_s = 60;         // |iat - now| beyond this is SVC4005
-  std::string default_profile;             // profile for clients no profile lists (optional)
+  std::int64_t max_iat_skew_s = 60;              // |iat - now| beyond this is SVC4005
+  std::string default_profile;                   // profile for clients no profile lists (optional)
 };
 
 struct SigningProfile {
   std::string name;
-  std::string key;                  // key label in the token
-  std::string x5u;                  // URL of the key's certificate chain
-  std::string origid;               // default origid (UUID) for requests without one
-  std::vector<std::string> attest;  // allowed attestation levels
-  std::vector<std::string> clients; // allowed client identities (certificate CN or DNS SAN)
+  std::string key;                   // key label in the token
+  std::string x5u;                   // URL of the key's certificate chain
+  std::string origid;                // default origid (UUID) for requests without one
+  std::vector<std::string> attest;   // allowed attestation levels
+  std::vector<std::string> clients;  // allowed client identities (certificate CN or DNS SAN)
 };
 
 struct Config {

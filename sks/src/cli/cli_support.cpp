@@ -7,9 +7,9 @@
 namespace sks::cli {
 
 void add_config_option(CLI::App* command, Context& context) {
-  command->add_option("--config", context.config_flag,
-                      std::string("config file (default: $SKS_CONFIG, else ") +
-                          kDefaultConfigPath + ")");
+  command->add_option(
+      "--config", context.config_flag,
+      std::string("config file (default: $SKS_CONFIG, else ") + kDefaultConfigPath + ")");
 }
 
 Config load_cli_config(const Context& context) {

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "stir/exit_codes.h"
 #include "sks/config.h"
 #include "sks/hsm.h"
+#include "stir/exit_codes.h"
 #include "stir/files.h"
 
 namespace sks::cli {

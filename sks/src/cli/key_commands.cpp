@@ -4,16 +4,19 @@
 #include <optional>
 
 #include "cli_support.h"
-#include "stir/files.h"
 #include "stir/error.h"
+#include "stir/files.h"
 
 namespace sks::cli {
 namespace {
 
 nlohmann::json key_json(const p11::KeyInfo& key) {
-  return {{"label", key.label},         {"id", hex(key.id)},
-          {"curve", key.curve},         {"sensitive", key.sensitive},
-          {"extractable", key.extractable}, {"public_key", key.has_public_key}};
+  return {{"label", key.label},
+          {"id", hex(key.id)},
+          {"curve", key.curve},
+          {"sensitive", key.sensitive},
+          {"extractable", key.extractable},
+          {"public_key", key.has_public_key}};
 }
 
 struct KeyOptions {
@@ -38,8 +41,8 @@ void run_generate(const Context& context, const KeyOptions& o) {
     out["created"] = created;
     std::cout << out.dump() << "\n";
   } else {
-    std::cout << (created ? "generated " : "exists ") << key->label << " id=" << hex(key->id)
-              << " " << key->curve << "\n";
+    std::cout << (created ? "generated " : "exists ") << key->label << " id=" << hex(key->id) << " "
+              << key->curve << "\n";
   }
 }
 

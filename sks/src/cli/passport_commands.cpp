@@ -76,10 +76,8 @@ void add_passport_commands(CLI::App& app, Context& context) {
       app.add_subcommand("sign", "sign a SHAKEN PASSporT; prints the Identity header value");
   add_config_option(sign_cmd, context);
   sign_cmd->add_option("--label", sign->label, "key label")->required();
-  sign_cmd->add_option("--x5u", sign->x5u, "certificate URL (also the info parameter)")
-      ->required();
-  sign_cmd->add_option("--orig", sign->orig, "calling number, canonical (digits only)")
-      ->required();
+  sign_cmd->add_option("--x5u", sign->x5u, "certificate URL (also the info parameter)")->required();
+  sign_cmd->add_option("--orig", sign->orig, "calling number, canonical (digits only)")->required();
   sign_cmd->add_option("--dest", sign->dest, "called number(s), comma-separated")
       ->required()
       ->delimiter(',');
@@ -93,8 +91,7 @@ void add_passport_commands(CLI::App& app, Context& context) {
   auto verify = std::make_shared<VerifyOptions>();
   auto* verify_cmd = app.add_subcommand(
       "verify", "check an Identity header's signature, SHAKEN claims and freshness");
-  verify_cmd->add_option("--identity", verify->identity, "the Identity header value")
-      ->required();
+  verify_cmd->add_option("--identity", verify->identity, "the Identity header value")->required();
   auto* key_option =
       verify_cmd->add_option("--public-key", verify->public_key, "signer's public key (PEM)");
   auto* cert_option =

@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "cli_support.h"
-#include "stir/files.h"
 #include "sks/pkcs11/token.h"
+#include "stir/files.h"
 
 namespace sks::cli {
 namespace {
@@ -58,8 +58,7 @@ void run_check_config(const Context& context, bool login) {
   const Config config = load_cli_config(context);
   // The PIN source is checked (exists, mode) without printing the PIN.
   read_pin(config.token.pin);
-  std::cout << "config " << config.path << " is valid: module " << config.token.module
-            << ", token "
+  std::cout << "config " << config.path << " is valid: module " << config.token.module << ", token "
             << (config.token.label.empty() ? "serial " + config.token.serial
                                            : "label " + config.token.label)
             << "\n";

@@ -83,9 +83,7 @@ std::vector<CK_OBJECT_HANDLE> find_by(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE s
   return find_objects(api, session, query);
 }
 
-std::vector<std::uint8_t> as_bytes(std::string_view text) {
-  return {text.begin(), text.end()};
-}
+std::vector<std::uint8_t> as_bytes(std::string_view text) { return {text.begin(), text.end()}; }
 
 // The unique private key with this label, or nothing.
 std::optional<CK_OBJECT_HANDLE> find_private(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
@@ -93,9 +91,9 @@ std::optional<CK_OBJECT_HANDLE> find_private(CK_FUNCTION_LIST* api, CK_SESSION_H
   auto handles = find_by(api, session, CKO_PRIVATE_KEY, CKA_LABEL, as_bytes(label));
   if (handles.empty()) return std::nullopt;
   if (handles.size() > 1) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "the token holds " + std::to_string(handles.size()) +
-                    " private keys labelled '" + label + "'; remove the extra ones by CKA_ID");
+    throw Error(ErrorCode::kInvalidArgument, "the token holds " + std::to_string(handles.size()) +
+                                                 " private keys labelled '" + label +
+                                                 "'; remove the extra ones by CKA_ID");
   }
   return handles.front();
 }
@@ -128,8 +126,7 @@ std::vector<std::uint8_t> unwrap_ec_point(const std::vector<std::uint8_t>& value
   if (value.size() == kPointSize && value[0] == 0x04) return value;
   const unsigned char* p = value.data();
   std::unique_ptr<ASN1_OCTET_STRING, decltype(&ASN1_OCTET_STRING_free)> octets(
-      d2i_ASN1_OCTET_STRING(nullptr, &p, static_cast<long>(value.size())),
-      ASN1_OCTET_STRING_free);
+      d2i_ASN1_OCTET_STRING(nullptr, &p, static_cast<long>(value.size())), ASN1_OCTET_STRING_free);
   if (!octets || p != value.data() + value.size()) {
     throw Error(ErrorCode::kMalformed, "CKA_EC_POINT is neither DER nor a bare point");
   }
@@ -145,8 +142,8 @@ std::vector<std::uint8_t> unwrap_ec_point(const std::vector<std::uint8_t>& value
 bool KeyStore::is_valid_label(std::string_view label) {
   if (label.empty() || label.size() > 64) return false;
   return std::all_of(label.begin(), label.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -278,8 +275,8 @@ std::vector<std::uint8_t> KeyStore::public_key_der(const std::string& label) {
   EVP_PKEY* raw = nullptr;
   if (!params_list || !context || EVP_PKEY_fromdata_init(context.get()) != 1 ||
       EVP_PKEY_fromdata(context.get(), &raw, EVP_PKEY_PUBLIC_KEY, params_list.get()) != 1) {
-    throw Error(ErrorCode::kCrypto, "the token's CKA_EC_POINT for '" + label +
-                                        "' is not a valid P-256 point");
+    throw Error(ErrorCode::kCrypto,
+                "the token's CKA_EC_POINT for '" + label + "' is not a valid P-256 point");
   }
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(raw, EVP_PKEY_free);
   unsigned char* der = nullptr;

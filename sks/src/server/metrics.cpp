@@ -26,8 +26,7 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < kBounds.size(); ++i) {
     cumulative += buckets_[i].load(std::memory_order_relaxed);
-    out += name + "_bucket{le=\"" + number(kBounds[i]) + "\"} " + std::to_string(cumulative) +
-           "\n";
+    out += name + "_bucket{le=\"" + number(kBounds[i]) + "\"} " + std::to_string(cumulative) + "\n";
   }
   cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
   out += name + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
@@ -54,26 +53,29 @@ std::string Metrics::render() const {
   std::string out;
   {
     std::lock_guard lock(mutex_);
-    out += "# HELP sks_requests_total HTTP requests by route, status code and outcome.\n"
-           "# TYPE sks_requests_total counter\n";
+    out +=
+        "# HELP sks_requests_total HTTP requests by route, status code and outcome.\n"
+        "# TYPE sks_requests_total counter\n";
     for (const auto& [key, value] : requests_) {
       const auto& [route, code, outcome] = key;
       out += "sks_requests_total{route=\"" + route + "\",code=\"" + std::to_string(code) +
              "\",outcome=\"" + outcome + "\"} " + std::to_string(value) + "\n";
     }
-    out += "# HELP sks_pkcs11_errors_total PKCS#11 failures by function and CKR name.\n"
-           "# TYPE sks_pkcs11_errors_total counter\n";
+    out +=
+        "# HELP sks_pkcs11_errors_total PKCS#11 failures by function and CKR name.\n"
+        "# TYPE sks_pkcs11_errors_total counter\n";
     for (const auto& [key, value] : pkcs11_errors_) {
-      out += "sks_pkcs11_errors_total{function=\"" + key.first + "\",ckr=\"" + key.second +
-             "\"} " + std::to_string(value) + "\n";
+      out += "sks_pkcs11_errors_total{function=\"" + key.first + "\",ckr=\"" + key.second + "\"} " +
+             std::to_string(value) + "\n";
     }
-    out += "# HELP sks_keyring_reloads_total Key ring reloads by result.\n"
-           "# TYPE sks_keyring_reloads_total counter\n"
-           "sks_keyring_reloads_total{result=\"ok\"} " +
-           std::to_string(reloads_ok_) +
-           "\n"
-           "sks_keyring_reloads_total{result=\"failed\"} " +
-           std::to_string(reloads_failed_) + "\n";
+    out +=
+        "# HELP sks_keyring_reloads_total Key ring reloads by result.\n"
+        "# TYPE sks_keyring_reloads_total counter\n"
+        "sks_keyring_reloads_total{result=\"ok\"} " +
+        std::to_string(reloads_ok_) +
+        "\n"
+        "sks_keyring_reloads_total{result=\"failed\"} " +
+        std::to_string(reloads_failed_) + "\n";
   }
   sign_duration_.render(out, "sks_sign_duration_seconds",
                         "Time from parsed claims to Identity header, token signature included.");

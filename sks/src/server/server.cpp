@@ -10,9 +10,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <nlohmann/json.hpp>
 #include <list>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "sks/server/api_error.h"
@@ -131,8 +131,8 @@ std::vector<std::string> client_names(const SSL* ssl) {
   if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
     names.emplace_back(cn);
   }
-  auto* sans = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
@@ -150,7 +150,8 @@ std::vector<std::string> client_names(const SSL* ssl) {
 void reply_error(httplib::Response& res, const ApiError& error) {
   res.status = error.http_status;
   res.set_content(error.body(), "application/json");
-  if (error.http_status == 405) res.set_header("Allow", t_request.route == "signing" ? "POST" : "GET");
+  if (error.http_status == 405)
+    res.set_header("Allow", t_request.route == "signing" ? "POST" : "GET");
   t_request.outcome = error.message_id;
 }
 
@@ -170,7 +171,7 @@ std::string utc_now() {
 
 // TLS keys may be group-readable (ssl-cert group), never world-readable.
 void check_key_file(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     throw Error(ErrorCode::kNotFound, "TLS key " + path + " cannot be read");
   }
@@ -214,8 +215,8 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
     std::string& tls_error = impl_->tls_error;
     auto setup = [&s, &tls_error](SSL_CTX& ctx) {
       SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-      SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                    SSL_OP_CIPHER_SERVER_PREFERENCE);
+      SSL_CTX_set_options(
+          &ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
       if (SSL_CTX_use_certificate_chain_file(&ctx, s.tls_cert.c_str()) != 1) {
         tls_error = "cannot load server.tls_cert " + s.tls_cert;
       } else if (SSL_CTX_use_PrivateKey_file(&ctx, s.tls_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
@@ -243,7 +244,8 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
 
   httplib::Server& http = *impl_->http;
   const std::size_t threads =
-      s.threads != 0 ? s.threads : std::max<std::size_t>(32, 8 * std::thread::hardware_concurrency());
+      s.threads != 0 ? s.threads
+                     : std::max<std::size_t>(32, 8 * std::thread::hardware_concurrency());
   http.new_task_queue = [threads, &connections = impl_->connections] {
     return new TrackingQueue(threads, connections);
   };
@@ -353,18 +355,19 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
   // handler answered (unknown paths, oversized or malformed requests).
   http.set_error_handler(httplib::Server::HandlerWithResponse(
       [max_body = s.max_body_bytes](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    ApiError error = ApiError::not_found(req.path);
-    if (res.status == 413) {
-      error = ApiError::parse_failure("body larger than " + std::to_string(max_body) + " bytes");
-      error.http_status = 413;
-    } else if (res.status != 404) {
-      error = ApiError::parse_failure("malformed HTTP request");
-      error.http_status = res.status;
-    }
-    reply_error(res, error);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        ApiError error = ApiError::not_found(req.path);
+        if (res.status == 413) {
+          error =
+              ApiError::parse_failure("body larger than " + std::to_string(max_body) + " bytes");
+          error.http_status = 413;
+        } else if (res.status != 404) {
+          error = ApiError::parse_failure("malformed HTTP request");
+          error.http_status = res.status;
+        }
+        reply_error(res, error);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
         std::string what = "unknown exception";
@@ -380,17 +383,17 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
       });
 
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(
-                             Clock::now() - t_request.start)
-                             .count();
+    const auto latency =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t_request.start)
+            .count();
     const std::string outcome =
         !t_request.outcome.empty() ? t_request.outcome : (res.status < 400 ? "ok" : "error");
     const std::string route = t_request.route.empty() ? "other" : t_request.route;
     metrics_.count_request(route, res.status, outcome);
     // One line per request; never a PIN or a token (PROTOCOL-sized data).
     const std::string line =
-        utc_now() + " request_id=" + t_request.request_id + " client=" +
-        (t_request.client_names.empty() ? "-" : t_request.client_names.front()) +
+        utc_now() + " request_id=" + t_request.request_id +
+        " client=" + (t_request.client_names.empty() ? "-" : t_request.client_names.front()) +
         " profile=" + (t_request.profile.empty() ? "-" : t_request.profile) +
         " method=" + req.method + " route=" + route + " status=" + std::to_string(res.status) +
         " outcome=" + outcome + " latency_us=" + std::to_string(latency) + "\n";
@@ -411,8 +414,7 @@ int SigningServer::bind() {
     port = -1;
   }
   if (port < 0) {
-    throw Error(ErrorCode::kIo,
-                "cannot listen on " + s.listen + ":" + std::to_string(s.port));
+    throw Error(ErrorCode::kIo, "cannot listen on " + s.listen + ":" + std::to_string(s.port));
   }
   return port;
 }

@@ -73,8 +73,7 @@ std::optional<ApiError> read_claims(const json& request, const Profile& profile,
 
   const json* attest = member("attest");
   if (attest == nullptr) return ApiError::missing_parameter("attest");
-  if (!attest->is_string() ||
-      (*attest != "A" && *attest != "B" && *attest != "C")) {
+  if (!attest->is_string() || (*attest != "A" && *attest != "B" && *attest != "C")) {
     return ApiError::invalid_value("attest", "must be \"A\", \"B\" or \"C\"");
   }
   claims.attest = attest->get<std::string>();
@@ -108,8 +107,8 @@ std::optional<ApiError> read_claims(const json& request, const Profile& profile,
     }
     claims.iat = iat->get<std::int64_t>();
     if (claims.iat > now + max_skew || claims.iat < now - max_skew) {
-      return ApiError::invalid_value("iat", "more than " + std::to_string(max_skew) +
-                                                " s from the server's clock");
+      return ApiError::invalid_value(
+          "iat", "more than " + std::to_string(max_skew) + " s from the server's clock");
     }
   } else {
     claims.iat = now;
@@ -136,9 +135,9 @@ SigningResult sign_request(std::string_view body, const std::vector<std::string>
   // Authorisation before anything else: an unknown client learns nothing.
   result.profile = ring.profile_for(client_names);
   if (result.profile == nullptr) {
-    result.error = ApiError::forbidden(
-        client_names.empty() ? std::string("no client identity")
-                             : "client '" + client_names.front() + "' has no signing profile");
+    result.error = ApiError::forbidden(client_names.empty() ? std::string("no client identity")
+                                                            : "client '" + client_names.front() +
+                                                                  "' has no signing profile");
     return result;
   }
   if (body.empty()) {
@@ -165,9 +164,9 @@ SigningResult sign_request(std::string_view body, const std::vector<std::string>
     return result;
   }
   if (!result.profile->attest.contains(claims.attest)) {
-    result.error = ApiError::forbidden("attestation level '" + claims.attest +
-                                       "' is not permitted for profile '" +
-                                       result.profile->name + "'");
+    result.error =
+        ApiError::forbidden("attestation level '" + claims.attest +
+                            "' is not permitted for profile '" + result.profile->name + "'");
     return result;
   }
   const SigningKey& key = *result.profile->key;
@@ -175,8 +174,7 @@ SigningResult sign_request(std::string_view body, const std::vector<std::string>
   header.x5u = key.x5u;
   const std::string jws = stir::sign_passport(header, claims, *key.signer);
   result.response_body =
-      json{{"signingResponse", {{"identity", stir::compose_identity_header(jws, key.x5u)}}}}
-          .dump();
+      json{{"signingResponse", {{"identity", stir::compose_identity_header(jws, key.x5u)}}}}.dump();
   return result;
 }
 

@@ -35,7 +35,7 @@ struct SigningKey {
 
 struct Profile {
   std::string name;
-  std::string origid;           // default origid; may be empty
+  std::string origid;            // default origid; may be empty
   std::set<std::string> attest;  // allowed attestation levels
   std::shared_ptr<const SigningKey> key;
 };

@@ -27,9 +27,8 @@ namespace sks::server {
 class Histogram {
  public:
   // Upper bounds in seconds; +Inf is implied.
-  static constexpr std::array<double, 12> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                     0.005,  0.01,    0.025,  0.05,  0.1,
-                                                     0.25,   1.0};
+  static constexpr std::array<double, 12> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                     0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
   void observe(std::chrono::nanoseconds duration) noexcept;
   void render(std::string& out, const std::string& name, const std::string& help) const;
 

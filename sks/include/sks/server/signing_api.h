@@ -37,7 +37,7 @@ std::optional<ApiError> check_json_headers(bool has_content_length, const std::s
 
 struct SigningResult {
   std::optional<ApiError> error;
-  std::string response_body;     // {"signingResponse":{"identity":"..."}} on success
+  std::string response_body;         // {"signingResponse":{"identity":"..."}} on success
   const Profile* profile = nullptr;  // the profile used, when one was found
 };
 

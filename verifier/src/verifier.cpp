@@ -1,0 +1,466 @@
+#include "stir/verifier/verifier.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <limits>
+#include <set>
+
+#include "expiring_cache.h"
+#include "stir/base64url.h"
+#include "stir/error.h"
+#include "stir/identity.h"
+#include "stir/openssl.h"
+#include "stir/passport.h"
+#include "stir/verifier/cert_cache.h"
+#include "stir/verifier/chain.h"
+#include "stir/verifier/fetcher.h"
+#include "stir/verifier/reason_policy.h"
+#include "stir/verifier/url.h"
+
+namespace stir::vs {
+
+// CRLs fetched from distribution points, by URL.
+struct CrlSet {
+  std::vector<X509CrlPtr> crls;
+};
+struct CrlCache {
+  explicit CrlCache(std::size_t max_entries) : cache(max_entries) {}
+  detail::ExpiringCache<CrlSet> cache;
+};
+
+namespace {
+
+using nlohmann::json;
+
+// A good chain verdict is recomputed at least this often, so new CRLs count.
+constexpr std::int64_t kVerdictRecheckS = 3600;
+
+struct CaseRow {
+  int reasoncode;
+  const char* verstat;
+};
+
+// PROTOCOL.md section 3, failure mapping.
+CaseRow case_row(int error_case) {
+  switch (error_case) {
+    case 3:
+    case 15:
+      return {403, kVerstatNoValidation};
+    case 6:
+    case 7:
+    case 8:
+    case 9:
+    case 10:
+      return {436, kVerstatNoValidation};
+    case 11:
+    case 12:
+      return {437, kVerstatNoValidation};
+    case 17:
+      return {437, kVerstatFailed};
+    case 18:
+      return {438, kVerstatFailed};
+    default:  // 4, 5, 13, 14, 16, 19
+      return {438, kVerstatNoValidation};
+  }
+}
+
+VerificationResult failure(int error_case, std::string reasondesc, std::string detail) {
+  const CaseRow row = case_row(error_case);
+  VerificationResult result;
+  result.verstat = row.verstat;
+  result.reasoncode = row.reasoncode;
+  result.reasontext = std::string(sip_reason_text(static_cast<SipReason>(row.reasoncode)));
+  result.reasondesc = std::move(reasondesc);
+  result.detail = std::move(detail);
+  result.error_case = error_case;
+  return result;
+}
+
+// Same rules as the signer's verifier: base64url, a JSON object, no repeated
+// member at any level (a signer and a verifier must not read different claims).
+std::optional<json> decode_json_object(std::string_view b64, std::string& error) {
+  const std::optional<std::string> text = base64url_decode(b64);
+  if (!text) {
+    error = "not valid base64url";
+    return std::nullopt;
+  }
+  std::vector<std::set<std::string>> open_objects;
+  bool duplicate = false;
+  const json::parser_callback_t track_keys = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && !open_objects.empty() && parsed.is_string() &&
+               !open_objects.back().insert(parsed.get_ref<const std::string&>()).second) {
+      duplicate = true;
+    }
+    return true;
+  };
+  json value = json::parse(*text, track_keys, /*allow_exceptions=*/false);
+  if (value.is_discarded() || !value.is_object()) {
+    error = "not a JSON object";
+    return std::nullopt;
+  }
+  if (duplicate) {
+    error = "a member is repeated";
+    return std::nullopt;
+  }
+  return value;
+}
+
+bool string_member_is(const json& object, const char* key, std::string_view expected) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() && it->get_ref<const std::string&>() == expected;
+}
+
+bool read_string_array(const json& value, std::vector<std::string>& out) {
+  if (!value.is_array()) return false;
+  for (const json& item : value) {
+    if (!item.is_string()) return false;
+    out.push_back(item.get<std::string>());
+  }
+  return true;
+}
+
+// Presence and type of the claims (E14); "" or the problem. Mirrors the
+// signer's reader, which runs again (authoritatively) after the signature.
+std::string read_claims(const json& payload, ShakenClaims& claims) {
+  const auto attest = payload.find("attest");
+  if (attest == payload.end()) return "attest claim missing";
+  if (!attest->is_string()) return "attest is not a string";
+  claims.attest = attest->get<std::string>();
+  const auto orig = payload.find("orig");
+  if (orig == payload.end()) return "orig claim missing";
+  if (!orig->is_object()) return "orig is not a JSON object";
+  const auto orig_tn = orig->find("tn");
+  const auto orig_uri = orig->find("uri");
+  if (orig_tn == orig->end() && orig_uri == orig->end()) return "orig has neither tn nor uri";
+  if (orig_tn != orig->end()) {
+    if (!orig_tn->is_string()) return "orig.tn is not a string";
+    claims.orig_tn = orig_tn->get<std::string>();
+  }
+  if (orig_uri != orig->end()) {
+    if (!orig_uri->is_string()) return "orig.uri is not a string";
+    claims.orig_uri = orig_uri->get<std::string>();
+  }
+  const auto dest = payload.find("dest");
+  if (dest == payload.end()) return "dest claim missing";
+  if (!dest->is_object()) return "dest is not a JSON object";
+  const auto dest_tn = dest->find("tn");
+  const auto dest_uri = dest->find("uri");
+  if (dest_tn == dest->end() && dest_uri == dest->end()) return "dest has neither tn nor uri";
+  if (dest_tn != dest->end() && !read_string_array(*dest_tn, claims.dest_tn)) {
+    return "dest.tn is not an array of strings";
+  }
+  if (dest_uri != dest->end() && !read_string_array(*dest_uri, claims.dest_uri)) {
+    return "dest.uri is not an array of strings";
+  }
+  const auto iat = payload.find("iat");
+  if (iat == payload.end()) return "iat claim missing";
+  if (!iat->is_number_integer()) return "iat is not a JSON integer";
+  if (iat->is_number_unsigned() &&
+      iat->get<std::uint64_t>() >
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return "iat is out of range";
+  }
+  claims.iat = iat->get<std::int64_t>();
+  const auto origid = payload.find("origid");
+  if (origid == payload.end()) return "origid claim missing";
+  if (!origid->is_string()) return "origid is not a string";
+  claims.origid = origid->get<std::string>();
+  return "";
+}
+
+// |a - b| without overflow.
+std::uint64_t distance(std::int64_t a, std::int64_t b) {
+  return a > b ? static_cast<std::uint64_t>(a) - static_cast<std::uint64_t>(b)
+               : static_cast<std::uint64_t>(b) - static_cast<std::uint64_t>(a);
+}
+
+// A request TN as the token spells it: no '+', no visual separators.
+std::string normalize_tn(std::string_view tn) {
+  std::string out;
+  for (std::size_t i = 0; i < tn.size(); ++i) {
+    const char c = tn[i];
+    if ((c == '+' && out.empty()) || c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') {
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+int verstat_index(const std::string& verstat) {
+  if (verstat == kVerstatPassed) return 0;
+  if (verstat == kVerstatFailed) return 1;
+  return 2;
+}
+
+std::int64_t system_now() {
+  return static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+}
+
+}  // namespace
+
+std::string VerificationResult::error_case_id() const {
+  return error_case == 0 ? "" : "E" + std::to_string(error_case);
+}
+
+json to_verification_response(const VerificationResult& result) {
+  json inner = json::object();
+  if (result.reasoncode) {
+    inner["reasoncode"] = *result.reasoncode;
+    inner["reasontext"] = result.reasontext;
+    inner["reasondesc"] = result.reasondesc;
+  }
+  inner["verstat"] = result.verstat;
+  return json{{"verificationResponse", std::move(inner)}};
+}
+
+Verifier::Verifier(VerifierConfig config, Clock clock)
+    : config_(std::move(config)), clock_(clock ? std::move(clock) : Clock(system_now)) {
+  validate_config(config_);
+  fetcher_ = std::make_unique<HttpsFetcher>(FetchPolicy::from_config(config_));
+  chain_ = std::make_unique<ChainValidator>(config_);
+  certificates_ = std::make_unique<CertificateCache>(config_, *fetcher_, metrics_);
+  crls_ = std::make_unique<CrlCache>(config_.max_cache_entries);
+  reason_policy_ = std::make_unique<ReasonOncePolicy>(config_.reason_policy_max_tns);
+  certificates_->load_persisted(clock_());
+}
+
+Verifier::~Verifier() = default;
+
+std::size_t Verifier::cache_size() const { return certificates_->size(); }
+
+void Verifier::clear_cache() { certificates_->clear(); }
+
+std::vector<X509_CRL*> Verifier::crls_for(const std::vector<X509Ptr>& chain, std::int64_t now,
+                                          std::vector<std::shared_ptr<const void>>& keep_alive) {
+  std::vector<X509_CRL*> out;
+  const std::size_t levels =
+      config_.crl_check_all ? chain.size() : std::min<std::size_t>(1, chain.size());
+  for (std::size_t i = 0; i < levels; ++i) {
+    const std::optional<std::string> url = crl_distribution_point(chain[i].get());
+    if (!url) continue;
+    using Cache = detail::ExpiringCache<CrlSet>;
+    const auto lookup = crls_->cache.get(*url, now, [&]() -> Cache::Entry {
+      Cache::Entry entry;
+      entry.expires_at = now + config_.failure_cache_s;
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        const FetchResponse response = fetcher_->get(*url, config_.max_crl_bytes);
+        metrics_.record_fetch(std::chrono::steady_clock::now() - start, true);
+        auto set = std::make_shared<CrlSet>();
+        set->crls = parse_crls(response.body);
+        std::int64_t expires = now + config_.crl_refresh_s;
+        for (const X509CrlPtr& crl : set->crls) {
+          const auto next = asn1_time_to_unix(X509_CRL_get0_nextUpdate(crl.get()));
+          if (next) expires = std::min(expires, *next);
+        }
+        entry.expires_at = std::max(expires, now + config_.failure_cache_s);
+        entry.value = std::move(set);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kMalformed) {
+          metrics_.record_fetch(std::chrono::steady_clock::now() - start, false);
+        }
+        entry.error = e.what();
+      }
+      return entry;
+    });
+    metrics_.record_crl_lookup(lookup.source != Cache::Source::kMiss);
+    if (!lookup.entry.value) continue;  // no CRL: OpenSSL then reports it missing
+    keep_alive.push_back(lookup.entry.value);
+    for (const X509CrlPtr& crl : lookup.entry.value->crls) out.push_back(crl.get());
+  }
+  return out;
+}
+
+VerificationResult Verifier::verify(const VerificationRequest& request) {
+  const std::int64_t now = request.now.value_or(clock_());
+  auto fail = [&](int error_case, std::string reasondesc, std::string detail) {
+    return finish(failure(error_case, std::move(reasondesc), std::move(detail)), request, now);
+  };
+
+  if (request.time &&
+      distance(*request.time, now) > static_cast<std::uint64_t>(config_.max_request_time_skew_s)) {
+    return fail(3, "Request time is not within the allowed window",
+                "request time " + std::to_string(*request.time) + ", verifier clock " +
+                    std::to_string(now));
+  }
+
+  // Identity header parameters (E4-E7).
+  const IdentityParse parsed = parse_identity_header(request.identity);
+  if (!parsed.header) {
+    if (parsed.info_error) return fail(7, "info parameter malformed", parsed.error);
+    return fail(4, "Identity header malformed", parsed.error);
+  }
+  const IdentityHeader& identity = *parsed.header;
+  if (identity.compact_form) {
+    return fail(4, "Full form PASSporT required", "compact form is not allowed in SHAKEN");
+  }
+  if (identity.ppt && *identity.ppt != "shaken") {
+    return fail(5, "ppt parameter is not shaken", "ppt=" + identity.ppt->substr(0, 64));
+  }
+  if (identity.alg && *identity.alg != "ES256") {
+    return fail(12, "alg parameter is not ES256", "alg=" + identity.alg->substr(0, 64));
+  }
+  if (!identity.info) return fail(6, "info parameter missing", "no info parameter");
+  const std::string& info = *identity.info;
+  if (!request.certificate_pem) {
+    std::string error;
+    const std::optional<HttpsUrl> url = parse_https_url(info, error);
+    if (url) error = check_port(*url, config_.allowed_ports);
+    if (!error.empty()) return fail(7, "info URL refused: " + error, "info <" + info + ">");
+  }
+
+  // PASSporT header (E9-E13).
+  std::string error;
+  std::optional<json> header = decode_json_object(identity.header_b64, error);
+  if (!header) return fail(14, "PASSporT header corrupt", "header " + error);
+  for (const char* member : {"alg", "ppt", "typ", "x5u"}) {
+    if (!header->contains(member)) {
+      return fail(9, std::string("PASSporT header lacks ") + member,
+                  "header lacks " + std::string(member));
+    }
+  }
+  if (!string_member_is(*header, "x5u", info)) {
+    return fail(10, "x5u does not match info", "x5u differs from info <" + info + ">");
+  }
+  if (!string_member_is(*header, "typ", "passport")) {
+    return fail(11, "typ is not passport", "header typ " + header->at("typ").dump());
+  }
+  if (!string_member_is(*header, "alg", "ES256")) {
+    return fail(12, "alg is not ES256", "header alg " + header->at("alg").dump());
+  }
+  if (!string_member_is(*header, "ppt", "shaken")) {
+    return fail(13, "PASSporT ppt is not shaken", "header ppt " + header->at("ppt").dump());
+  }
+
+  // Claims (E14, E19, E15, E16), all before any network.
+  std::optional<json> payload = decode_json_object(identity.payload_b64, error);
+  if (!payload) return fail(14, "PASSporT payload corrupt", "payload " + error);
+  ShakenClaims claims;
+  if (std::string problem = read_claims(*payload, claims); !problem.empty()) {
+    return fail(14, "Invalid PASSporT claims: " + problem, problem);
+  }
+  if (claims.attest != "A" && claims.attest != "B" && claims.attest != "C") {
+    return fail(19, "attest is not A, B or C", "attest \"" + claims.attest.substr(0, 16) + "\"");
+  }
+  try {
+    validate_claims(claims);
+  } catch (const Error& e) {
+    return fail(14, std::string("Invalid PASSporT claims: ") + e.what(), e.what());
+  }
+  if (claims.iat < now &&
+      distance(claims.iat, now) > static_cast<std::uint64_t>(config_.max_iat_age_s)) {
+    return fail(15, "iat is stale",
+                "iat " + std::to_string(claims.iat) + " is " +
+                    std::to_string(distance(claims.iat, now)) + " s old");
+  }
+  if (claims.iat > now &&
+      distance(claims.iat, now) > static_cast<std::uint64_t>(config_.max_iat_future_s)) {
+    return fail(15, "iat is in the future",
+                "iat " + std::to_string(claims.iat) + " is " +
+                    std::to_string(distance(claims.iat, now)) + " s ahead");
+  }
+  const std::string from = normalize_tn(request.from_tn);
+  if (from.empty() || claims.orig_tn != from) {
+    return fail(16, "orig does not match from",
+                "orig.tn \"" + claims.orig_tn.substr(0, 32) + "\", from \"" +
+                    request.from_tn.substr(0, 32) + "\"");
+  }
+  const bool to_matches =
+      std::any_of(request.to_tns.begin(), request.to_tns.end(), [&](const std::string& to) {
+        const std::string tn = normalize_tn(to);
+        return !tn.empty() &&
+               std::find(claims.dest_tn.begin(), claims.dest_tn.end(), tn) != claims.dest_tn.end();
+      });
+  if (!to_matches) return fail(16, "dest does not match to", "no request to TN in dest.tn");
+
+  // Certificate (E8) and chain (E17).
+  std::shared_ptr<const CertificateEntry> entry;
+  if (request.certificate_pem) {
+    try {
+      entry = make_certificate_entry(info, *request.certificate_pem, now);
+    } catch (const Error& e) {
+      return fail(8, "Certificate unusable", e.what());
+    }
+  } else {
+    CertificateLookup lookup = certificates_->get(info, now);
+    if (!lookup.entry) {
+      return fail(8, "Failed to dereference info URL", "x5u <" + info + ">: " + lookup.error);
+    }
+    entry = std::move(lookup.entry);
+  }
+  const std::optional<CertificateEntry::VerdictMemo> memo =
+      request.certificate_pem ? std::nullopt : entry->memo();
+  if (memo && now < memo->recheck_at && claims.iat >= memo->verdict.valid_from &&
+      claims.iat <= memo->verdict.valid_until) {
+    metrics_.record_chain_verdict(true);
+  } else {
+    metrics_.record_chain_verdict(false);
+    std::vector<std::shared_ptr<const void>> keep_alive;
+    const std::vector<X509_CRL*> crls = config_.fetch_crl_from_dp
+                                            ? crls_for(entry->chain, now, keep_alive)
+                                            : std::vector<X509_CRL*>{};
+    ChainVerdict verdict = chain_->validate(entry->chain, claims.iat, crls);
+    if (!verdict.ok) {
+      return fail(17, "Certificate validation failed: " + verdict.reason, verdict.detail);
+    }
+    if (!request.certificate_pem) {
+      const std::int64_t recheck = config_.fetch_crl_from_dp
+                                       ? std::min(kVerdictRecheckS, config_.crl_refresh_s)
+                                       : kVerdictRecheckS;
+      entry->set_memo({std::move(verdict), now + recheck});
+    }
+  }
+
+  // Signature (E18): SHA-256 over the received "header.payload" bytes, never
+  // re-serialised; raw r||s of 64 bytes (stir::verify_es256_digest).
+  const std::optional<std::string> signature = base64url_decode(identity.signature_b64);
+  if (!signature || signature->size() != std::tuple_size_v<Es256Signature>) {
+    return fail(18, "Signature validation failed",
+                signature ? "signature is " + std::to_string(signature->size()) +
+                                " bytes, ES256 needs 64 (raw r||s)"
+                          : "signature is not valid base64url");
+  }
+  Es256Signature raw{};
+  std::copy(signature->begin(), signature->end(), raw.begin());
+  const std::string_view signed_part =
+      std::string_view(identity.jws).substr(0, identity.jws.rfind('.'));
+  if (!verify_es256_digest(entry->leaf_key.get(), sha256(signed_part), raw)) {
+    return fail(18, "Signature validation failed", "signature does not verify");
+  }
+  VerificationResult result;
+  result.verstat = kVerstatPassed;
+  ParsedPassport& passport = result.passport.emplace();
+  passport.header.x5u = info;
+  passport.claims = std::move(claims);
+  passport.header_json = std::move(*header);
+  passport.payload_json = std::move(*payload);
+  return finish(std::move(result), request, now);
+}
+
+VerificationResult Verifier::finish(VerificationResult result, const VerificationRequest& request,
+                                    std::int64_t now) {
+  if (config_.once_per_day_reason_policy && result.reasoncode && *result.reasoncode != 403) {
+    const std::string tn = normalize_tn(request.from_tn);
+    if (!tn.empty() && !reason_policy_->allow(tn, now)) {
+      result.verstat = kVerstatNoValidation;
+      result.reasoncode.reset();
+      result.reasontext.clear();
+      result.reasondesc.clear();
+      result.reason_suppressed = true;
+      metrics_.record_reason_suppressed();
+    }
+  }
+  metrics_.record_verification(verstat_index(result.verstat), result.reasoncode.value_or(0),
+                               result.error_case);
+  return result;
+}
+
+}  // namespace stir::vs
