@@ -175,6 +175,15 @@ port = 8444
 tls_cert = "$DEV/tls/server.pem"
 tls_key = "$DEV/tls/server.key"
 client_ca = "$DEV/tls/ca.pem"
+roles = ["signing", "verification"]
+
+# The verification role (and sks verify --from/--to): trusts the test STI
+# root and fetches x5u from the TN-CR on loopback, which is refused unless
+# allowed like this.
+[verifier]
+trust_anchors = "$DEV/pki/root.pem"
+tls_ca_file = "$DEV/tls/ca.pem"
+allow_loopback = true
 
 [[profile]]
 name = "demo"
@@ -207,6 +216,14 @@ TOML
   log "verify: the chain against the test STI-PA root, then the token against the fetched certificate"
   openssl verify -CAfile "$DEV/pki/root.pem" -untrusted "$DEV/x5u.pem" "$DEV/x5u.pem"
   "$sks" verify --identity "$identity" --cert "$DEV/x5u.pem"
+  log "verify: sks verify as a verification service (fetches the x5u itself, checks chain and TNAuthList)"
+  "$sks" verify --config "$config" --identity "$identity" --from 12155550121 --to 12155550131
+  log "verify: POST https://127.0.0.1:8444/stir/v1/verification"
+  curl -sS --fail-with-body --cacert "$DEV/tls/ca.pem" --cert "$DEV/tls/client.pem" \
+    --key "$DEV/tls/client.key" -H 'Content-Type: application/json' \
+    --data "{\"verificationRequest\":{\"from\":{\"tn\":\"12155550121\"},\"to\":{\"tn\":[\"12155550131\"]},\"time\":$(date +%s),\"identity\":\"$identity\"}}" \
+    https://127.0.0.1:8444/stir/v1/verification
+  echo
   log "done. Services run on loopback: TN-CR https://127.0.0.1:8443/, SKS https://127.0.0.1:8444/"
   log "stop them with: scripts/dev.sh stop   (logs: $DEV/tn-cr.log, $DEV/sks.log)"
 }

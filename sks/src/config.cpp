@@ -127,11 +127,11 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
   const toml::table* server = sub_table(reader, root, "server");
   if (server == nullptr) return;
   s.present = true;
-  reader.only_keys(
-      *server, "[server]",
-      {"listen", "port", "tls_cert", "tls_key", "client_ca", "lab_plain_http", "lab_no_client_cert",
-       "api_root", "threads", "max_body_bytes", "read_timeout_ms", "write_timeout_ms",
-       "keep_alive_timeout_s", "keep_alive_max_requests", "max_iat_skew_s", "default_profile"});
+  reader.only_keys(*server, "[server]",
+                   {"listen", "port", "tls_cert", "tls_key", "client_ca", "lab_plain_http",
+                    "lab_no_client_cert", "api_root", "threads", "max_body_bytes",
+                    "read_timeout_ms", "write_timeout_ms", "keep_alive_timeout_s",
+                    "keep_alive_max_requests", "max_iat_skew_s", "default_profile", "roles"});
   const std::string w = "server";
   if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
   s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));
@@ -160,6 +160,19 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
       reader.integer(*server, "keep_alive_max_requests", w, 100000, 1, 100000000));
   s.max_iat_skew_s = reader.integer(*server, "max_iat_skew_s", w, 60, 1, 3600);
   s.default_profile = reader.string(*server, "default_profile", w);
+  if (server->get("roles") != nullptr) {
+    s.signing = s.verification = false;
+    for (const auto& role : reader.strings(*server, "roles", w)) {
+      if (role == "signing") {
+        s.signing = true;
+      } else if (role == "verification") {
+        s.verification = true;
+      } else {
+        reader.fail(server->get("roles"), "server.roles holds \"signing\" and/or \"verification\"");
+      }
+    }
+    if (!s.signing && !s.verification) reader.fail(server->get("roles"), "server.roles is empty");
+  }
 
   if (!s.lab_plain_http) {
     if (s.tls_cert.empty() || s.tls_key.empty()) {
@@ -228,6 +241,104 @@ void read_profiles(const Reader& reader, const toml::table& root, Config& config
   }
 }
 
+void read_verifier(const Reader& reader, const toml::table& root, Config& config) {
+  const toml::table* table = sub_table(reader, root, "verifier");
+  if (table == nullptr) return;
+  reader.only_keys(*table, "[verifier]",
+                   {"trust_anchors",
+                    "trust_anchor_files",
+                    "crl_files",
+                    "crl_dir",
+                    "fetch_crl_from_dp",
+                    "crl_check_all",
+                    "max_crl_bytes",
+                    "crl_refresh_s",
+                    "allowed_ports",
+                    "allow_loopback",
+                    "allow_private",
+                    "connect_timeout_ms",
+                    "total_timeout_ms",
+                    "max_body_bytes",
+                    "tls_ca_file",
+                    "max_iat_age_s",
+                    "max_iat_future_s",
+                    "max_request_time_skew_s",
+                    "require_spc",
+                    "allowed_spcs",
+                    "cache_dir",
+                    "min_cache_s",
+                    "failure_cache_s",
+                    "max_cache_entries",
+                    "once_per_day_reason_policy",
+                    "reason_policy_max_tns"});
+  const std::string w = "verifier";
+  stir::vs::VerifierConfig v;
+  if (auto anchors = reader.path(*table, "trust_anchors", w); !anchors.empty()) {
+    if (fs::is_directory(anchors)) {
+      v.trust_anchors_dir = anchors;
+    } else {
+      v.trust_anchor_files.push_back(anchors);
+    }
+  }
+  const fs::path base = fs::absolute(config.path).parent_path();
+  auto resolve = [&base](const std::string& p) {
+    return fs::path(p).is_absolute() ? p : (base / p).lexically_normal().string();
+  };
+  for (const auto& f : reader.strings(*table, "trust_anchor_files", w)) {
+    v.trust_anchor_files.push_back(resolve(f));
+  }
+  for (const auto& f : reader.strings(*table, "crl_files", w)) v.crl_files.push_back(resolve(f));
+  v.crl_dir = reader.path(*table, "crl_dir", w);
+  v.fetch_crl_from_dp = reader.boolean(*table, "fetch_crl_from_dp", w, v.fetch_crl_from_dp);
+  v.crl_check_all = reader.boolean(*table, "crl_check_all", w, v.crl_check_all);
+  v.max_crl_bytes = static_cast<std::size_t>(reader.integer(
+      *table, "max_crl_bytes", w, static_cast<std::int64_t>(v.max_crl_bytes), 1024, 64 << 20));
+  v.crl_refresh_s = reader.integer(*table, "crl_refresh_s", w, v.crl_refresh_s, 60, 7 * 86400);
+  if (const toml::node* node = table->get("allowed_ports")) {
+    const auto* ports = node->as_array();
+    if (ports == nullptr) reader.fail(node, "verifier.allowed_ports must be an array");
+    v.allowed_ports.clear();
+    for (const auto& port : *ports) {
+      const auto* value = port.as_integer();
+      if (value == nullptr || value->get() < 1 || value->get() > 65535) {
+        reader.fail(&port, "verifier.allowed_ports holds port numbers");
+      }
+      v.allowed_ports.push_back(static_cast<std::uint16_t>(value->get()));
+    }
+  }
+  v.allow_loopback = reader.boolean(*table, "allow_loopback", w, v.allow_loopback);
+  v.allow_private = reader.boolean(*table, "allow_private", w, v.allow_private);
+  v.connect_timeout_ms = static_cast<int>(
+      reader.integer(*table, "connect_timeout_ms", w, v.connect_timeout_ms, 10, 60000));
+  v.total_timeout_ms = static_cast<int>(
+      reader.integer(*table, "total_timeout_ms", w, v.total_timeout_ms, 10, 120000));
+  v.max_body_bytes = static_cast<std::size_t>(reader.integer(
+      *table, "max_body_bytes", w, static_cast<std::int64_t>(v.max_body_bytes), 1024, 1 << 20));
+  v.tls_ca_file = reader.path(*table, "tls_ca_file", w);
+  v.max_iat_age_s = reader.integer(*table, "max_iat_age_s", w, v.max_iat_age_s, 1, 86400);
+  v.max_iat_future_s = reader.integer(*table, "max_iat_future_s", w, v.max_iat_future_s, 0, 86400);
+  v.max_request_time_skew_s =
+      reader.integer(*table, "max_request_time_skew_s", w, v.max_request_time_skew_s, 1, 86400);
+  v.require_spc = reader.boolean(*table, "require_spc", w, v.require_spc);
+  v.allowed_spcs = reader.strings(*table, "allowed_spcs", w);
+  v.cache_dir = reader.path(*table, "cache_dir", w);
+  v.min_cache_s = reader.integer(*table, "min_cache_s", w, v.min_cache_s, 86400, 30 * 86400);
+  v.failure_cache_s = reader.integer(*table, "failure_cache_s", w, v.failure_cache_s, 0, 3600);
+  v.max_cache_entries = static_cast<std::size_t>(reader.integer(
+      *table, "max_cache_entries", w, static_cast<std::int64_t>(v.max_cache_entries), 1, 10000000));
+  v.once_per_day_reason_policy =
+      reader.boolean(*table, "once_per_day_reason_policy", w, v.once_per_day_reason_policy);
+  v.reason_policy_max_tns = static_cast<std::size_t>(
+      reader.integer(*table, "reason_policy_max_tns", w,
+                     static_cast<std::int64_t>(v.reason_policy_max_tns), 1, 100000000));
+  try {
+    stir::vs::validate_config(v);
+  } catch (const stir::Error& e) {
+    reader.fail(table, e.what());
+  }
+  config.verifier = std::move(v);
+}
+
 }  // namespace
 
 Config load_config(const std::string& path) {
@@ -251,7 +362,7 @@ Config load_config(const std::string& path) {
   Config config;
   config.path = path;
   const Reader reader(path, fs::absolute(path).parent_path());
-  reader.only_keys(root, "the top level", {"token", "keyring", "server", "profile"});
+  reader.only_keys(root, "the top level", {"token", "keyring", "server", "profile", "verifier"});
 
   const toml::node* token_node = root.get("token");
   if (token_node == nullptr) reader.fail(nullptr, "missing [token] table");
@@ -299,6 +410,13 @@ Config load_config(const std::string& path) {
   read_keyring(reader, root, config);
   read_server(reader, root, config.server);
   read_profiles(reader, root, config);
+  read_verifier(reader, root, config);
+  if (config.server.present && config.server.verification && !config.verifier) {
+    reader.fail(nullptr, "server.roles has \"verification\" but there is no [verifier] table");
+  }
+  if (config.server.present && config.server.signing && config.profiles.empty()) {
+    reader.fail(nullptr, "server.roles has \"signing\" but there is no [[profile]]");
+  }
   return config;
 }
 

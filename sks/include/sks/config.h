@@ -24,6 +24,10 @@
 //   tls_key = "tls/server.key"   # mode 0600
 //   client_ca = "tls/clients-ca.pem"
 //
+//   [verifier]                   # the verification role and `sks verify --from/--to`
+//   trust_anchors = "sti-pa-roots"  # STI-PA root(s): a PEM file or a folder of them
+//   (every stir::vs::VerifierConfig field, by the same name)
+//
 //   [[profile]]                  # one per signing profile
 //   name = "subscribers-a"
 //   key = "shaken-2026-11"       # key label in the token
@@ -36,10 +40,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "sks/secret.h"
+#include "stir/verifier/config.h"
 
 namespace sks {
 
@@ -80,6 +86,8 @@ struct ServerConfig {
   std::size_t keep_alive_max_requests = 100000;  // per connection
   std::int64_t max_iat_skew_s = 60;              // |iat - now| beyond this is SVC4005
   std::string default_profile;                   // profile for clients no profile lists (optional)
+  bool signing = true;        // server.roles: "signing" (POST {api_root}/signing)
+  bool verification = false;  //   and/or "verification" (POST {api_root}/verification)
 };
 
 struct SigningProfile {
@@ -97,6 +105,7 @@ struct Config {
   KeyringConfig keyring;
   ServerConfig server;
   std::vector<SigningProfile> profiles;
+  std::optional<stir::vs::VerifierConfig> verifier;  // a [verifier] table was given
 };
 
 // Which file to read: `cli_path` if given, else $SKS_CONFIG, else the default.

@@ -1,15 +1,27 @@
 // sks sign (a PASSporT signed in the token) and sks verify.
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 
 #include "cli_support.h"
 #include "stir/openssl.h"
 #include "stir/passport.h"
+#include "stir/verifier/verifier.h"
 #include "stir/verify.h"
 
 namespace sks::cli {
 namespace {
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw stir::Error(stir::ErrorCode::kNotFound, "cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 struct SignOptions {
   std::string label;
@@ -42,11 +54,16 @@ struct VerifyOptions {
   std::string identity;
   std::string public_key;
   std::string cert;
+  std::string from;
+  std::vector<std::string> to;
+  std::string trust_anchors;
   std::optional<std::int64_t> time;
   std::int64_t max_age = 60;
+  bool json = false;
 };
 
-int run_verify(const VerifyOptions& o) {
+// Signature, SHAKEN claims and freshness against a key the caller holds.
+int run_key_check(const VerifyOptions& o) {
   const stir::EvpPkeyPtr key = o.cert.empty() ? stir::load_public_key_file(o.public_key)
                                               : stir::public_key_from_certificate_file(o.cert);
   stir::VerifyOptions options;
@@ -66,6 +83,53 @@ int run_verify(const VerifyOptions& o) {
   std::cout << "invalid: " << static_cast<int>(result.reason) << " "
             << stir::sip_reason_text(result.reason) << ": " << result.detail << "\n";
   return kExitInvalidToken;
+}
+
+// The whole STI-VS verification, the same code as POST /stir/v1/verification:
+// x5u fetched (or --cert), chain to the trust anchors, CRLs, TNAuthList,
+// signature, claims, freshness, orig/dest against --from/--to.
+int run_full_verification(const Context& context, const VerifyOptions& o) {
+  stir::vs::VerifierConfig config;
+  const std::string path = resolve_config_path(context.config_flag);
+  if (!context.config_flag.empty() || std::filesystem::exists(path)) {
+    if (auto loaded = load_config(path).verifier) config = std::move(*loaded);
+  }
+  if (!o.trust_anchors.empty()) {
+    config.trust_anchors_dir.clear();
+    config.trust_anchor_files.clear();
+    if (std::filesystem::is_directory(o.trust_anchors)) {
+      config.trust_anchors_dir = o.trust_anchors;
+    } else {
+      config.trust_anchor_files.push_back(o.trust_anchors);
+    }
+  }
+  if (config.trust_anchors_dir.empty() && config.trust_anchor_files.empty()) {
+    throw stir::Error(stir::ErrorCode::kConfig,
+                      "verification needs trust anchors: [verifier] trust_anchors in the config, "
+                      "or --trust-anchors FILE|DIR");
+  }
+  stir::vs::Verifier verifier(config);
+  stir::vs::VerificationRequest request;
+  request.identity = o.identity;
+  request.from_tn = o.from;
+  request.to_tns = o.to;
+  request.now = o.time;
+  if (!o.cert.empty()) request.certificate_pem = read_text_file(o.cert);
+  const stir::vs::VerificationResult result = verifier.verify(request);
+  if (o.json) {
+    std::cout << stir::vs::to_verification_response(result).dump() << "\n";
+  } else if (result.passed()) {
+    std::cout << result.verstat << "\n";
+  } else {
+    std::cout << result.verstat;
+    if (result.reasoncode) {
+      std::cout << " " << *result.reasoncode << " " << result.reasontext << ": "
+                << result.reasondesc << " (" << result.error_case_id() << ")";
+    }
+    std::cout << "\n";
+  }
+  if (!result.passed() && !result.detail.empty()) std::cerr << "detail: " << result.detail << "\n";
+  return result.passed() ? kExitOk : kExitInvalidToken;
 }
 
 }  // namespace
@@ -90,22 +154,45 @@ void add_passport_commands(CLI::App& app, Context& context) {
 
   auto verify = std::make_shared<VerifyOptions>();
   auto* verify_cmd = app.add_subcommand(
-      "verify", "check an Identity header's signature, SHAKEN claims and freshness");
+      "verify",
+      "verify an Identity header: with --from/--to as a verification service (x5u fetched, "
+      "chain, CRL, TNAuthList, claims); with --public-key, signature, claims and freshness only");
+  add_config_option(verify_cmd, context);
   verify_cmd->add_option("--identity", verify->identity, "the Identity header value")->required();
   auto* key_option =
       verify_cmd->add_option("--public-key", verify->public_key, "signer's public key (PEM)");
-  auto* cert_option =
-      verify_cmd->add_option("--cert", verify->cert, "signer's certificate (PEM, leaf first)");
-  key_option->excludes(cert_option);
+  verify_cmd->add_option("--cert", verify->cert,
+                         "signer's certificate chain (PEM, leaf first) instead of fetching x5u");
+  auto* from_option =
+      verify_cmd->add_option("--from", verify->from, "calling number of the call (full check)");
+  auto* to_option = verify_cmd->add_option("--to", verify->to, "called number(s), comma-separated")
+                        ->delimiter(',');
+  from_option->needs(to_option);
+  to_option->needs(from_option);
+  key_option->excludes(from_option);
+  verify_cmd
+      ->add_option("--trust-anchors", verify->trust_anchors,
+                   "STI-PA root(s), a PEM file or folder (default: [verifier] in config)")
+      ->needs(from_option);
+  verify_cmd->add_flag("--json", verify->json, "print the verificationResponse JSON")
+      ->needs(from_option);
   verify_cmd->add_option("--time", verify->time,
                          "verifier clock, seconds since 1970 (default: now)");
-  verify_cmd->add_option("--max-age", verify->max_age, "allowed iat age and future skew, seconds")
+  verify_cmd
+      ->add_option("--max-age", verify->max_age,
+                   "allowed iat age and future skew, seconds (--public-key check)")
       ->capture_default_str();
   verify_cmd->callback([&context, verify] {
-    if (verify->public_key.empty() == verify->cert.empty()) {
-      throw CLI::ValidationError("give exactly one of --public-key and --cert");
+    if (!verify->from.empty()) {
+      context.status = run_full_verification(context, *verify);
+      return;
     }
-    context.status = run_verify(*verify);
+    if (verify->public_key.empty() == verify->cert.empty()) {
+      throw CLI::ValidationError(
+          "give --from and --to for a full verification, or exactly one of --public-key and "
+          "--cert");
+    }
+    context.status = run_key_check(*verify);
   });
 }
 

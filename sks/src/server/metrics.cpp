@@ -84,4 +84,43 @@ std::string Metrics::render() const {
   return out;
 }
 
+std::string Metrics::render_verification(const stir::vs::MetricsSnapshot& m) {
+  std::string out =
+      "# HELP sks_verifications_total Verifications by verstat.\n"
+      "# TYPE sks_verifications_total counter\n";
+  for (const auto& [verstat, count] : m.verifications_by_verstat) {
+    out += "sks_verifications_total{verstat=\"" + verstat + "\"} " + std::to_string(count) + "\n";
+  }
+  out +=
+      "# HELP sks_verification_reasons_total Failed verifications by SIP reason code.\n"
+      "# TYPE sks_verification_reasons_total counter\n";
+  for (const auto& [code, count] : m.verifications_by_reasoncode) {
+    out += "sks_verification_reasons_total{reasoncode=\"" + std::to_string(code) + "\"} " +
+           std::to_string(count) + "\n";
+  }
+  out +=
+      "# HELP sks_x5u_cache_total Certificate cache lookups by result.\n"
+      "# TYPE sks_x5u_cache_total counter\n"
+      "sks_x5u_cache_total{result=\"hit\"} " +
+      std::to_string(m.cert_cache_hits) + "\n" + "sks_x5u_cache_total{result=\"miss\"} " +
+      std::to_string(m.cert_cache_misses) + "\n" + "sks_x5u_cache_total{result=\"shared\"} " +
+      std::to_string(m.cert_cache_shared) + "\n" +
+      "# HELP sks_x5u_fetches_total x5u and CRL fetches by result.\n"
+      "# TYPE sks_x5u_fetches_total counter\n"
+      "sks_x5u_fetches_total{result=\"ok\"} " +
+      std::to_string(m.fetches - m.fetch_failures) + "\n" +
+      "sks_x5u_fetches_total{result=\"failed\"} " + std::to_string(m.fetch_failures) + "\n" +
+      "# HELP sks_x5u_fetch_duration_seconds x5u fetch latency.\n"
+      "# TYPE sks_x5u_fetch_duration_seconds histogram\n";
+  for (std::size_t i = 0; i < m.fetch_latency_bounds_s.size(); ++i) {
+    out += "sks_x5u_fetch_duration_seconds_bucket{le=\"" + number(m.fetch_latency_bounds_s[i]) +
+           "\"} " + std::to_string(m.fetch_latency_buckets[i]) + "\n";
+  }
+  const std::uint64_t total = m.fetch_latency_buckets.empty() ? 0 : m.fetch_latency_buckets.back();
+  out += "sks_x5u_fetch_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(total) + "\n" +
+         "sks_x5u_fetch_duration_seconds_sum " + number(m.fetch_latency_sum_s) + "\n" +
+         "sks_x5u_fetch_duration_seconds_count " + std::to_string(total) + "\n";
+  return out;
+}
+
 }  // namespace sks::server

@@ -19,6 +19,7 @@
 #include "sks/server/signing_api.h"
 #include "stir/error.h"
 #include "stir/openssl.h"
+#include "stir/verifier/request.h"
 
 namespace sks::server {
 
@@ -150,8 +151,10 @@ std::vector<std::string> client_names(const SSL* ssl) {
 void reply_error(httplib::Response& res, const ApiError& error) {
   res.status = error.http_status;
   res.set_content(error.body(), "application/json");
-  if (error.http_status == 405)
-    res.set_header("Allow", t_request.route == "signing" ? "POST" : "GET");
+  if (error.http_status == 405) {
+    const bool post_route = t_request.route == "signing" || t_request.route == "verification";
+    res.set_header("Allow", post_route ? "POST" : "GET");
+  }
   t_request.outcome = error.message_id;
 }
 
@@ -194,12 +197,18 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
     : config_(config), keys_(keys), impl_(std::make_unique<Impl>()) {
   const ServerConfig& s = config_.server;
   if (!s.present) throw Error(ErrorCode::kConfig, config_.path + ": no [server] table");
-  if (config_.profiles.empty()) {
+  if (s.signing && config_.profiles.empty()) {
     throw Error(ErrorCode::kConfig, config_.path + ": no [[profile]]: nothing to sign with");
+  }
+  if (s.verification) {
+    if (!config_.verifier) {
+      throw Error(ErrorCode::kConfig, config_.path + ": the verification role needs [verifier]");
+    }
+    verifier_ = std::make_unique<stir::vs::Verifier>(*config_.verifier);
   }
   keys_.pool().set_wait_observer(
       [this](std::chrono::nanoseconds wait) { metrics_.session_wait().observe(wait); });
-  ring_.set(KeyRing::build(config_, keys_));
+  if (s.signing) ring_.set(KeyRing::build(config_, keys_));
 
   if (s.lab_plain_http) {
     std::fprintf(stderr, "WARNING: lab_plain_http: serving without TLS. Never in production.\n");
@@ -266,69 +275,110 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
   http.set_payload_max_length(s.max_body_bytes);
 
   const std::string signing_path = s.api_root + "/signing";
-  http.set_pre_routing_handler([signing_path](const httplib::Request& req, httplib::Response& res) {
-    t_request = RequestContext{};
-    t_request.start = Clock::now();
-    const std::string given = req.get_header_value("X-RequestID");
-    t_request.request_id = is_sane_request_id(given) ? given : random_request_id();
-    res.set_header("X-RequestID", t_request.request_id);
-    t_request.client_names = client_names(req.ssl);
-    if (t_slot != nullptr) {
-      if (req.ssl != nullptr) t_slot->fd.store(SSL_get_fd(req.ssl));
-      t_slot->in_request.store(true);
-    }
-    if (req.path == signing_path) {
-      t_request.route = "signing";
-    } else if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") {
-      t_request.route = req.path.substr(1);
-    } else {
-      t_request.route = "other";
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
+  const std::string verification_path = s.api_root + "/verification";
+  http.set_pre_routing_handler(
+      [signing_path, verification_path](const httplib::Request& req, httplib::Response& res) {
+        t_request = RequestContext{};
+        t_request.start = Clock::now();
+        const std::string given = req.get_header_value("X-RequestID");
+        t_request.request_id = is_sane_request_id(given) ? given : random_request_id();
+        res.set_header("X-RequestID", t_request.request_id);
+        t_request.client_names = client_names(req.ssl);
+        if (t_slot != nullptr) {
+          if (req.ssl != nullptr) t_slot->fd.store(SSL_get_fd(req.ssl));
+          t_slot->in_request.store(true);
+        }
+        if (req.path == signing_path) {
+          t_request.route = "signing";
+        } else if (req.path == verification_path) {
+          t_request.route = "verification";
+        } else if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") {
+          t_request.route = req.path.substr(1);
+        } else {
+          t_request.route = "other";
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+      });
 
-  http.Post(signing_path, [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string content_type = req.get_header_value("Content-Type");
-    const std::string accept = req.get_header_value("Accept");
-    if (auto error = check_json_headers(req.has_header("Content-Length"),
-                                        req.has_header("Content-Type") ? &content_type : nullptr,
-                                        req.has_header("Accept") ? &accept : nullptr)) {
-      reply_error(res, *error);
-      return;
-    }
-    const auto ring = ring_.get();  // this request's snapshot, kept to the end
-    const auto start = Clock::now();
-    SigningResult result;
-    try {
-      result = sign_request(req.body, t_request.client_names, *ring,
-                            static_cast<std::int64_t>(std::time(nullptr)),
-                            config_.server.max_iat_skew_s);
-    } catch (const Error& e) {
-      if (!e.pkcs11_function().empty()) {
-        metrics_.count_pkcs11_error(e.pkcs11_function(), e.pkcs11_rv_name());
-      }
-      std::fprintf(stderr, "%s request_id=%s signing failed: %s\n", utc_now().c_str(),
-                   t_request.request_id.c_str(), e.what());
-      reply_error(res, ApiError::internal());
-      return;
-    }
-    if (result.profile != nullptr) t_request.profile = result.profile->name;
-    if (result.error) {
-      reply_error(res, *result.error);
-      return;
-    }
-    metrics_.sign_duration().observe(Clock::now() - start);
-    res.set_content(result.response_body, "application/json");
-    t_request.outcome = "ok";
-  });
   auto method_not_allowed = [](const httplib::Request& req, httplib::Response& res) {
     reply_error(res, ApiError::method_not_allowed(req.method));
   };
-  http.Get(signing_path, method_not_allowed);
-  http.Put(signing_path, method_not_allowed);
-  http.Delete(signing_path, method_not_allowed);
-  http.Patch(signing_path, method_not_allowed);
-  http.Options(signing_path, method_not_allowed);
+  if (s.signing) {
+    http.Post(signing_path, [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string content_type = req.get_header_value("Content-Type");
+      const std::string accept = req.get_header_value("Accept");
+      if (auto error = check_json_headers(req.has_header("Content-Length"),
+                                          req.has_header("Content-Type") ? &content_type : nullptr,
+                                          req.has_header("Accept") ? &accept : nullptr)) {
+        reply_error(res, *error);
+        return;
+      }
+      const auto ring = ring_.get();  // this request's snapshot, kept to the end
+      const auto start = Clock::now();
+      SigningResult result;
+      try {
+        result = sign_request(req.body, t_request.client_names, *ring,
+                              static_cast<std::int64_t>(std::time(nullptr)),
+                              config_.server.max_iat_skew_s);
+      } catch (const Error& e) {
+        if (!e.pkcs11_function().empty()) {
+          metrics_.count_pkcs11_error(e.pkcs11_function(), e.pkcs11_rv_name());
+        }
+        std::fprintf(stderr, "%s request_id=%s signing failed: %s\n", utc_now().c_str(),
+                     t_request.request_id.c_str(), e.what());
+        reply_error(res, ApiError::internal());
+        return;
+      }
+      if (result.profile != nullptr) t_request.profile = result.profile->name;
+      if (result.error) {
+        reply_error(res, *result.error);
+        return;
+      }
+      metrics_.sign_duration().observe(Clock::now() - start);
+      res.set_content(result.response_body, "application/json");
+      t_request.outcome = "ok";
+    });
+    http.Get(signing_path, method_not_allowed);
+    http.Put(signing_path, method_not_allowed);
+    http.Delete(signing_path, method_not_allowed);
+    http.Patch(signing_path, method_not_allowed);
+    http.Options(signing_path, method_not_allowed);
+  }
+  if (s.verification) {
+    http.Post(verification_path, [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string content_type = req.get_header_value("Content-Type");
+      const std::string accept = req.get_header_value("Accept");
+      if (auto error = check_json_headers(req.has_header("Content-Length"),
+                                          req.has_header("Content-Type") ? &content_type : nullptr,
+                                          req.has_header("Accept") ? &accept : nullptr)) {
+        reply_error(res, *error);
+        return;
+      }
+      if (req.body.empty()) {
+        reply_error(res, ApiError::missing_body());
+        return;
+      }
+      const auto document = nlohmann::json::parse(req.body, nullptr, false);
+      if (document.is_discarded()) {
+        reply_error(res, ApiError::parse_failure("not valid JSON"));
+        return;
+      }
+      const auto parsed = stir::vs::parse_verification_request(document);
+      if (parsed.error) {
+        reply_error(res, ApiError{parsed.error->message_id, parsed.error->http_status,
+                                  parsed.error->text, parsed.error->variables});
+        return;
+      }
+      const auto result = verifier_->verify(*parsed.request);
+      res.set_content(stir::vs::to_verification_response(result).dump(), "application/json");
+      t_request.outcome = result.passed() ? "ok" : result.error_case_id();
+    });
+    for (const auto& register_method :
+         {&httplib::Server::Get, &httplib::Server::Put, &httplib::Server::Delete,
+          &httplib::Server::Patch, &httplib::Server::Options}) {
+      (http.*register_method)(verification_path, method_not_allowed);
+    }
+  }
 
   http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
@@ -342,7 +392,9 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
     t_request.outcome = reason.empty() ? "ok" : "not_ready";
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.render(), "text/plain; version=0.0.4");
+    std::string text = metrics_.render();
+    if (verifier_) text += Metrics::render_verification(verifier_->metrics());
+    res.set_content(text, "text/plain; version=0.0.4");
     t_request.outcome = "ok";
   });
   for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
@@ -458,6 +510,7 @@ std::string SigningServer::readiness() const {
   if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS) {
     return "token is not logged in";
   }
+  if (!config_.server.signing) return {};
   const auto ring = ring_.get();
   const stir::Sha256Digest digest = stir::sha256("sks readiness self-test");
   for (const auto& profile : ring->profiles()) {

@@ -22,6 +22,8 @@
 #include <string>
 #include <tuple>
 
+#include "stir/verifier/metrics.h"
+
 namespace sks::server {
 
 class Histogram {
@@ -47,6 +49,8 @@ class Metrics {
   Histogram& session_wait() noexcept { return session_wait_; }
 
   std::string render() const;
+  // The verification role's counters (cache, fetches, verstat, reasons).
+  static std::string render_verification(const stir::vs::MetricsSnapshot& snapshot);
 
  private:
   mutable std::mutex mutex_;

@@ -1,6 +1,9 @@
 // `sks serve`: the HTTPS signing API (ATIS-1000082) over cpp-httplib.
 //
 //   POST {api_root}/signing   sign a PASSporT for the client's profile
+//                             (role "signing", the default)
+//   POST {api_root}/verification  verify an Identity header as an STI-VS
+//                             (role "verification": server.roles, [verifier])
 //   GET  /healthz             the process is alive
 //   GET  /readyz              token logged in, every profile's key signs and
 //                             verifies a self-test digest (200, else 503)
@@ -33,6 +36,7 @@
 #include "sks/pkcs11/key_store.h"
 #include "sks/server/key_ring.h"
 #include "sks/server/metrics.h"
+#include "stir/verifier/verifier.h"
 
 namespace sks::server {
 
@@ -71,6 +75,7 @@ class SigningServer {
   std::string scheme_;
   std::atomic<bool> draining_{false};
   std::atomic<int> listen_fd_{-1};
+  std::unique_ptr<stir::vs::Verifier> verifier_;  // with the verification role
   std::unique_ptr<Impl> impl_;
 };
 
