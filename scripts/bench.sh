@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Signing/verification benchmark (a program, not a test): rates and ratios
-# measured in one run. `--smoke` is the short run CI does to prove it works.
-#   scripts/bench.sh [--seconds S] [--json] [--smoke]
+# Signing and verification benchmarks (programs, not tests): rates and
+# ratios measured in one run. `--smoke` is the short run CI does to prove
+# they work.
+#   scripts/bench.sh [--seconds S] [--smoke]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${SKS_BUILD_DIR:-$ROOT/build}
-args=()
-for a in "$@"; do
-  if [ "$a" = --smoke ]; then args+=(--seconds 0.2); else args+=("$a"); fi
+seconds=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) seconds=0.2; shift ;;
+    --seconds) seconds=$2; shift 2 ;;
+    *) echo "usage: $0 [--seconds S] [--smoke]" >&2; exit 64 ;;
+  esac
 done
-cmake --build "$BUILD" --target sks_sign_bench >/dev/null
-exec "$BUILD/sks/sks_sign_bench" "${args[@]}"
+cmake --build "$BUILD" --target sks_sign_bench stir_verify_bench >/dev/null
+echo "== signing: token through the session pool vs OpenSSL"
+"$BUILD/sks/sks_sign_bench" --seconds "$seconds"
+echo "== verification: Verifier::verify with a cached certificate vs OpenSSL raw verify"
+"$BUILD/verifier/stir_verify_bench" "$seconds"

@@ -541,3 +541,52 @@ TEST_F(EndToEndTest, SksVerifyAndTheVerificationEndpointGiveTheSameAnswer) {
 
 }  // namespace
 }  // namespace stir::testing
+
+namespace stir::testing {
+namespace {
+
+// A terminating carrier's verifier has no HSM: a config with only [server]
+// (role "verification") and [verifier] runs without any token, and
+// answers like the combined server.
+TEST_F(EndToEndTest, VerificationOnlyServerNeedsNoToken) {
+  const std::string good = sign_one();
+  ASSERT_FALSE(good.empty());
+  const std::string d = dir.path();
+  const std::string config = d + "/verifier-only.toml";
+  write_file(config,
+             "[server]\nlisten = \"127.0.0.1\"\nport = 0\nroles = [\"verification\"]\n"
+             "tls_cert = \"" +
+                 d + "/tls/server.pem\"\ntls_key = \"" + d + "/tls/server.key\"\nclient_ca = \"" +
+                 d + "/tls/clients-ca.pem\"\n\n" + "[verifier]\ntrust_anchors = \"" + d +
+                 "/pki/root.pem\"\n" + "tls_ca_file = \"" + d +
+                 "/tls/server-ca.pem\"\nallow_loopback = true\n" + "allowed_ports = [" +
+                 std::to_string(tncr_port) + "]\n");
+  const auto check = run({STIR_SKS_BINARY, "check-config", "--config", config});
+  ASSERT_EQ(check.exit_code, 0) << check.describe();
+  BackgroundProcess verifier({STIR_SKS_BINARY, "serve", "--config", config}, d + "/vs.log");
+  const int port = listening_port(
+      verifier, R"(^listening on https://127\.0\.0\.1:(\d+)/stir/v1/verification$)", d + "/vs.log");
+  ASSERT_GT(port, 0);
+  const std::string t = d + "/tls/";
+  httplib::SSLClient client("127.0.0.1", port, t + "client.pem", t + "client.key");
+  client.set_ca_cert_path((t + "server-ca.pem").c_str());
+  client.enable_server_certificate_verification(true);
+  const json request = {
+      {"verificationRequest",
+       {{"from", {{"tn", "12155550000"}}}, {"to", {{"tn", {"12155550131"}}}}, {"identity", good}}}};
+  const auto result = client.Post("/stir/v1/verification", request.dump(), "application/json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->body, R"({"verificationResponse":{"verstat":"TN-Validation-Passed"}})");
+  // No signing role: the signing path does not exist here.
+  const auto signing = client.Post("/stir/v1/signing", signing_request(0), "application/json");
+  ASSERT_TRUE(signing);
+  EXPECT_EQ(signing->status, 404);
+  const auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  verifier.signal(SIGTERM);
+  EXPECT_EQ(verifier.wait(20000), 0);
+}
+
+}  // namespace
+}  // namespace stir::testing

@@ -115,6 +115,50 @@ const toml::table* sub_table(const Reader& reader, const toml::table& root,
   return table;
 }
 
+void read_token(const Reader& reader, const toml::table& root, Config& config) {
+  const toml::table* token = sub_table(reader, root, "token");
+  if (token == nullptr) return;
+  reader.only_keys(*token, "[token]",
+                   {"module", "label", "serial", "pin_file", "pin_env", "sessions", "module_env"});
+
+  TokenConfig& t = config.token;
+  t.module = reader.path(*token, "module", "token");
+  t.label = reader.string(*token, "label", "token");
+  t.serial = reader.string(*token, "serial", "token");
+  t.pin.file = reader.path(*token, "pin_file", "token");
+  t.pin.env = reader.string(*token, "pin_env", "token");
+
+  if (t.module.empty()) reader.fail(token, "token.module (the PKCS#11 module path) is required");
+  if (!fs::is_regular_file(t.module)) {
+    reader.fail(token->get("module"), "PKCS#11 module " + t.module + " does not exist");
+  }
+  if (t.label.empty() && t.serial.empty()) {
+    reader.fail(token, "token.label or token.serial is required (never a slot number)");
+  }
+  if (t.label.size() > 32) reader.fail(token->get("label"), "token.label is longer than 32");
+  if (t.pin.file.empty() == t.pin.env.empty()) {
+    reader.fail(token, "exactly one of token.pin_file and token.pin_env is required");
+  }
+  if (const toml::node* node = token->get("sessions")) {
+    const auto* value = node->as_integer();
+    if (value == nullptr || value->get() < 0 || value->get() > 1024) {
+      reader.fail(node, "token.sessions must be an integer from 0 (one per core) to 1024");
+    }
+    t.sessions = static_cast<std::size_t>(value->get());
+  }
+  if (const toml::node* node = token->get("module_env")) {
+    const toml::table* env = node->as_table();
+    if (env == nullptr) reader.fail(node, "token.module_env must be a table");
+    for (const auto& [key, value] : *env) {
+      const auto* text = value.as_string();
+      if (text == nullptr) {
+        reader.fail(&value, "token.module_env." + std::string(key.str()) + " must be a string");
+      }
+      t.module_env.emplace(std::string(key.str()), text->get());
+    }
+  }
+}
+
 void read_keyring(const Reader& reader, const toml::table& root, Config& config) {
   config.keyring.dir = (fs::absolute(config.path).parent_path() / "keyring").string();
   const toml::table* keyring = sub_table(reader, root, "keyring");
@@ -364,55 +408,20 @@ Config load_config(const std::string& path) {
   const Reader reader(path, fs::absolute(path).parent_path());
   reader.only_keys(root, "the top level", {"token", "keyring", "server", "profile", "verifier"});
 
-  const toml::node* token_node = root.get("token");
-  if (token_node == nullptr) reader.fail(nullptr, "missing [token] table");
-  const toml::table* token = token_node->as_table();
-  if (token == nullptr) reader.fail(token_node, "token must be a table");
-  reader.only_keys(*token, "[token]",
-                   {"module", "label", "serial", "pin_file", "pin_env", "sessions", "module_env"});
-
-  TokenConfig& t = config.token;
-  t.module = reader.path(*token, "module", "token");
-  t.label = reader.string(*token, "label", "token");
-  t.serial = reader.string(*token, "serial", "token");
-  t.pin.file = reader.path(*token, "pin_file", "token");
-  t.pin.env = reader.string(*token, "pin_env", "token");
-
-  if (t.module.empty()) reader.fail(token, "token.module (the PKCS#11 module path) is required");
-  if (!fs::is_regular_file(t.module)) {
-    reader.fail(token->get("module"), "PKCS#11 module " + t.module + " does not exist");
-  }
-  if (t.label.empty() && t.serial.empty()) {
-    reader.fail(token, "token.label or token.serial is required (never a slot number)");
-  }
-  if (t.label.size() > 32) reader.fail(token->get("label"), "token.label is longer than 32");
-  if (t.pin.file.empty() == t.pin.env.empty()) {
-    reader.fail(token, "exactly one of token.pin_file and token.pin_env is required");
-  }
-  if (const toml::node* node = token->get("sessions")) {
-    const auto* value = node->as_integer();
-    if (value == nullptr || value->get() < 0 || value->get() > 1024) {
-      reader.fail(node, "token.sessions must be an integer from 0 (one per core) to 1024");
-    }
-    t.sessions = static_cast<std::size_t>(value->get());
-  }
-  if (const toml::node* node = token->get("module_env")) {
-    const toml::table* env = node->as_table();
-    if (env == nullptr) reader.fail(node, "token.module_env must be a table");
-    for (const auto& [key, value] : *env) {
-      const auto* text = value.as_string();
-      if (text == nullptr) {
-        reader.fail(&value, "token.module_env." + std::string(key.str()) + " must be a string");
-      }
-      t.module_env.emplace(std::string(key.str()), text->get());
-    }
-  }
+  read_token(reader, root, config);
   read_keyring(reader, root, config);
   read_server(reader, root, config.server);
   read_profiles(reader, root, config);
   read_verifier(reader, root, config);
   if (config.server.present && config.server.verification && !config.verifier) {
     reader.fail(nullptr, "server.roles has \"verification\" but there is no [verifier] table");
+  }
+  // Only a pure verifier (sks verify --from/--to, a verification-only
+  // server) works without a token.
+  const bool verification_only =
+      config.verifier && (!config.server.present || !config.server.signing);
+  if (config.token.module.empty() && !verification_only) {
+    reader.fail(nullptr, "missing [token] table");
   }
   if (config.server.present && config.server.signing && config.profiles.empty()) {
     reader.fail(nullptr, "server.roles has \"signing\" but there is no [[profile]]");

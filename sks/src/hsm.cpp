@@ -1,5 +1,7 @@
 #include "sks/hsm.h"
 
+#include "stir/error.h"
+
 namespace sks {
 
 namespace {
@@ -16,6 +18,9 @@ Hsm::Hsm(const TokenConfig& config, const Secret& pin)
       keys_(pool_) {}
 
 std::unique_ptr<Hsm> Hsm::open(const TokenConfig& config) {
+  if (config.module.empty()) {
+    throw stir::Error(stir::ErrorCode::kConfig, "this needs a token: the config has no [token]");
+  }
   // Read the PIN first: a bad PIN file fails before the module is touched.
   const Secret pin = read_pin(config.pin);
   apply_module_env(config);

@@ -69,7 +69,7 @@ class SigningServerTest : public SoftHsmTest {
   }
 
   void start_server() {
-    server = std::make_unique<server::SigningServer>(config, *keys);
+    server = std::make_unique<server::SigningServer>(config, keys.get());
     port = server->bind();
     thread = std::thread([this] { server->serve(); });
   }

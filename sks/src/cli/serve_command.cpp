@@ -25,8 +25,10 @@ void run_serve(const Context& context) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const Config config = load_cli_config(context);
-  auto hsm = Hsm::open(config.token);
-  server::SigningServer server(config, hsm->keys());
+  // A verification-only server has no token to open.
+  std::unique_ptr<Hsm> hsm;
+  if (config.server.signing) hsm = Hsm::open(config.token);
+  server::SigningServer server(config, hsm ? &hsm->keys() : nullptr);
   const int port = server.bind();
   const std::string ready = server.readiness();
   if (!ready.empty()) throw stir::Error(stir::ErrorCode::kPkcs11, "self-test failed: " + ready);
@@ -53,7 +55,8 @@ void run_serve(const Context& context) {
             << (config.server.listen.find(':') != std::string::npos
                     ? "[" + config.server.listen + "]"
                     : config.server.listen)
-            << ":" << port << config.server.api_root << "/signing" << std::endl;
+            << ":" << port << config.server.api_root
+            << (config.server.signing ? "/signing" : "/verification") << std::endl;
   server.serve();
   if (watcher.joinable()) {
     pthread_kill(watcher.native_handle(), SIGTERM);  // wakes it if serve() ended by itself

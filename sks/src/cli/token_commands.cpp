@@ -56,6 +56,10 @@ void run_init(const InitOptions& o) {
 
 void run_check_config(const Context& context, bool login) {
   const Config config = load_cli_config(context);
+  if (config.token.module.empty()) {
+    std::cout << "config " << config.path << " is valid: no token (verification only)\n";
+    return;
+  }
   // The PIN source is checked (exists, mode) without printing the PIN.
   read_pin(config.token.pin);
   std::cout << "config " << config.path << " is valid: module " << config.token.module << ", token "

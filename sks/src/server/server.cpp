@@ -148,6 +148,15 @@ std::vector<std::string> client_names(const SSL* ssl) {
   return names;
 }
 
+// The header rules every JSON POST route shares (signing_api.h).
+std::optional<ApiError> json_header_error(const httplib::Request& req) {
+  const std::string content_type = req.get_header_value("Content-Type");
+  const std::string accept = req.get_header_value("Accept");
+  return check_json_headers(req.has_header("Content-Length"),
+                            req.has_header("Content-Type") ? &content_type : nullptr,
+                            req.has_header("Accept") ? &accept : nullptr);
+}
+
 void reply_error(httplib::Response& res, const ApiError& error) {
   res.status = error.http_status;
   res.set_content(error.body(), "application/json");
@@ -193,7 +202,7 @@ class SigningServer::Impl {
   ConnectionRegistry connections;
 };
 
-SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
+SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
     : config_(config), keys_(keys), impl_(std::make_unique<Impl>()) {
   const ServerConfig& s = config_.server;
   if (!s.present) throw Error(ErrorCode::kConfig, config_.path + ": no [server] table");
@@ -206,9 +215,12 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
     }
     verifier_ = std::make_unique<stir::vs::Verifier>(*config_.verifier);
   }
-  keys_.pool().set_wait_observer(
-      [this](std::chrono::nanoseconds wait) { metrics_.session_wait().observe(wait); });
-  if (s.signing) ring_.set(KeyRing::build(config_, keys_));
+  if (s.signing) {
+    if (keys_ == nullptr) throw Error(ErrorCode::kInternal, "the signing role needs the token");
+    keys_->pool().set_wait_observer(
+        [this](std::chrono::nanoseconds wait) { metrics_.session_wait().observe(wait); });
+    ring_.set(KeyRing::build(config_, *keys_));
+  }
 
   if (s.lab_plain_http) {
     std::fprintf(stderr, "WARNING: lab_plain_http: serving without TLS. Never in production.\n");
@@ -305,11 +317,7 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
   };
   if (s.signing) {
     http.Post(signing_path, [this](const httplib::Request& req, httplib::Response& res) {
-      const std::string content_type = req.get_header_value("Content-Type");
-      const std::string accept = req.get_header_value("Accept");
-      if (auto error = check_json_headers(req.has_header("Content-Length"),
-                                          req.has_header("Content-Type") ? &content_type : nullptr,
-                                          req.has_header("Accept") ? &accept : nullptr)) {
+      if (auto error = json_header_error(req)) {
         reply_error(res, *error);
         return;
       }
@@ -346,11 +354,7 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore& keys)
   }
   if (s.verification) {
     http.Post(verification_path, [this](const httplib::Request& req, httplib::Response& res) {
-      const std::string content_type = req.get_header_value("Content-Type");
-      const std::string accept = req.get_header_value("Accept");
-      if (auto error = check_json_headers(req.has_header("Content-Length"),
-                                          req.has_header("Content-Type") ? &content_type : nullptr,
-                                          req.has_header("Accept") ? &accept : nullptr)) {
+      if (auto error = json_header_error(req)) {
         reply_error(res, *error);
         return;
       }
@@ -493,7 +497,8 @@ bool SigningServer::is_running() const { return impl_->http->is_running(); }
 
 void SigningServer::reload(const Config& config) {
   try {
-    auto ring = KeyRing::build(config, keys_);
+    if (keys_ == nullptr) throw Error(ErrorCode::kConfig, "no signing role to reload");
+    auto ring = KeyRing::build(config, *keys_);
     ring_.set(std::move(ring));
     metrics_.count_reload(true);
   } catch (...) {
@@ -503,14 +508,14 @@ void SigningServer::reload(const Config& config) {
 }
 
 std::string SigningServer::readiness() const {
+  if (keys_ == nullptr) return {};  // a pure verifier has no token to check
   CK_SESSION_INFO info{};
-  const p11::Token& token = keys_.pool().token();
+  const p11::Token& token = keys_->pool().token();
   const CK_RV rv = token.api()->C_GetSessionInfo(token.anchor_session(), &info);
   if (rv != CKR_OK) return "token session: " + p11::ckr_name(rv);
   if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS) {
     return "token is not logged in";
   }
-  if (!config_.server.signing) return {};
   const auto ring = ring_.get();
   const stir::Sha256Digest digest = stir::sha256("sks readiness self-test");
   for (const auto& profile : ring->profiles()) {

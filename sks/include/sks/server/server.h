@@ -42,7 +42,8 @@ namespace sks::server {
 
 class SigningServer {
  public:
-  SigningServer(const Config& config, p11::KeyStore& keys);
+  // `keys` may be null when the signing role is off (a pure verifier).
+  SigningServer(const Config& config, p11::KeyStore* keys);
   ~SigningServer();
   SigningServer(const SigningServer&) = delete;
   SigningServer& operator=(const SigningServer&) = delete;
@@ -69,7 +70,7 @@ class SigningServer {
  private:
   class Impl;
   Config config_;
-  p11::KeyStore& keys_;
+  p11::KeyStore* keys_;
   Metrics metrics_;
   KeyRingHolder ring_;
   std::string scheme_;
