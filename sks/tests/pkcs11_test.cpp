@@ -292,6 +292,48 @@ TEST_F(SoftHsmTest, InitTokenRefusesAnExistingLabel) {
   }
 }
 
+TEST_F(SoftHsmTest, KeysAreFoundByLabelOrById) {
+  const auto a = keys->generate("a-key");
+  keys->generate("b-key");
+  const auto by_id = keys->find_by_id(a.id);
+  ASSERT_TRUE(by_id);
+  EXPECT_EQ(by_id->label, "a-key");
+  EXPECT_FALSE(keys->find_by_id(std::vector<std::uint8_t>(16, 0)));
+}
+
+TEST_F(SoftHsmTest, EcPointIsReadAsDerOrBare) {
+  keys->generate("k1");
+  // What SoftHSM stores: a DER OCTET STRING around the point.
+  auto lease = pool->acquire();
+  p11::AttributeTemplate query;
+  query.add_ulong(CKA_CLASS, CKO_PUBLIC_KEY).add_string(CKA_LABEL, "k1");
+  CK_FUNCTION_LIST* api = token->api();
+  ASSERT_EQ(api->C_FindObjectsInit(lease.handle(), query.data(), query.size()), CKR_OK);
+  CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
+  CK_ULONG count = 0;
+  ASSERT_EQ(api->C_FindObjects(lease.handle(), &public_key, 1, &count), CKR_OK);
+  api->C_FindObjectsFinal(lease.handle());
+  ASSERT_EQ(count, 1u);
+  std::vector<std::uint8_t> der(128);
+  CK_ATTRIBUTE point{CKA_EC_POINT, der.data(), der.size()};
+  ASSERT_EQ(api->C_GetAttributeValue(lease.handle(), public_key, &point, 1), CKR_OK);
+  der.resize(point.ulValueLen);
+  ASSERT_EQ(der.size(), 67u);
+  ASSERT_EQ(der[0], 0x04);  // OCTET STRING
+  ASSERT_EQ(der[1], 0x41);  // of 65 bytes
+  const auto from_der = p11::KeyStore::ec_point_from_attribute(der);
+  const std::vector<std::uint8_t> bare(der.begin() + 2, der.end());
+  EXPECT_EQ(from_der, bare);
+  // What some modules return: the bare point.
+  EXPECT_EQ(p11::KeyStore::ec_point_from_attribute(bare), bare);
+  // Anything else is refused.
+  for (const auto& bad : {std::vector<std::uint8_t>{}, std::vector<std::uint8_t>(65, 0x02),
+                          std::vector<std::uint8_t>{0x04, 0x03, 0x04, 0x01, 0x02},
+                          std::vector<std::uint8_t>(der.begin(), der.end() - 1)}) {
+    EXPECT_THROW(p11::KeyStore::ec_point_from_attribute(bad), stir::Error);
+  }
+}
+
 TEST(Pkcs11Module, MissingModuleIsNotFound) {
   try {
     p11::Module module("/nonexistent/libpkcs11.so");

@@ -119,9 +119,10 @@ KeyInfo describe_key(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session, CK_OBJECT
   return info;
 }
 
-// CKA_EC_POINT is normally DER (OCTET STRING around the point); some
-// modules return the bare uncompressed point. Accept both.
-std::vector<std::uint8_t> unwrap_ec_point(const std::vector<std::uint8_t>& value) {
+}  // namespace
+
+std::vector<std::uint8_t> KeyStore::ec_point_from_attribute(
+    const std::vector<std::uint8_t>& value) {
   constexpr std::size_t kPointSize = 65;  // 0x04 || X || Y on P-256
   if (value.size() == kPointSize && value[0] == 0x04) return value;
   const unsigned char* p = value.data();
@@ -136,8 +137,6 @@ std::vector<std::uint8_t> unwrap_ec_point(const std::vector<std::uint8_t>& value
   }
   return point;
 }
-
-}  // namespace
 
 bool KeyStore::is_valid_label(std::string_view label) {
   if (label.empty() || label.size() > 64) return false;
@@ -209,6 +208,14 @@ std::optional<KeyInfo> KeyStore::find(const std::string& label) {
   return describe_key(api, lease.handle(), *key);
 }
 
+std::optional<KeyInfo> KeyStore::find_by_id(const std::vector<std::uint8_t>& id) {
+  auto lease = pool_.acquire();
+  CK_FUNCTION_LIST* api = pool_.token().api();
+  const auto handles = find_by(api, lease.handle(), CKO_PRIVATE_KEY, CKA_ID, id);
+  if (handles.empty()) return std::nullopt;
+  return describe_key(api, lease.handle(), handles.front());
+}
+
 std::vector<KeyInfo> KeyStore::list() {
   auto lease = pool_.acquire();
   CK_FUNCTION_LIST* api = pool_.token().api();
@@ -256,7 +263,7 @@ std::vector<std::uint8_t> KeyStore::public_key_der(const std::string& label) {
   if (params != kP256Params) {
     throw Error(ErrorCode::kInvalidArgument, "key '" + label + "' is not on P-256");
   }
-  const auto point = unwrap_ec_point(
+  const auto point = ec_point_from_attribute(
       read_bytes(api, lease.handle(), public_keys.front(), CKA_EC_POINT, "CKA_EC_POINT"));
 
   std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> builder(OSSL_PARAM_BLD_new(),

@@ -77,6 +77,8 @@ class KeyStore {
   // Throws kAlreadyExists when a key with this label exists.
   KeyInfo generate(const std::string& label);
   std::optional<KeyInfo> find(const std::string& label);
+  // The private key with this CKA_ID (as `keys list` shows it, in bytes).
+  std::optional<KeyInfo> find_by_id(const std::vector<std::uint8_t>& id);
   std::vector<KeyInfo> list();
   // Destroys the private and public objects. Throws kNotFound.
   void destroy(const std::string& label);
@@ -85,6 +87,11 @@ class KeyStore {
   // (DER OCTET STRING or bare point, both accepted). Throws kNotFound.
   std::vector<std::uint8_t> public_key_der(const std::string& label);
   std::string public_key_pem(const std::string& label);
+
+  // The 65-byte uncompressed point from a CKA_EC_POINT value: a DER OCTET
+  // STRING around it (PKCS#11 v2.40) or the bare point (some modules).
+  // Throws kMalformed for anything else.
+  static std::vector<std::uint8_t> ec_point_from_attribute(const std::vector<std::uint8_t>& value);
 
   // The signer for a key; cached, so repeated calls return the same object.
   std::shared_ptr<TokenKey> signing_key(const std::string& label);
