@@ -26,11 +26,28 @@ VerifyResult invalid(std::string detail) {
   return fail(SipReason::kInvalidIdentityHeader, std::move(detail));
 }
 
+bool string_equals(const json& object, const char* key, std::string_view expected) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() && it->get_ref<const std::string&>() == expected;
+}
+
+// Reads a string array member into `out`; false when it is anything else.
+bool read_string_array(const json& value, std::vector<std::string>& out) {
+  if (!value.is_array()) return false;
+  for (const json& item : value) {
+    if (!item.is_string()) return false;
+    out.push_back(item.get<std::string>());
+  }
+  return true;
+}
+
+}  // namespace
+
 // Decodes one segment and parses it as a JSON object. nlohmann keeps the last
 // of repeated members, so a callback tracks each open object's member names
 // to refuse duplicates: a signer and a verifier must not read different claims.
-std::optional<json> decode_json_object(std::string_view b64, std::string_view what,
-                                       std::string& error) {
+std::optional<json> decode_json_segment(std::string_view b64, std::string_view what,
+                                        std::string& error) {
   const std::optional<std::string> text = base64url_decode(b64);
   if (!text) {
     error = std::string(what) + " is not valid base64url";
@@ -68,21 +85,6 @@ std::optional<json> decode_json_object(std::string_view b64, std::string_view wh
     return std::nullopt;
   }
   return value;
-}
-
-bool string_equals(const json& object, const char* key, std::string_view expected) {
-  const auto it = object.find(key);
-  return it != object.end() && it->is_string() && it->get_ref<const std::string&>() == expected;
-}
-
-// Reads a string array member into `out`; false when it is anything else.
-bool read_string_array(const json& value, std::vector<std::string>& out) {
-  if (!value.is_array()) return false;
-  for (const json& item : value) {
-    if (!item.is_string()) return false;
-    out.push_back(item.get<std::string>());
-  }
-  return true;
 }
 
 // Type and presence checks of the claims (E14); the SHAKEN value rules come
@@ -139,6 +141,8 @@ std::string read_claims(const json& payload, ShakenClaims& claims) {
   return "";
 }
 
+namespace {
+
 // Signed differences without overflow: iat comes from the token and may be
 // any int64.
 std::string freshness_problem(std::int64_t iat, const VerifyOptions& options) {
@@ -166,7 +170,7 @@ std::string freshness_problem(std::int64_t iat, const VerifyOptions& options) {
 VerifyResult verify_token(const IdentityHeader& token, const std::optional<std::string>& info,
                           bool check_info, EVP_PKEY* public_key, const VerifyOptions& options) {
   std::string error;
-  std::optional<json> header = decode_json_object(token.header_b64, "PASSporT header", error);
+  std::optional<json> header = decode_json_segment(token.header_b64, "PASSporT header", error);
   if (!header) return invalid(error);
   for (const char* member : {"alg", "ppt", "typ", "x5u"}) {
     if (!header->contains(member)) {
@@ -186,7 +190,7 @@ VerifyResult verify_token(const IdentityHeader& token, const std::optional<std::
   }
   if (!string_equals(*header, "ppt", "shaken")) return invalid("header ppt is not shaken");
 
-  std::optional<json> payload = decode_json_object(token.payload_b64, "PASSporT payload", error);
+  std::optional<json> payload = decode_json_segment(token.payload_b64, "PASSporT payload", error);
   if (!payload) return invalid(error);
   ShakenClaims claims;
   if (std::string problem = read_claims(*payload, claims); !problem.empty()) {

@@ -17,6 +17,7 @@
 #include "stir/verifier/fetcher.h"
 #include "stir/verifier/reason_policy.h"
 #include "stir/verifier/url.h"
+#include "stir/verify.h"
 
 namespace stir::vs {
 
@@ -77,100 +78,9 @@ VerificationResult failure(int error_case, std::string reasondesc, std::string d
   return result;
 }
 
-// Same rules as the signer's verifier: base64url, a JSON object, no repeated
-// member at any level (a signer and a verifier must not read different claims).
-std::optional<json> decode_json_object(std::string_view b64, std::string& error) {
-  const std::optional<std::string> text = base64url_decode(b64);
-  if (!text) {
-    error = "not valid base64url";
-    return std::nullopt;
-  }
-  std::vector<std::set<std::string>> open_objects;
-  bool duplicate = false;
-  const json::parser_callback_t track_keys = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (event == json::parse_event_t::key && !open_objects.empty() && parsed.is_string() &&
-               !open_objects.back().insert(parsed.get_ref<const std::string&>()).second) {
-      duplicate = true;
-    }
-    return true;
-  };
-  json value = json::parse(*text, track_keys, /*allow_exceptions=*/false);
-  if (value.is_discarded() || !value.is_object()) {
-    error = "not a JSON object";
-    return std::nullopt;
-  }
-  if (duplicate) {
-    error = "a member is repeated";
-    return std::nullopt;
-  }
-  return value;
-}
-
 bool string_member_is(const json& object, const char* key, std::string_view expected) {
   const auto it = object.find(key);
   return it != object.end() && it->is_string() && it->get_ref<const std::string&>() == expected;
-}
-
-bool read_string_array(const json& value, std::vector<std::string>& out) {
-  if (!value.is_array()) return false;
-  for (const json& item : value) {
-    if (!item.is_string()) return false;
-    out.push_back(item.get<std::string>());
-  }
-  return true;
-}
-
-// Presence and type of the claims (E14); "" or the problem. Mirrors the
-// signer's reader, which runs again (authoritatively) after the signature.
-std::string read_claims(const json& payload, ShakenClaims& claims) {
-  const auto attest = payload.find("attest");
-  if (attest == payload.end()) return "attest claim missing";
-  if (!attest->is_string()) return "attest is not a string";
-  claims.attest = attest->get<std::string>();
-  const auto orig = payload.find("orig");
-  if (orig == payload.end()) return "orig claim missing";
-  if (!orig->is_object()) return "orig is not a JSON object";
-  const auto orig_tn = orig->find("tn");
-  const auto orig_uri = orig->find("uri");
-  if (orig_tn == orig->end() && orig_uri == orig->end()) return "orig has neither tn nor uri";
-  if (orig_tn != orig->end()) {
-    if (!orig_tn->is_string()) return "orig.tn is not a string";
-    claims.orig_tn = orig_tn->get<std::string>();
-  }
-  if (orig_uri != orig->end()) {
-    if (!orig_uri->is_string()) return "orig.uri is not a string";
-    claims.orig_uri = orig_uri->get<std::string>();
-  }
-  const auto dest = payload.find("dest");
-  if (dest == payload.end()) return "dest claim missing";
-  if (!dest->is_object()) return "dest is not a JSON object";
-  const auto dest_tn = dest->find("tn");
-  const auto dest_uri = dest->find("uri");
-  if (dest_tn == dest->end() && dest_uri == dest->end()) return "dest has neither tn nor uri";
-  if (dest_tn != dest->end() && !read_string_array(*dest_tn, claims.dest_tn)) {
-    return "dest.tn is not an array of strings";
-  }
-  if (dest_uri != dest->end() && !read_string_array(*dest_uri, claims.dest_uri)) {
-    return "dest.uri is not an array of strings";
-  }
-  const auto iat = payload.find("iat");
-  if (iat == payload.end()) return "iat claim missing";
-  if (!iat->is_number_integer()) return "iat is not a JSON integer";
-  if (iat->is_number_unsigned() &&
-      iat->get<std::uint64_t>() >
-          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-    return "iat is out of range";
-  }
-  claims.iat = iat->get<std::int64_t>();
-  const auto origid = payload.find("origid");
-  if (origid == payload.end()) return "origid claim missing";
-  if (!origid->is_string()) return "origid is not a string";
-  claims.origid = origid->get<std::string>();
-  return "";
 }
 
 // |a - b| without overflow.
@@ -319,8 +229,8 @@ VerificationResult Verifier::verify(const VerificationRequest& request) {
 
   // PASSporT header (E9-E13).
   std::string error;
-  std::optional<json> header = decode_json_object(identity.header_b64, error);
-  if (!header) return fail(14, "PASSporT header corrupt", "header " + error);
+  std::optional<json> header = decode_json_segment(identity.header_b64, "PASSporT header", error);
+  if (!header) return fail(14, "PASSporT header corrupt", error);
   for (const char* member : {"alg", "ppt", "typ", "x5u"}) {
     if (!header->contains(member)) {
       return fail(9, std::string("PASSporT header lacks ") + member,
@@ -341,8 +251,9 @@ VerificationResult Verifier::verify(const VerificationRequest& request) {
   }
 
   // Claims (E14, E19, E15, E16), all before any network.
-  std::optional<json> payload = decode_json_object(identity.payload_b64, error);
-  if (!payload) return fail(14, "PASSporT payload corrupt", "payload " + error);
+  std::optional<json> payload =
+      decode_json_segment(identity.payload_b64, "PASSporT payload", error);
+  if (!payload) return fail(14, "PASSporT payload corrupt", error);
   ShakenClaims claims;
   if (std::string problem = read_claims(*payload, claims); !problem.empty()) {
     return fail(14, "Invalid PASSporT claims: " + problem, problem);

@@ -79,6 +79,17 @@ VerifyResult verify_identity(std::string_view identity_value, EVP_PKEY* public_k
 
 // Same for a bare compact JWS "h.p.s": no Identity parameters, so the
 // parameter and info checks are skipped.
+// The parsing rules verify_passport applies, for other verifiers (the STI-VS
+// runs its checks in its own order) so the rules live in one place:
+// one base64url segment as a JSON object, refusing repeated members at any
+// level (nlohmann keeps the last, and a signer and a verifier must not read
+// different claims); nullopt with `error` ("<what> is not a JSON object").
+std::optional<nlohmann::json> decode_json_segment(std::string_view b64, std::string_view what,
+                                                  std::string& error);
+// Presence and JSON types of the SHAKEN claims (the E14 rules); "" or the
+// problem. The value rules (validate_claims) are separate.
+std::string read_claims(const nlohmann::json& payload, ShakenClaims& claims);
+
 VerifyResult verify_passport(std::string_view jws, EVP_PKEY* public_key,
                              const VerifyOptions& options = {});
 
