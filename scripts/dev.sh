@@ -24,6 +24,7 @@ PACKAGES=(
   softhsm2 opensc libengine-pkcs11-openssl
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libgtest-dev
   secsipidx ca-certificates curl libcpp-httplib-dev
+  wrk python3  # scripts/bench-https.sh
 )
 
 log() { printf '== %s\n' "$*" >&2; }
