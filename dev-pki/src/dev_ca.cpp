@@ -378,14 +378,6 @@ X509NamePtr csr_subject(X509_REQ* request, const std::string& spc) {
   return make_name(values[0], values[1], values[2]);
 }
 
-std::string iso_time(const ASN1_TIME* time) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(time, &tm) != 1) return "?";
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 }  // namespace
 
 DevCa::DevCa(sks::p11::KeyStore& keys, std::string dir)
@@ -537,7 +529,8 @@ std::string DevCa::issue(const std::string& csr_pem, int days) {
     throw Error(ErrorCode::kInvalidArgument, "--days " + std::to_string(days) +
                                                  " must be at least 1 and end before the "
                                                  "STI-CA certificate does (" +
-                                                 iso_time(X509_get0_notAfter(ca_.get())) + ")");
+                                                 stir::iso_time(X509_get0_notAfter(ca_.get())) +
+                                                 ")");
   }
 
   // Exactly the ATIS-1000080 extensions, in this order, and no others.
@@ -552,8 +545,8 @@ std::string DevCa::issue(const std::string& csr_pem, int days) {
   const stir::EvpPkeyPtr ca_key = ca_public_key(kCaKeyLabel, false);
   sks::x509::sign_certificate(leaf.get(), *keys_.signing_key(kCaKeyLabel), ca_key.get());
 
-  state_.issued.push_back(
-      {serial_hex(leaf.get()), one_line(subject.get()), iso_time(X509_get0_notAfter(leaf.get()))});
+  state_.issued.push_back({serial_hex(leaf.get()), one_line(subject.get()),
+                           stir::iso_time(X509_get0_notAfter(leaf.get()))});
   save_state();
   std::vector<stir::X509Ptr> chain;
   chain.push_back(std::move(leaf));

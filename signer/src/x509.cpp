@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 
 #include <cstring>
+#include <ctime>
 
 #include "stir/error.h"
 
@@ -96,6 +97,14 @@ std::string chain_to_pem(const std::vector<X509Ptr>& chain) {
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, static_cast<std::size_t>(size));
+}
+
+std::string iso_time(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(time, &tm) != 1) return "?";
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
 }
 
 bool same_public_key(const EVP_PKEY* a, const EVP_PKEY* b) {

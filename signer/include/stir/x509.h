@@ -32,6 +32,9 @@ void check_chain_links(const std::vector<X509Ptr>& chain);
 // PEM text of the certificates, in order.
 std::string chain_to_pem(const std::vector<X509Ptr>& chain);
 
+// An ASN1_TIME as ISO 8601 UTC ("2026-11-26T18:04:00Z"); "?" if it does not parse.
+std::string iso_time(const ASN1_TIME* time);
+
 // Whether two keys are the same public key.
 bool same_public_key(const EVP_PKEY* a, const EVP_PKEY* b);
 

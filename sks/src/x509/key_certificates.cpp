@@ -27,14 +27,6 @@ std::string one_line(const X509_NAME* name) {
   return buffer;
 }
 
-std::string iso_time(const ASN1_TIME* time) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(time, &tm) != 1) return "?";
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
 std::string hex_of(const unsigned char* bytes, std::size_t size, const char* separator) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
   std::string text;
@@ -87,13 +79,13 @@ void check_chain(const std::string& label, const EVP_PKEY* token_key,
   for (std::size_t i = 0; i < chain.size(); ++i) {
     const X509* certificate = chain[i].get();
     if (ASN1_TIME_cmp_time_t(X509_get0_notBefore(certificate), now) > 0) {
-      throw Error(ErrorCode::kInvalidArgument, certificate_name(i, certificate) +
-                                                   " is not valid before " +
-                                                   iso_time(X509_get0_notBefore(certificate)));
+      throw Error(ErrorCode::kInvalidArgument,
+                  certificate_name(i, certificate) + " is not valid before " +
+                      stir::iso_time(X509_get0_notBefore(certificate)));
     }
     if (ASN1_TIME_cmp_time_t(X509_get0_notAfter(certificate), now) <= 0) {
       throw Error(ErrorCode::kInvalidArgument, certificate_name(i, certificate) + " expired at " +
-                                                   iso_time(X509_get0_notAfter(certificate)));
+                                                   stir::iso_time(X509_get0_notAfter(certificate)));
     }
   }
   // X509_get_extension_flags caches the parsed extensions; KU absent means
@@ -171,8 +163,8 @@ CertificateInfo KeyCertificates::show(const std::string& label) const {
   info.subject = one_line(X509_get_subject_name(leaf));
   info.issuer = one_line(X509_get_issuer_name(leaf));
   info.spc = stir::tn_auth_list_spc(leaf);
-  info.not_before = iso_time(X509_get0_notBefore(leaf));
-  info.not_after = iso_time(X509_get0_notAfter(leaf));
+  info.not_before = stir::iso_time(X509_get0_notBefore(leaf));
+  info.not_after = stir::iso_time(X509_get0_notAfter(leaf));
   info.serial = serial_hex(leaf);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
