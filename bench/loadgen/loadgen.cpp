@@ -146,8 +146,7 @@ asio::awaitable<void> run_connection(const Plan& plan, ssl::context& tls, Stats&
         next += plan.interval;
       }
       if (intended >= plan.end) break;
-      beast::get_lowest_layer(stream).expires_at(
-          std::min(Clock::now() + plan.timeout, plan.end + plan.timeout));
+      beast::get_lowest_layer(stream).expires_after(plan.timeout);
       http::response<http::string_body> response;
       auto [error, written] = co_await http::async_write(stream, plan.request, kUseTuple);
       if (!error)
