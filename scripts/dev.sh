@@ -8,6 +8,8 @@
 #                         certificate from its x5u URL and verify the token
 #   scripts/dev.sh test   install what is missing, build, run the whole suite
 #   scripts/dev.sh stop   stop the services `run` left running on loopback
+#   scripts/dev.sh tls    only the development TLS CA, server and client
+#                         certificates, in $SKS_DEV_DIR/tls (bench/run.sh)
 #
 # Both are idempotent: a second run installs nothing, reuses the build, the
 # token and the key.
@@ -24,7 +26,7 @@ PACKAGES=(
   softhsm2 opensc libengine-pkcs11-openssl
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libgtest-dev
   secsipidx ca-certificates curl libcpp-httplib-dev
-  wrk python3  # scripts/bench-https.sh
+  python3 libboost1.81-dev  # bench/run.sh, bench/loadgen
 )
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -234,14 +236,15 @@ run_tests() {
   # --no-tests=error: a build that registered no test must not pass.
   ctest --test-dir "$BUILD" --output-on-failure --no-tests=error -j "$(nproc)" --timeout 600
   if [ "${SKS_BENCH_SMOKE:-1}" = 1 ]; then
-    log "bench: smoke run of the signing benchmark"
-    "$ROOT/scripts/bench.sh" --smoke
+    log "bench: smoke run of the benchmarks"
+    "$ROOT/bench/run.sh" --smoke --build-dir "$BUILD"
   fi
 }
 
 case "${1:-}" in
   run) install_packages; build; run_demo ;;
   stop) stop_services ;;
+  tls) make_dev_tls ;;
   test)
     install_packages
     build
@@ -251,7 +254,7 @@ case "${1:-}" in
     run_demo
     ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 64
     ;;
 esac

@@ -1,19 +1,18 @@
 #include "stir/verifier/fetcher.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <climits>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
 #include <condition_variable>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -30,53 +29,19 @@ using Deadline = SteadyClock::time_point;
 
 // Status line and headers larger than this are refused.
 constexpr std::size_t kMaxHeaderBytes = std::size_t{16} * 1024;
-// Chunk-size lines and trailers on top of the body limit.
-constexpr std::size_t kChunkOverheadBytes = 4096;
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 [[noreturn]] void io_error(const std::string& message) { throw Error(ErrorCode::kIo, message); }
 
 [[noreturn]] void refused(const std::string& message) {
   throw Error(ErrorCode::kInvalidArgument, message);
 }
-
-int remaining_ms(Deadline deadline) {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-  if (left <= 0) return 0;
-  return static_cast<int>(std::min<long long>(left, INT_MAX));
-}
-
-// Waits until `fd` is ready for `events`; false when the deadline passed.
-bool wait_fd(int fd, short events, Deadline deadline) {
-  for (;;) {
-    const int ms = remaining_ms(deadline);
-    if (ms == 0) return false;
-    pollfd p{fd, events, 0};
-    const int rc = ::poll(&p, 1, ms);
-    if (rc > 0) return true;
-    if (rc == 0) return false;
-    if (errno != EINTR) return false;
-  }
-}
-
-class Socket {
- public:
-  Socket() = default;
-  explicit Socket(int fd) : fd_(fd) {}
-  ~Socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  // Owns a descriptor; moving transfers it.
-  Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Socket& operator=(Socket&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_ = -1;
-};
 
 struct ResolvedAddress {
   sockaddr_storage storage{};
@@ -134,328 +99,81 @@ std::vector<ResolvedAddress> resolve(const HttpsUrl& url, Deadline deadline) {
   return std::move(state->addresses);
 }
 
-// Connects to the first address that answers within the connect budget.
-Socket connect_any(const std::vector<ResolvedAddress>& addresses, Deadline connect_deadline) {
-  std::string last_error = "no address";
-  for (const ResolvedAddress& resolved : addresses) {
-    Socket socket(
-        ::socket(resolved.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (socket.get() < 0) {
-      last_error = std::strerror(errno);
-      continue;
-    }
-    const std::string where = address_to_string(resolved.address());
-    if (::connect(socket.get(), resolved.address(), resolved.length) == 0) return socket;
-    if (errno != EINPROGRESS) {
-      last_error = where + ": " + std::strerror(errno);
-      continue;
-    }
-    if (!wait_fd(socket.get(), POLLOUT, connect_deadline)) {
-      last_error = where + ": connect timed out";
-      continue;
-    }
-    int so_error = 0;
-    socklen_t length = sizeof so_error;
-    if (::getsockopt(socket.get(), SOL_SOCKET, SO_ERROR, &so_error, &length) != 0) {
-      so_error = errno;
-    }
-    if (so_error == 0) return socket;
-    last_error = where + ": " + std::strerror(so_error);
-  }
-  io_error("cannot connect: " + last_error);
+// Each step waits on the stream's expiry: a timeout is beast::error::timeout.
+[[noreturn]] void step_failed(const std::string& what, const boost::system::error_code& ec) {
+  io_error(what + ": " + (ec == beast::error::timeout ? std::string("timed out") : ec.message()));
 }
 
-using SslPtr = std::unique_ptr<SSL, stir::detail::OpenSslDeleter<SSL, SSL_free>>;
-
-// One TLS connection over a non-blocking socket. OpenSSL reads and writes
-// memory BIOs; this class moves the bytes with recv/send(MSG_NOSIGNAL), so
-// every wait is a poll bounded by the deadline.
-class TlsStream {
- public:
-  TlsStream(SSL_CTX* ctx, Socket socket, const HttpsUrl& url, Deadline deadline)
-      : socket_(std::move(socket)), deadline_(deadline), ssl_(SSL_new(ctx)) {
-    if (!ssl_) throw Error(ErrorCode::kCrypto, "SSL_new: " + openssl_error_string());
-    BIO* in = BIO_new(BIO_s_mem());
-    BIO* out = BIO_new(BIO_s_mem());
-    if (in == nullptr || out == nullptr) {
-      BIO_free(in);
-      BIO_free(out);
-      throw Error(ErrorCode::kCrypto, "BIO_new: " + openssl_error_string());
+// The exchange over one connection to a checked address: TLS handshake, GET
+// with "Connection: close", headers (3xx and non-200 refused before any
+// body is read), then the body within the limit. Beast does the framing.
+asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> endpoints,
+                                        const HttpsUrl& url, Deadline connect_deadline,
+                                        Deadline deadline, std::size_t max_body) {
+  ssl::stream<beast::tcp_stream> stream(co_await asio::this_coro::executor, ssl);
+  auto& tcp_stream = stream.next_layer();
+  tcp_stream.expires_at(connect_deadline);
+  if (auto [ec, to] = co_await tcp_stream.async_connect(endpoints, kTuple); ec) {
+    step_failed("cannot connect to " + url.host, ec);
+  }
+  tcp_stream.expires_at(deadline);
+  if (auto [ec] = co_await stream.async_handshake(ssl::stream_base::client, kTuple); ec) {
+    const long verify = SSL_get_verify_result(stream.native_handle());
+    if (verify != X509_V_OK) {
+      io_error(std::string("TLS handshake: server certificate: ") +
+               X509_verify_cert_error_string(verify));
     }
-    BIO_set_mem_eof_return(in, -1);  // empty means "retry", until the peer closes
-    SSL_set_bio(ssl_.get(), in, out);
-    in_ = in;
-    out_ = out;
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_.get());
-    if (url.host_is_ip) {
-      if (X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str()) != 1) {
-        throw Error(ErrorCode::kCrypto, "cannot set the IP to verify");
-      }
-    } else {
-      // SNI only for names (RFC 6066), and the name the certificate must hold.
-      if (SSL_set_tlsext_host_name(ssl_.get(), url.host.c_str()) != 1 ||
-          SSL_set1_host(ssl_.get(), url.host.c_str()) != 1) {
-        throw Error(ErrorCode::kCrypto, "cannot set the TLS host name");
-      }
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    }
-    SSL_set_connect_state(ssl_.get());
+    step_failed("TLS handshake", ec);
   }
 
-  void handshake() {
-    run([this] { return SSL_do_handshake(ssl_.get()); }, "TLS handshake");
+  http::request<http::empty_body> request(http::verb::get, url.path, 11);
+  request.set(http::field::host, url.host_header());
+  request.set(http::field::user_agent, "stir-vs/0.1");
+  request.set(http::field::accept, "application/pem-certificate-chain, application/pkix-crl, */*");
+  request.set(http::field::connection, "close");
+  if (auto [ec, n] = co_await http::async_write(stream, request, kTuple); ec) {
+    step_failed("sending the request", ec);
   }
 
-  void write_all(const std::string& data) {
-    std::size_t done = 0;
-    while (done < data.size()) {
-      const int chunk = static_cast<int>(std::min<std::size_t>(data.size() - done, 16384));
-      done += static_cast<std::size_t>(
-          run([&] { return SSL_write(ssl_.get(), data.data() + done, chunk); }, "TLS write"));
-    }
-  }
-
-  // Appends up to `max` bytes to `out`; 0 at the end of the stream.
-  std::size_t read_some(std::string& out, std::size_t max) {
-    char buffer[16384];
-    const int want = static_cast<int>(std::min(max, sizeof buffer));
-    if (want == 0) return 0;
-    const int n = run([&] { return SSL_read(ssl_.get(), buffer, want); }, "TLS read");
-    if (n <= 0) return 0;
-    out.append(buffer, static_cast<std::size_t>(n));
-    return static_cast<std::size_t>(n);
-  }
-
- private:
-  // Runs one SSL call until it completes: flushes what it wrote, feeds it
-  // what the socket has when it wants to read. Returns the call's result
-  // (0 for a clean end of stream while reading).
-  template <typename Op>
-  int run(Op op, const char* what) {
-    for (;;) {
-      ERR_clear_error();
-      const int rc = op();
-      const int error = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), rc);
-      flush(what);
-      switch (error) {
-        case SSL_ERROR_NONE:
-          return rc;
-        case SSL_ERROR_ZERO_RETURN:
-          return 0;
-        case SSL_ERROR_WANT_READ:
-          if (peer_closed_) io_error(std::string(what) + ": connection closed by the server");
-          fill(what);
-          continue;
-        case SSL_ERROR_WANT_WRITE:
-          continue;  // flushed above
-        default: {
-          const long verify = SSL_get_verify_result(ssl_.get());
-          if (verify != X509_V_OK) {
-            io_error(std::string(what) +
-                     ": server certificate: " + X509_verify_cert_error_string(verify));
-          }
-          std::string detail = openssl_error_string();
-          if (detail.empty()) detail = peer_closed_ ? "connection closed" : "failed";
-          io_error(std::string(what) + ": " + detail);
-        }
-      }
-    }
-  }
-
-  void flush(const char* what) {
-    char buffer[16384];
-    while (BIO_ctrl_pending(out_) > 0) {
-      const int n = BIO_read(out_, buffer, sizeof buffer);
-      if (n <= 0) break;
-      std::size_t sent = 0;
-      while (sent < static_cast<std::size_t>(n)) {
-        const ssize_t rc =
-            ::send(socket_.get(), buffer + sent, static_cast<std::size_t>(n) - sent, MSG_NOSIGNAL);
-        if (rc > 0) {
-          sent += static_cast<std::size_t>(rc);
-        } else if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-          if (!wait_fd(socket_.get(), POLLOUT, deadline_)) {
-            io_error(std::string(what) + ": timed out");
-          }
-        } else {
-          io_error(std::string(what) + ": send: " + std::strerror(errno));
-        }
-      }
-    }
-  }
-
-  void fill(const char* what) {
-    char buffer[16384];
-    for (;;) {
-      const ssize_t n = ::recv(socket_.get(), buffer, sizeof buffer, 0);
-      if (n > 0) {
-        BIO_write(in_, buffer, static_cast<int>(n));
-        return;
-      }
-      if (n == 0) {
-        peer_closed_ = true;
-        BIO_set_mem_eof_return(in_, 0);  // OpenSSL now sees the end of the stream
-        return;
-      }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        io_error(std::string(what) + ": recv: " + std::strerror(errno));
-      }
-      if (!wait_fd(socket_.get(), POLLIN, deadline_)) io_error(std::string(what) + ": timed out");
-    }
-  }
-
-  Socket socket_;
-  Deadline deadline_;
-  SslPtr ssl_;
-  BIO* in_ = nullptr;   // owned by ssl_
-  BIO* out_ = nullptr;  // owned by ssl_
-  bool peer_closed_ = false;
-};
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; });
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// Parses the status line and headers (`head` excludes the blank line).
-void parse_head(std::string_view head, FetchResponse& response) {
-  std::size_t eol = head.find("\r\n");
-  const std::string_view status_line = head.substr(0, eol);
-  // "HTTP/1.1 200 OK"
-  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line[8] != ' ' ||
-      !all_digits(status_line.substr(9, 3)) ||
-      (status_line.size() > 12 && status_line[12] != ' ')) {
-    io_error("malformed HTTP status line");
-  }
-  response.status = std::stoi(std::string(status_line.substr(9, 3)));
-  while (eol != std::string_view::npos) {
-    const std::size_t start = eol + 2;
-    eol = head.find("\r\n", start);
-    const std::string_view line =
-        head.substr(start, eol == std::string_view::npos ? std::string_view::npos : eol - start);
-    if (line.empty()) continue;
-    const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0 || line.front() == ' ' ||
-        line.front() == '\t') {
-      io_error("malformed HTTP header line");
-    }
-    response.headers.emplace_back(lower(line.substr(0, colon)),
-                                  std::string(trim(line.substr(colon + 1))));
-  }
-}
-
-// Decodes a chunked body. Returns true when the last chunk (and trailers)
-// are complete; false when more bytes are needed. Throws on bad framing.
-bool decode_chunked(std::string_view raw, std::string& body, std::size_t max_body) {
-  body.clear();
-  std::size_t pos = 0;
-  for (;;) {
-    const std::size_t eol = raw.find("\r\n", pos);
-    if (eol == std::string_view::npos) return false;
-    std::string_view size_text = raw.substr(pos, eol - pos);
-    size_text = trim(size_text.substr(0, size_text.find(';')));  // drop chunk extensions
-    if (size_text.empty() || size_text.size() > 8 ||
-        !std::all_of(size_text.begin(), size_text.end(), [](char c) {
-          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        })) {
-      io_error("malformed chunk size");
-    }
-    const std::size_t size = std::stoul(std::string(size_text), nullptr, 16);
-    pos = eol + 2;
-    if (size == 0) {
-      // Trailers end with an empty line.
-      for (;;) {
-        const std::size_t end = raw.find("\r\n", pos);
-        if (end == std::string_view::npos) return false;
-        if (end == pos) return true;
-        pos = end + 2;
-      }
-    }
-    if (body.size() + size > max_body) {
-      io_error("body exceeds " + std::to_string(max_body) + " bytes");
-    }
-    if (raw.size() < pos + size + 2) return false;
-    body.append(raw.substr(pos, size));
-    if (raw.substr(pos + size, 2) != "\r\n") io_error("malformed chunk");
-    pos += size + 2;
-  }
-}
-
-FetchResponse exchange(TlsStream& tls, const HttpsUrl& url, std::size_t max_body) {
-  tls.write_all("GET " + url.path + " HTTP/1.1\r\nHost: " + url.host_header() +
-                "\r\nUser-Agent: stir-vs/0.1\r\n"
-                "Accept: application/pem-certificate-chain, application/pkix-crl, */*\r\n"
-                "Connection: close\r\n\r\n");
-  std::string raw;
-  std::size_t head_end = std::string::npos;
-  while (head_end == std::string::npos) {
-    if (tls.read_some(raw, kMaxHeaderBytes + 4 - raw.size()) == 0) {
-      io_error(raw.empty() ? "server closed the connection without a response"
-                           : "response headers truncated");
-    }
-    head_end = raw.find("\r\n\r\n");
-    if (head_end == std::string::npos && raw.size() >= kMaxHeaderBytes) {
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.header_limit(kMaxHeaderBytes);
+  parser.body_limit(max_body);
+  const auto read_failed = [&](const boost::system::error_code& ec) {
+    if (ec == http::error::header_limit) {
       io_error("response headers exceed " + std::to_string(kMaxHeaderBytes) + " bytes");
     }
+    if (ec == http::error::body_limit) {
+      io_error("body exceeds " + std::to_string(max_body) + " bytes");
+    }
+    step_failed("reading the response", ec);
+  };
+  if (auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple); ec) {
+    read_failed(ec);
   }
-  FetchResponse response;
-  parse_head(std::string_view(raw).substr(0, head_end), response);
-  if (response.status >= 300 && response.status < 400) {
-    const auto location = response.header("location");
-    io_error("redirect refused (" + std::to_string(response.status) + ")" +
-             (location ? " to " + location->substr(0, 200) : ""));
+  const auto& head = parser.get();
+  const int status = static_cast<int>(head.result_int());
+  if (status >= 300 && status < 400) {
+    const auto location = head.find(http::field::location);
+    io_error(
+        "redirect refused (" + std::to_string(status) + ")" +
+        (location != head.end() ? " to " + std::string(location->value().substr(0, 200)) : ""));
   }
-  if (response.status != 200) io_error("HTTP status " + std::to_string(response.status));
-  std::string rest = raw.substr(head_end + 4);
+  if (status != 200) io_error("HTTP status " + std::to_string(status));
+  if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple); ec) {
+    read_failed(ec);
+  }
 
-  const auto encoding = response.header("transfer-encoding");
-  const auto length = response.header("content-length");
-  if (encoding) {
-    if (length) io_error("both Transfer-Encoding and Content-Length");
-    if (lower(*encoding) != "chunked") io_error("unsupported Transfer-Encoding " + *encoding);
-    const std::size_t raw_limit = max_body + kChunkOverheadBytes;
-    while (!decode_chunked(rest, response.body, max_body)) {
-      if (rest.size() >= raw_limit) io_error("body exceeds " + std::to_string(max_body) + " bytes");
-      if (tls.read_some(rest, raw_limit - rest.size()) == 0) io_error("chunked body truncated");
-    }
-    return response;
+  FetchResponse response;
+  response.status = status;
+  for (const auto& field : head) {
+    std::string name(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    response.headers.emplace_back(std::move(name), std::string(field.value()));
   }
-  if (length) {
-    for (const auto& [name, value] : response.headers) {
-      if (name == "content-length" && value != *length) io_error("conflicting Content-Length");
-    }
-    if (!all_digits(*length) || length->size() > 12) io_error("malformed Content-Length");
-    const std::size_t expected = std::stoull(*length);
-    if (expected > max_body) {
-      io_error("body of " + *length + " bytes exceeds " + std::to_string(max_body) + " bytes");
-    }
-    while (rest.size() < expected) {
-      if (tls.read_some(rest, expected - rest.size()) == 0) io_error("body truncated");
-    }
-    rest.resize(expected);
-    response.body = std::move(rest);
-    return response;
-  }
-  // Close-delimited: read to the end, one byte past the limit at most.
-  while (rest.size() <= max_body) {
-    if (tls.read_some(rest, max_body + 1 - rest.size()) == 0) break;
-  }
-  if (rest.size() > max_body) io_error("body exceeds " + std::to_string(max_body) + " bytes");
-  response.body = std::move(rest);
-  return response;
+  response.body = std::move(parser.get().body());
+  co_return response;
 }
 
 }  // namespace
@@ -483,8 +201,8 @@ HttpsFetcher::HttpsFetcher(FetchPolicy policy) : policy_(std::move(policy)) {
   if (ctx_ == nullptr) throw Error(ErrorCode::kCrypto, "SSL_CTX_new: " + openssl_error_string());
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-  // A close without close_notify ends a close-delimited body; the length
-  // checks above catch truncation where the framing allows.
+  // A close without close_notify ends a close-delimited body; Beast's
+  // framing catches truncation where Content-Length or chunking allows.
   SSL_CTX_set_options(ctx_, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
   const bool loaded =
       policy_.tls_ca_file.empty()
@@ -520,11 +238,38 @@ FetchResponse HttpsFetcher::get(const std::string& url_text, std::size_t max_bod
               address_to_string(resolved.address()));
     }
   }
-  const Deadline connect_deadline = std::min(deadline, start + policy_.connect_timeout);
-  Socket socket = connect_any(addresses, connect_deadline);
-  TlsStream tls(ctx_, std::move(socket), *url, deadline);
-  tls.handshake();
-  return exchange(tls, *url, max_body_bytes);
+  std::vector<tcp::endpoint> endpoints;
+  for (const ResolvedAddress& resolved : addresses) {
+    tcp::endpoint endpoint;
+    std::memcpy(endpoint.data(), &resolved.storage, resolved.length);
+    endpoint.resize(resolved.length);
+    endpoints.push_back(endpoint);
+  }
+
+  SSL* ssl = SSL_new(ctx_);
+  if (ssl == nullptr) throw Error(ErrorCode::kCrypto, "SSL_new: " + openssl_error_string());
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  const bool named = url->host_is_ip
+                         ? X509_VERIFY_PARAM_set1_ip_asc(param, url->host.c_str()) == 1
+                         // SNI only for names (RFC 6066), and the name the certificate must hold.
+                         : SSL_set_tlsext_host_name(ssl, url->host.c_str()) == 1 &&
+                               SSL_set1_host(ssl, url->host.c_str()) == 1;
+  if (!named) {
+    SSL_free(ssl);
+    throw Error(ErrorCode::kCrypto, "cannot set the TLS host name to verify");
+  }
+  if (!url->host_is_ip)
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+
+  // A private event loop on the calling thread: fetches stay independent.
+  asio::io_context io(1);
+  auto result = asio::co_spawn(
+      io,
+      exchange(ssl, std::move(endpoints), *url, std::min(deadline, start + policy_.connect_timeout),
+               deadline, max_body_bytes),
+      asio::use_future);
+  io.run();
+  return result.get();
 }
 
 }  // namespace stir::vs

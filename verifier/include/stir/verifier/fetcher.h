@@ -12,8 +12,9 @@
 //    bodies; reading stops at the body limit;
 //  - one deadline for the whole exchange (resolution included) and a
 //    separate budget for the TCP connect.
-// Socket I/O uses send(MSG_NOSIGNAL) behind memory BIOs, so a peer that
-// resets the connection never raises SIGPIPE.
+// Boost.Beast reads the response (header and body limits, chunked framing)
+// over Asio's TLS stream on a private io_context per fetch; Asio sends with
+// MSG_NOSIGNAL, so a peer that resets the connection never raises SIGPIPE.
 //
 // Ownership: the fetcher owns one SSL_CTX, shared by all fetches.
 // Threads: get() is safe to call from any number of threads at once.
