@@ -688,6 +688,8 @@ json Manager::status(const std::string& only) const {
                         {"state", to_string(k.state)},
                         {"x5u", k.x5u},
                         {"serial", k.serial},
+                        {"csr", k.csr_path},
+                        {"chain", k.chain_path},
                         {"not_before", utc(k.not_before)},
                         {"not_after", utc(k.not_after)},
                         {"since", since},
