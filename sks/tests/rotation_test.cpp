@@ -20,6 +20,7 @@
 
 #include "sks/rotation/state.h"
 #include "sks/rotation/steps.h"
+#include "sks/server/admin_api.h"
 #include "sks/server/key_ring.h"
 #include "sks/server/signing_api.h"
 #include "softhsm_token.h"
@@ -251,6 +252,29 @@ TEST_F(KeyRingSwapTest, NoResponseMixesOneKeysSignatureWithAnothersX5u) {
   swapper.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(mismatches.load(), 0) << "of " << signed_count.load();
+}
+
+TEST_F(KeyRingSwapTest, AdminKeysOnlyForAdmins) {
+  keys->generate("key-a");
+  Config config;
+  SigningProfile profile;
+  profile.name = "p";
+  profile.key = "key-a";
+  profile.x5u = "https://cr.example.net/a.pem";
+  profile.not_after = 1000 + 86400;
+  config.profiles = {profile};
+  const auto ring = server::KeyRing::build(config, *keys);
+  const auto refused = server::admin_keys({"sbc"}, *ring, {"ops.example.net"}, 1000);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(json::parse(refused.body)["requestError"]["policyException"]["messageId"], "POL4003");
+  const auto shown = server::admin_keys({"x", "ops.example.net"}, *ring, {"ops.example.net"}, 1000);
+  EXPECT_EQ(shown.status, 200);
+  EXPECT_EQ(json::parse(shown.body),
+            json::parse(R"({"profiles":[{"profile":"p","key":"key-a",)"
+                        R"("x5u":"https://cr.example.net/a.pem","expires_in_s":86400}]})"));
+  EXPECT_NE(ring->render_metrics(1000).find(
+                "sks_certificate_expiry_seconds{profile=\"p\",key=\"key-a\"} 86400"),
+            std::string::npos);
 }
 
 }  // namespace
