@@ -162,7 +162,7 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
 // [certificates] is the certificate store; [keyring] is its old name, read
 // with a warning so the in-memory key ring keeps that name alone.
 void read_keyring(const Reader& reader, const toml::table& root, Config& config) {
-  config.keyring.dir = (fs::absolute(config.path).parent_path() / "keyring").string();
+  config.certificates.dir = (fs::absolute(config.path).parent_path() / "keyring").string();
   const toml::table* old_table = sub_table(reader, root, "keyring");
   const toml::table* keyring = sub_table(reader, root, "certificates");
   if (old_table != nullptr && keyring != nullptr) {
@@ -178,7 +178,7 @@ void read_keyring(const Reader& reader, const toml::table& root, Config& config)
   }
   if (keyring == nullptr) return;
   reader.only_keys(*keyring, "[" + name + "]", {"dir"});
-  if (auto dir = reader.path(*keyring, "dir", name); !dir.empty()) config.keyring.dir = dir;
+  if (auto dir = reader.path(*keyring, "dir", name); !dir.empty()) config.certificates.dir = dir;
 }
 
 // An argv for a rotation step: a non-empty array of strings; a relative

@@ -93,11 +93,11 @@ TEST_F(ConfigTest, CertificatesTableAndTheDeprecatedKeyringName) {
   const std::string token = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
                             "\"\nlabel = \"sks\"\npin_file = \"user.pin\"\n";
   Config config = load_config(write("a.toml", token + "[certificates]\ndir = \"certs\"\n"));
-  EXPECT_EQ(config.keyring.dir, dir.path() + "/certs");
+  EXPECT_EQ(config.certificates.dir, dir.path() + "/certs");
   EXPECT_TRUE(config.warnings.empty());
   const std::string old_path = write("b.toml", token + "[keyring]\ndir = \"certs\"\n");
   config = load_config(old_path);
-  EXPECT_EQ(config.keyring.dir, dir.path() + "/certs");
+  EXPECT_EQ(config.certificates.dir, dir.path() + "/certs");
   ASSERT_EQ(config.warnings.size(), 1u);
   EXPECT_EQ(config.warnings[0],
             old_path +

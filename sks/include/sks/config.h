@@ -83,8 +83,9 @@ struct TokenConfig {
 // The certificate store: the certificate chains installed per key (`sks keys
 // install-cert`). Not the in-memory key ring of the server. Read from
 // [certificates]; the old name [keyring] is accepted with a warning.
-struct KeyringConfig {
-  std::string dir;  // certificate chains per key; default: "keyring" beside the config
+struct CertificateStoreConfig {
+  std::string dir;  // certificate chains per key; default: "keyring" beside the config (the
+                    // folder keeps its old name so existing installations need no move)
 };
 
 // The rotation manager (`sks rotate`, sks/rotation/manager.h). Each step is
@@ -157,7 +158,7 @@ struct SigningProfile {
 struct Config {
   std::string path;  // the file it was read from
   TokenConfig token;
-  KeyringConfig keyring;
+  CertificateStoreConfig certificates;
   ServerConfig server;
   std::vector<SigningProfile> profiles;
   std::optional<stir::vs::VerifierConfig> verifier;  // a [verifier] table was given

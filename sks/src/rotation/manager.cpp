@@ -1,7 +1,6 @@
 #include "sks/rotation/manager.h"
 
 #include <openssl/asn1.h>
-#include <openssl/bn.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -27,16 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string utc(std::int64_t t) {
-  if (t == 0) return "";
-  const std::time_t seconds = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 std::int64_t epoch_of(const ASN1_TIME* time) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(time, &tm) != 1) return 0;
@@ -59,15 +48,6 @@ std::string read_text(const std::string& path) {
   std::ostringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
-}
-
-std::string serial_hex(const X509* certificate) {
-  stir::BignumPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), nullptr));
-  if (!serial) return "";
-  char* text = BN_bn2hex(serial.get());
-  std::string out = text == nullptr ? "" : text;
-  OPENSSL_free(text);
-  return out;
 }
 
 // A key label from the profile name: label characters only.
@@ -134,7 +114,7 @@ KeyEntry& Manager::new_entry(RotationState& state, const std::string& profile, b
     entry.reused_key = true;
   } else {
     entry.label =
-        label_stem(profile) + "-" + utc(now_).substr(0, 10) + "-k" + std::to_string(entry.id);
+        label_stem(profile) + "-" + utc_text(now_).substr(0, 10) + "-k" + std::to_string(entry.id);
     if (keys().find(entry.label)) {
       throw Error(ErrorCode::kAlreadyExists,
                   "the token already has a key '" + entry.label +
@@ -197,7 +177,7 @@ void Manager::do_install(RotationState& state, const std::string& profile, KeyEn
   entry.chain_path = installed.path;
   entry.name = entry.label + "-" + hex_digest(normalised, 12) + ".pem";
   entry.x5u = p.rotation.x5u_base + entry.name;
-  entry.serial = serial_hex(leaf);
+  entry.serial = store.show(entry.label).serial;
   entry.not_before = epoch_of(X509_get0_notBefore(leaf));
   entry.not_after = epoch_of(X509_get0_notAfter(leaf));
   set_state(entry, KeyState::kCertified, now_);
@@ -205,7 +185,7 @@ void Manager::do_install(RotationState& state, const std::string& profile, KeyEn
   fault_point("after-install");
   out.push_back({profile, entry.id, entry.label, "install-cert", true,
                  entry_name(entry) + ": certificate serial " + entry.serial + " valid until " +
-                     utc(entry.not_after) + ", to be published at " + entry.x5u});
+                     utc_text(entry.not_after) + ", to be published at " + entry.x5u});
 }
 
 void Manager::do_issue(RotationState& state, const std::string& profile, KeyEntry& entry,
@@ -283,15 +263,15 @@ void Manager::do_activate(RotationState& state, const std::string& profile, KeyE
   if (now_ < entry.not_before || now_ >= entry.not_after) {
     throw Error(ErrorCode::kInvalidArgument,
                 "cannot activate " + entry_name(entry) + ": its certificate is valid from " +
-                    utc(entry.not_before) + " to " + utc(entry.not_after) + ", not now (" +
-                    utc(now_) + ")");
+                    utc_text(entry.not_before) + " to " + utc_text(entry.not_after) +
+                    ", not now (" + utc_text(now_) + ")");
   }
   ProfileState& p = state.profiles[profile];
   std::string previous;
   if (KeyEntry* old = p.active()) {
     set_state(*old, KeyState::kDraining, now_);
     previous = "; " + entry_name(*old) + " drains until " +
-               utc(now_ + rotation_profile(profile).rotation.drain_s);
+               utc_text(now_ + rotation_profile(profile).rotation.drain_s);
   }
   set_state(entry, KeyState::kActive, now_);
   save(state);  // one write: never two active keys
@@ -582,7 +562,7 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
       if (to == KeyState::kGenerated) continue;
       const std::int64_t at = earliest(k, to, r.drain_s, r.retention_s);
       if (now_ < at) {
-        plan(&k, "wait", entry_name(k) + ": " + std::string(to_string(to)) + " at " + utc(at));
+        plan(&k, "wait", entry_name(k) + ": " + std::string(to_string(to)) + " at " + utc_text(at));
       } else if (dry_run) {
         plan(&k, to == KeyState::kRetired ? "retire" : "destroy",
              entry_name(k) + " would be " + std::string(to_string(to)));
@@ -600,7 +580,7 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
       if (!due) {
         plan(active, "wait",
              "renewal of " + entry_name(*active) + " starts at " +
-                 utc(active->not_after - r.renew_before_s));
+                 utc_text(active->not_after - r.renew_before_s));
         continue;
       }
       const bool reuse = active != nullptr && !r.new_key;
@@ -682,7 +662,7 @@ json Manager::status(const std::string& only) const {
             break;
         }
         json since = json::object();
-        for (const auto& [s, t] : k.since) since[s] = utc(t);
+        for (const auto& [s, t] : k.since) since[s] = utc_text(t);
         keys.push_back({{"id", k.id},
                         {"label", k.label},
                         {"state", to_string(k.state)},
@@ -690,11 +670,11 @@ json Manager::status(const std::string& only) const {
                         {"serial", k.serial},
                         {"csr", k.csr_path},
                         {"chain", k.chain_path},
-                        {"not_before", utc(k.not_before)},
-                        {"not_after", utc(k.not_after)},
+                        {"not_before", utc_text(k.not_before)},
+                        {"not_after", utc_text(k.not_after)},
                         {"since", since},
                         {"next", next},
-                        {"next_at", at > now_ ? utc(at) : (next.empty() ? "" : "now")}});
+                        {"next_at", at > now_ ? utc_text(at) : (next.empty() ? "" : "now")}});
       }
     }
     p["keys"] = keys;
@@ -704,7 +684,7 @@ json Manager::status(const std::string& only) const {
     }
     profiles.push_back(p);
   }
-  json out = {{"state_file", file_.path()}, {"now", utc(now_)}, {"profiles", profiles}};
+  json out = {{"state_file", file_.path()}, {"now", utc_text(now_)}, {"profiles", profiles}};
   std::ifstream server(server_status_path(config_));
   if (server) {
     const json document = json::parse(server, nullptr, false);

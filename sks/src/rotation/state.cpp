@@ -37,7 +37,10 @@ constexpr std::array<std::pair<KeyState, std::string_view>, 9> kNames = {{
     {KeyState::kCompromised, "compromised"},
 }};
 
-std::string utc(std::int64_t t) {
+}  // namespace
+
+std::string utc_text(std::int64_t t) {
+  if (t == 0) return "";
   const std::time_t seconds = static_cast<std::time_t>(t);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
@@ -45,6 +48,8 @@ std::string utc(std::int64_t t) {
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
 }
+
+namespace {
 
 // What an operator does next from each state, for refusal messages.
 std::string next_step(KeyState state) {
@@ -251,7 +256,7 @@ void check_transition(const std::string& profile, const KeyEntry& entry, KeyStat
              next_step(entry.state));
     }
     const std::int64_t at = earliest(entry, to, drain_s, retention_s);
-    if (now < at) refuse("its retention period runs until " + utc(at) + "; run it again then");
+    if (now < at) refuse("its retention period runs until " + utc_text(at) + "; run it again then");
     return;
   }
   if (entry.state == KeyState::kCompromised) {
@@ -265,7 +270,7 @@ void check_transition(const std::string& profile, const KeyEntry& entry, KeyStat
   if (to == KeyState::kRetired) {
     const std::int64_t at = earliest(entry, to, drain_s, retention_s);
     if (now < at) {
-      refuse("tokens it signed may still be accepted until " + utc(at) + " (drain " +
+      refuse("tokens it signed may still be accepted until " + utc_text(at) + " (drain " +
              std::to_string(drain_s) +
              " s); run it again then, or add --force to risk verifiers rejecting those calls");
     }

@@ -126,6 +126,9 @@ class StateFile {
   int lock_fd_ = -1;
 };
 
+// ISO 8601 UTC ("2026-12-01T23:05:00Z"); "" for 0.
+std::string utc_text(std::int64_t seconds);
+
 // Seconds since 1970: $SKS_FAKE_NOW when set (TESTS ONLY: it moves every
 // rotation decision in time), else the system clock.
 std::int64_t now();
