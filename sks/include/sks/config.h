@@ -23,6 +23,7 @@
 //   tls_cert = "tls/server.pem"  # chain, leaf first
 //   tls_key = "tls/server.key"   # mode 0600
 //   client_ca = "tls/clients-ca.pem"
+//   admins = ["ops.example.net"]   # client identities allowed on GET /admin/v1/keys
 //
 //   [verifier]                   # the verification role and `sks verify --from/--to`
 //   trust_anchors = "sti-pa-roots"  # STI-PA root(s): a PEM file or a folder of them
