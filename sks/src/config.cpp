@@ -159,23 +159,97 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
   }
 }
 
+// [certificates] is the certificate store; [keyring] is its old name, read
+// with a warning so the in-memory key ring keeps that name alone.
 void read_keyring(const Reader& reader, const toml::table& root, Config& config) {
-  config.keyring.dir = (fs::absolute(config.path).parent_path() / "keyring").string();
-  const toml::table* keyring = sub_table(reader, root, "keyring");
+  config.certificates.dir = (fs::absolute(config.path).parent_path() / "keyring").string();
+  const toml::table* old_table = sub_table(reader, root, "keyring");
+  const toml::table* keyring = sub_table(reader, root, "certificates");
+  if (old_table != nullptr && keyring != nullptr) {
+    reader.fail(old_table, "[keyring] is the old name of [certificates]; keep only [certificates]");
+  }
+  std::string name = "certificates";
+  if (old_table != nullptr) {
+    keyring = old_table;
+    name = "keyring";
+    config.warnings.push_back(config.path +
+                              ": [keyring] is deprecated; rename it to [certificates] (the "
+                              "certificate store)");
+  }
   if (keyring == nullptr) return;
-  reader.only_keys(*keyring, "[keyring]", {"dir"});
-  if (auto dir = reader.path(*keyring, "dir", "keyring"); !dir.empty()) config.keyring.dir = dir;
+  reader.only_keys(*keyring, "[" + name + "]", {"dir"});
+  if (auto dir = reader.path(*keyring, "dir", name); !dir.empty()) config.certificates.dir = dir;
+}
+
+// An argv for a rotation step: a non-empty array of strings; a relative
+// program name is looked up in PATH, so it is left as it is.
+std::vector<std::string> command(const Reader& reader, const toml::table& table,
+                                 const std::string& key) {
+  std::vector<std::string> argv = reader.strings(table, key, "rotation");
+  if (table.get(key) != nullptr && argv.empty()) {
+    reader.fail(table.get(key), "rotation." + key + " must name a program");
+  }
+  return argv;
+}
+
+void read_rotation(const Reader& reader, const toml::table& root, Config& config) {
+  RotationConfig& r = config.rotation;
+  r.state_file = (fs::absolute(config.path).parent_path() / "rotation" / "state.json").string();
+  const toml::table* table = sub_table(reader, root, "rotation");
+  if (table == nullptr) return;
+  r.present = true;
+  reader.only_keys(*table, "[rotation]",
+                   {"state_file", "issue_command", "publish_command", "unpublish_command",
+                    "revoke_command", "reload_command", "step_timeout_s", "x5u_ca_file"});
+  if (auto file = reader.path(*table, "state_file", "rotation"); !file.empty()) r.state_file = file;
+  r.issue_command = command(reader, *table, "issue_command");
+  r.publish_command = command(reader, *table, "publish_command");
+  r.unpublish_command = command(reader, *table, "unpublish_command");
+  r.revoke_command = command(reader, *table, "revoke_command");
+  r.reload_command = command(reader, *table, "reload_command");
+  r.step_timeout_s =
+      static_cast<int>(reader.integer(*table, "step_timeout_s", "rotation", 120, 1, 86400));
+  r.x5u_ca_file = reader.path(*table, "x5u_ca_file", "rotation");
+}
+
+void read_profile_rotation(const Reader& reader, const toml::table& profile, const std::string& w,
+                           ProfileRotation& r) {
+  const toml::node* node = profile.get("rotation");
+  if (node == nullptr) return;
+  const toml::table* table = node->as_table();
+  if (table == nullptr) reader.fail(node, w + ": rotation must be a table ([profile.rotation])");
+  reader.only_keys(
+      *table, "[profile.rotation]",
+      {"x5u_base", "spc", "subject", "renew_before_days", "drain_s", "retention_s", "new_key"});
+  const std::string where = w + " rotation";
+  r.enabled = true;
+  r.x5u_base = reader.string(*table, "x5u_base", where);
+  if (r.x5u_base.rfind("https://", 0) != 0 || r.x5u_base.back() != '/' ||
+      r.x5u_base.find_first_of("?#<>\" \t") != std::string::npos) {
+    reader.fail(table->get("x5u_base") ? table->get("x5u_base") : table,
+                where + ".x5u_base must be an https:// URL ending in '/'");
+  }
+  r.spc = reader.string(*table, "spc", where);
+  if (r.spc.empty()) reader.fail(table, where + ".spc (the SPC of the certificates) is required");
+  r.subject = reader.string(*table, "subject", where);
+  if (r.subject.empty())
+    reader.fail(table, where + ".subject (e.g. \"/C=US/O=Example\") is required");
+  r.renew_before_s = 86400 * reader.integer(*table, "renew_before_days", where, 30, 1, 3650);
+  r.drain_s = reader.integer(*table, "drain_s", where, 300, kMinDrainSeconds, 30 * 86400);
+  r.retention_s = reader.integer(*table, "retention_s", where, 0, 0, 3650 * 86400);
+  r.new_key = reader.boolean(*table, "new_key", where, true);
 }
 
 void read_server(const Reader& reader, const toml::table& root, ServerConfig& s) {
   const toml::table* server = sub_table(reader, root, "server");
   if (server == nullptr) return;
   s.present = true;
-  reader.only_keys(*server, "[server]",
-                   {"listen", "port", "tls_cert", "tls_key", "client_ca", "lab_plain_http",
-                    "lab_no_client_cert", "api_root", "threads", "max_body_bytes",
-                    "read_timeout_ms", "write_timeout_ms", "keep_alive_timeout_s",
-                    "keep_alive_max_requests", "max_iat_skew_s", "default_profile", "roles"});
+  reader.only_keys(
+      *server, "[server]",
+      {"listen", "port", "tls_cert", "tls_key", "client_ca", "lab_plain_http", "lab_no_client_cert",
+       "api_root", "threads", "max_body_bytes", "read_timeout_ms", "write_timeout_ms",
+       "keep_alive_timeout_s", "keep_alive_max_requests", "max_iat_skew_s", "default_profile",
+       "roles", "admins"});
   const std::string w = "server";
   if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
   s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));
@@ -204,6 +278,7 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
       reader.integer(*server, "keep_alive_max_requests", w, 100000, 1, 100000000));
   s.max_iat_skew_s = reader.integer(*server, "max_iat_skew_s", w, 60, 1, 3600);
   s.default_profile = reader.string(*server, "default_profile", w);
+  s.admins = reader.strings(*server, "admins", w);
   if (server->get("roles") != nullptr) {
     s.signing = s.verification = false;
     for (const auto& role : reader.strings(*server, "roles", w)) {
@@ -245,18 +320,25 @@ void read_profiles(const Reader& reader, const toml::table& root, Config& config
     }
     for (const auto& item : *profiles) {
       const toml::table& table = *item.as_table();
-      reader.only_keys(table, "[[profile]]", {"name", "key", "x5u", "origid", "attest", "clients"});
+      reader.only_keys(table, "[[profile]]",
+                       {"name", "key", "x5u", "origid", "attest", "clients", "rotation"});
       SigningProfile p;
       p.name = reader.string(table, "name", "profile");
       const std::string w = "profile '" + p.name + "'";
       if (p.name.empty()) reader.fail(&table, "every [[profile]] needs a name");
       if (!names.insert(p.name).second)
         reader.fail(&table, "two profiles are named '" + p.name + "'");
+      read_profile_rotation(reader, table, w, p.rotation);
       p.key = reader.string(table, "key", w);
-      if (p.key.empty()) reader.fail(&table, w + " needs key (a key label in the token)");
+      // With rotation, the key and x5u come from the rotation state.
+      const bool from_state = p.rotation.enabled && table.get("key") == nullptr;
+      if (p.key.empty() && !from_state) {
+        reader.fail(&table, w + " needs key (a key label in the token)");
+      }
       p.x5u = reader.string(table, "x5u", w);
-      if (p.x5u.rfind("https://", 0) != 0 ||
-          p.x5u.find_first_of("?#<>\" \t") != std::string::npos) {
+      if (!(from_state && table.get("x5u") == nullptr) &&
+          (p.x5u.rfind("https://", 0) != 0 ||
+           p.x5u.find_first_of("?#<>\" \t") != std::string::npos)) {
         reader.fail(table.get("x5u") ? table.get("x5u") : &table,
                     w + " needs x5u, an https:// URL without query or fragment");
       }
@@ -406,13 +488,16 @@ Config load_config(const std::string& path) {
   Config config;
   config.path = path;
   const Reader reader(path, fs::absolute(path).parent_path());
-  reader.only_keys(root, "the top level", {"token", "keyring", "server", "profile", "verifier"});
+  reader.only_keys(
+      root, "the top level",
+      {"token", "keyring", "certificates", "server", "profile", "verifier", "rotation"});
 
   read_token(reader, root, config);
   read_keyring(reader, root, config);
   read_server(reader, root, config.server);
   read_profiles(reader, root, config);
   read_verifier(reader, root, config);
+  read_rotation(reader, root, config);
   if (config.server.present && config.server.verification && !config.verifier) {
     reader.fail(nullptr, "server.roles has \"verification\" but there is no [verifier] table");
   }

@@ -89,6 +89,57 @@ TEST_F(ConfigTest, ErrorsNameTheProblemAndTheLine) {
   EXPECT_NE(error_of("[other]\n").find("unknown key 'other'"), std::string::npos);
 }
 
+TEST_F(ConfigTest, CertificatesTableAndTheDeprecatedKeyringName) {
+  const std::string token = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
+                            "\"\nlabel = \"sks\"\npin_file = \"user.pin\"\n";
+  Config config = load_config(write("a.toml", token + "[certificates]\ndir = \"certs\"\n"));
+  EXPECT_EQ(config.certificates.dir, dir.path() + "/certs");
+  EXPECT_TRUE(config.warnings.empty());
+  const std::string old_path = write("b.toml", token + "[keyring]\ndir = \"certs\"\n");
+  config = load_config(old_path);
+  EXPECT_EQ(config.certificates.dir, dir.path() + "/certs");
+  ASSERT_EQ(config.warnings.size(), 1u);
+  EXPECT_EQ(config.warnings[0],
+            old_path +
+                ": [keyring] is deprecated; rename it to [certificates] (the certificate "
+                "store)");
+  EXPECT_EQ(error_of(token + "[keyring]\ndir = \"a\"\n[certificates]\ndir = \"b\"\n"),
+            dir.path() +
+                "/bad.toml:5: [keyring] is the old name of [certificates]; keep only "
+                "[certificates]");
+}
+
+TEST_F(ConfigTest, RotationSettingsAndTheirLimits) {
+  const std::string token = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
+                            "\"\nlabel = \"sks\"\npin_file = \"user.pin\"\n";
+  const std::string profile =
+      "[[profile]]\nname = \"east\"\nclients = [\"sbc\"]\n[profile.rotation]\n"
+      "x5u_base = \"https://cr.example.net/certs/\"\nspc = \"1234\"\nsubject = \"/C=US/O=X\"\n";
+  const Config config = load_config(
+      write("r.toml", token + "[rotation]\nissue_command = [\"issue\", \"{csr}\", \"{chain}\"]\n" +
+                          "state_file = \"rot/state.json\"\n" + profile + "drain_s = 120\n"));
+  EXPECT_EQ(config.rotation.state_file, dir.path() + "/rot/state.json");
+  EXPECT_EQ(config.rotation.issue_command, (std::vector<std::string>{"issue", "{csr}", "{chain}"}));
+  const SigningProfile& p = config.profiles.at(0);
+  EXPECT_TRUE(p.rotation.enabled);
+  EXPECT_TRUE(p.key.empty());  // from the rotation state
+  EXPECT_EQ(p.rotation.drain_s, 120);
+  EXPECT_EQ(p.rotation.renew_before_s, 30 * 86400);
+  EXPECT_EQ(error_of(token + profile + "drain_s = 60\n"),
+            dir.path() +
+                "/bad.toml:12: profile 'east' rotation.drain_s must be an integer from 90 "
+                "to 2592000");
+  EXPECT_EQ(
+      error_of(token +
+               "[[profile]]\nname = \"east\"\n[profile.rotation]\n"
+               "x5u_base = \"http://cr.example.net/\"\nspc = \"1\"\nsubject = \"/C=US/O=X\"\n"),
+      dir.path() +
+          "/bad.toml:8: profile 'east' rotation.x5u_base must be an https:// URL "
+          "ending in '/'");
+  EXPECT_EQ(error_of(token + "[rotation]\npublish_command = []\n"),
+            dir.path() + "/bad.toml:6: rotation.publish_command must name a program");
+}
+
 TEST_F(ConfigTest, MissingFileSaysHowToMakeOne) {
   try {
     load_config(dir.path() + "/none.toml");

@@ -14,8 +14,8 @@
 //   [token.module_env]                          # set before the module loads
 //   SOFTHSM2_CONF = "/var/lib/sks/softhsm2.conf"
 //
-//   [keyring]
-//   dir = "keyring"              # certificate chains per key (default: beside the config)
+//   [certificates]               # the certificate store (was [keyring], still read
+//   dir = "keyring"              #   with a deprecation warning); default: beside the config
 //
 //   [server]                     # `sks serve`; see ServerConfig for every setting
 //   listen = "127.0.0.1"
@@ -23,18 +23,37 @@
 //   tls_cert = "tls/server.pem"  # chain, leaf first
 //   tls_key = "tls/server.key"   # mode 0600
 //   client_ca = "tls/clients-ca.pem"
+//   admins = ["ops.example.net"]   # client identities allowed on GET /admin/v1/keys
 //
 //   [verifier]                   # the verification role and `sks verify --from/--to`
 //   trust_anchors = "sti-pa-roots"  # STI-PA root(s): a PEM file or a folder of them
 //   (every stir::vs::VerifierConfig field, by the same name)
 //
+//   [rotation]                   # `sks rotate`; see RotationConfig
+//   state_file = "rotation/state.json"
+//   issue_command = ["sti-dev-ca", "issue", "--dir", "pki", "--csr", "{csr}", "--out", "{chain}"]
+//   publish_command = ["tn-cr", "publish", "--dir", "cr", "--chain", "{chain}", "--name", "{name}"]
+//   unpublish_command = ["tn-cr", "unpublish", "{name}", "--yes", "--dir", "cr"]
+//   revoke_command = ["sti-dev-ca", "revoke", "--dir", "pki", "--serial", "{serial}"]
+//
 //   [[profile]]                  # one per signing profile
 //   name = "subscribers-a"
-//   key = "shaken-2026-11"       # key label in the token
+//   key = "shaken-2026-11"       # key label in the token (not with [profile.rotation])
 //   x5u = "https://cr.example.net/shaken-2026-11.pem"
 //   origid = "de305d54-75b4-431b-adb2-eb6b9e546014"
 //   attest = ["A", "B", "C"]
 //   clients = ["sbc1.example.net"]  # client certificate CN or DNS SAN
+//   [profile.rotation]           # key and x5u come from the rotation state
+//   x5u_base = "https://cr.example.net/"
+//   spc = "1234"
+//   subject = "/C=US/O=Example"
+//   renew_before_days = 30
+//   drain_s = 300                # never below 90
+//
+// Which wins: a profile with [profile.rotation] takes its key and x5u from
+// the rotation state's active key; its key/x5u in the config are used only
+// until the first rotation activates a key (migration). A profile without
+// [profile.rotation] uses its key/x5u from the config, as before.
 #pragma once
 
 #include <cstddef>
@@ -62,9 +81,44 @@ struct TokenConfig {
   std::map<std::string, std::string> module_env;
 };
 
-struct KeyringConfig {
-  std::string dir;  // certificate chains per key; default: "keyring" beside the config
+// The certificate store: the certificate chains installed per key (`sks keys
+// install-cert`). Not the in-memory key ring of the server. Read from
+// [certificates]; the old name [keyring] is accepted with a warning.
+struct CertificateStoreConfig {
+  std::string dir;  // certificate chains per key; default: "keyring" beside the config (the
+                    // folder keeps its old name so existing installations need no move)
 };
+
+// The rotation manager (`sks rotate`, sks/rotation/manager.h). Each step is
+// an argv (no shell) whose elements may hold {csr}, {chain}, {name}, {x5u},
+// {serial}, {label}, {profile}; the contract is in sks/rotation/steps.h.
+struct RotationConfig {
+  bool present = false;                        // a [rotation] table was given
+  std::string state_file;                      // default: "rotation/state.json" beside the config
+  std::vector<std::string> issue_command;      // CSR in ({csr}), chain out ({chain})
+  std::vector<std::string> publish_command;    // publish {chain} under {name}
+  std::vector<std::string> unpublish_command;  // remove {name}; exit 66 = already gone
+  std::vector<std::string> revoke_command;     // revoke {serial} (optional)
+  std::vector<std::string> reload_command;     // tell the servers (optional), e.g. systemctl reload
+  int step_timeout_s = 120;                    // each step is killed after this
+  std::string x5u_ca_file;  // CA file to check x5u over HTTPS before activation ("" = system)
+};
+
+// Rotation settings of one signing profile ([profile.rotation]).
+struct ProfileRotation {
+  bool enabled = false;
+  std::string x5u_base;                      // https://host[:port]/path/ ; the name is appended
+  std::string spc;                           // TNAuthList SPC requested in the CSR
+  std::string subject;                       // CSR subject, e.g. "/C=US/O=Example"
+  std::int64_t renew_before_s = 30 * 86400;  // renew_before_days
+  // How long the old certificate stays published after activation: the
+  // last token signed with the old key may be accepted until iat + 60 s
+  // freshness + clock skew, so 90 s is the floor; 5 minutes leaves margin.
+  std::int64_t drain_s = 300;
+  std::int64_t retention_s = 0;  // retired -> destroyed no earlier than this
+  bool new_key = true;           // `rotate run` renews with a new key (false: same key)
+};
+inline constexpr std::int64_t kMinDrainSeconds = 90;
 
 // `sks serve`. Lab-only switches log a warning at start and are never for
 // production.
@@ -86,8 +140,9 @@ struct ServerConfig {
   std::size_t keep_alive_max_requests = 100000;  // per connection
   std::int64_t max_iat_skew_s = 60;              // |iat - now| beyond this is SVC4005
   std::string default_profile;                   // profile for clients no profile lists (optional)
-  bool signing = true;        // server.roles: "signing" (POST {api_root}/signing)
-  bool verification = false;  //   and/or "verification" (POST {api_root}/verification)
+  bool signing = true;              // server.roles: "signing" (POST {api_root}/signing)
+  bool verification = false;        //   and/or "verification" (POST {api_root}/verification)
+  std::vector<std::string> admins;  // client identities allowed on /admin/v1/ (CN or DNS SAN)
 };
 
 struct SigningProfile {
@@ -97,15 +152,19 @@ struct SigningProfile {
   std::string origid;                // default origid (UUID) for requests without one
   std::vector<std::string> attest;   // allowed attestation levels
   std::vector<std::string> clients;  // allowed client identities (certificate CN or DNS SAN)
+  ProfileRotation rotation;          // [profile.rotation]
+  std::int64_t not_after = 0;        // certificate notAfter from the rotation state; 0 = unknown
 };
 
 struct Config {
   std::string path;  // the file it was read from
   TokenConfig token;
-  KeyringConfig keyring;
+  CertificateStoreConfig certificates;
   ServerConfig server;
   std::vector<SigningProfile> profiles;
   std::optional<stir::vs::VerifierConfig> verifier;  // a [verifier] table was given
+  RotationConfig rotation;
+  std::vector<std::string> warnings;  // deprecations; the CLI prints them
 };
 
 // Which file to read: `cli_path` if given, else $SKS_CONFIG, else the default.

@@ -55,7 +55,7 @@ void run_install_cert(const Context& context, const CertOptions& o) {
   const std::string chain = read_input_file(o.chain);
   auto hsm = Hsm::open(config.token);
   const stir::EvpPkeyPtr public_key = token_public_key(*hsm, o.label);
-  const x509::KeyCertificates store(config.keyring.dir);
+  const x509::KeyCertificates store(config.certificates.dir);
   const x509::InstallResult result =
       store.install(o.label, public_key.get(), chain, {o.replace, o.allow_no_spc, 0});
   for (const auto& warning : result.warnings) std::cerr << "sks: warning: " << warning << "\n";
@@ -76,7 +76,7 @@ void run_install_cert(const Context& context, const CertOptions& o) {
 // Needs no token: the chain file is all there is to show.
 void run_show_cert(const Context& context, const CertOptions& o) {
   const Config config = load_cli_config(context);
-  const x509::CertificateInfo info = x509::KeyCertificates(config.keyring.dir).show(o.label);
+  const x509::CertificateInfo info = x509::KeyCertificates(config.certificates.dir).show(o.label);
   if (o.json) {
     nlohmann::json out = {{"label", info.label},
                           {"path", info.path},
@@ -121,7 +121,7 @@ void add_cert_commands(CLI::App& keys, Context& context) {
 
   auto* install = keys.add_subcommand(
       "install-cert",
-      "check a certificate chain against a token key and record it in the key ring");
+      "check a certificate chain against a token key and record it in the certificate store");
   add_config_option(install, context);
   install->add_option("--label", o->label, "key label")->required();
   install->add_option("--chain", o->chain, "PEM chain, end-entity first")->required();

@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <iostream>
+
 #include "stir/error.h"
 
 namespace sks::cli {
@@ -13,7 +15,9 @@ void add_config_option(CLI::App* command, Context& context) {
 }
 
 Config load_cli_config(const Context& context) {
-  return load_config(resolve_config_path(context.config_flag));
+  Config config = load_config(resolve_config_path(context.config_flag));
+  for (const auto& warning : config.warnings) std::cerr << "sks: warning: " << warning << "\n";
+  return config;
 }
 
 std::unique_ptr<Hsm> open_hsm(const Context& context) {

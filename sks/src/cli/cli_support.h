@@ -48,5 +48,6 @@ void add_key_commands(CLI::App& keys, Context& context);      // keys generate|l
 void add_cert_commands(CLI::App& keys, Context& context);     // keys csr|install-cert|show-cert
 void add_passport_commands(CLI::App& app, Context& context);  // sign, verify
 void add_serve_command(CLI::App& app, Context& context);      // serve
+void add_rotate_commands(CLI::App& rotate, Context& context);  // rotate status|plan|start|...
 
 }  // namespace sks::cli

@@ -22,6 +22,10 @@ int run(int argc, char** argv) {
   add_cert_commands(*keys, context);
   add_passport_commands(app, context);
   add_serve_command(app, context);
+  auto* rotate =
+      app.add_subcommand("rotate", "rotate the keys and certificates of signing profiles");
+  rotate->require_subcommand(1);
+  add_rotate_commands(*rotate, context);
 
   try {
     app.parse(argc, argv);

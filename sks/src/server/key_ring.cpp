@@ -9,13 +9,15 @@ std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, p11::KeyStor
   // One SigningKey per (label, x5u): profiles sharing a key share the entry.
   std::map<std::pair<std::string, std::string>, std::shared_ptr<const SigningKey>> loaded;
   for (const auto& p : config.profiles) {
-    auto& key = loaded[{p.key, p.x5u}];
-    if (!key) {
+    std::shared_ptr<const SigningKey> none;
+    auto& key = p.key.empty() ? none : loaded[{p.key, p.x5u}];
+    if (!key && !p.key.empty()) {
       auto entry = std::make_shared<SigningKey>();
       entry->label = p.key;
       entry->x5u = p.x5u;
       entry->signer = keys.signing_key(p.key);
       entry->public_key = stir::load_public_key_pem(keys.public_key_pem(p.key));
+      entry->not_after = p.not_after;
       key = std::move(entry);
     }
     Profile profile;
@@ -32,6 +34,54 @@ std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, p11::KeyStor
     }
   }
   return ring;
+}
+
+void KeyRing::self_test() const {
+  const stir::Sha256Digest digest = stir::sha256("sks key ring self-test");
+  for (const auto& profile : profiles_) {
+    if (!profile.key) continue;
+    const auto signature = profile.key->signer->sign_digest(digest);
+    if (!stir::verify_es256_digest(profile.key->public_key.get(), digest, signature)) {
+      throw stir::Error(stir::ErrorCode::kCrypto, "key '" + profile.key->label +
+                                                      "' signed a self-test that does not verify "
+                                                      "with its public key");
+    }
+  }
+}
+
+std::string KeyRing::render_metrics(std::int64_t now) const {
+  std::string out =
+      "# HELP sks_profile_active_key The key each signing profile signs with (1), by label.\n"
+      "# TYPE sks_profile_active_key gauge\n";
+  for (const auto& p : profiles_) {
+    out += "sks_profile_active_key{profile=\"" + p.name + "\",key=\"" +
+           (p.key ? p.key->label : "") + "\",x5u=\"" + (p.key ? p.key->x5u : "") + "\"} " +
+           (p.key ? "1" : "0") + "\n";
+  }
+  out +=
+      "# HELP sks_certificate_expiry_seconds Seconds until the notAfter of each profile's "
+      "certificate.\n"
+      "# TYPE sks_certificate_expiry_seconds gauge\n";
+  for (const auto& p : profiles_) {
+    if (!p.key || p.key->not_after == 0) continue;
+    out += "sks_certificate_expiry_seconds{profile=\"" + p.name + "\",key=\"" + p.key->label +
+           "\"} " + std::to_string(p.key->not_after - now) + "\n";
+  }
+  return out;
+}
+
+nlohmann::json KeyRing::describe(std::int64_t now) const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : profiles_) {
+    nlohmann::json entry = {{"profile", p.name}, {"key", nullptr}, {"x5u", nullptr}};
+    if (p.key) {
+      entry["key"] = p.key->label;
+      entry["x5u"] = p.key->x5u;
+      if (p.key->not_after != 0) entry["expires_in_s"] = p.key->not_after - now;
+    }
+    out.push_back(entry);
+  }
+  return out;
 }
 
 const Profile* KeyRing::profile_for(const std::vector<std::string>& client_names) const {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "sks/server/admin_api.h"
 #include "sks/server/api_error.h"
 #include "sks/server/signing_api.h"
 #include "stir/error.h"
@@ -304,7 +305,8 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
           t_request.route = "signing";
         } else if (req.path == verification_path) {
           t_request.route = "verification";
-        } else if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics") {
+        } else if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics" ||
+                   req.path == "/admin/v1/keys") {
           t_request.route = req.path.substr(1);
         } else {
           t_request.route = "other";
@@ -398,8 +400,18 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     std::string text = metrics_.render();
     if (verifier_) text += Metrics::render_verification(verifier_->metrics());
+    if (const auto ring = ring_.get()) text += ring->render_metrics(std::time(nullptr));
     res.set_content(text, "text/plain; version=0.0.4");
     t_request.outcome = "ok";
+  });
+  http.Get("/admin/v1/keys", [this](const httplib::Request&, httplib::Response& res) {
+    const auto ring = ring_.get();
+    const AdminResponse answer =
+        ring ? admin_keys(t_request.client_names, *ring, config_.server.admins, std::time(nullptr))
+             : AdminResponse{404, ApiError::not_found("/admin/v1/keys").body()};
+    res.status = answer.status;
+    res.set_content(answer.body, "application/json");
+    t_request.outcome = answer.status == 200 ? "ok" : "forbidden";
   });
   for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
     http.Post(path, method_not_allowed);
@@ -499,6 +511,7 @@ void SigningServer::reload(const Config& config) {
   try {
     if (keys_ == nullptr) throw Error(ErrorCode::kConfig, "no signing role to reload");
     auto ring = KeyRing::build(config, *keys_);
+    ring->self_test();  // a ring whose key fails never replaces a working one
     ring_.set(std::move(ring));
     metrics_.count_reload(true);
   } catch (...) {
@@ -519,6 +532,7 @@ std::string SigningServer::readiness() const {
   const auto ring = ring_.get();
   const stir::Sha256Digest digest = stir::sha256("sks readiness self-test");
   for (const auto& profile : ring->profiles()) {
+    if (!profile.key) continue;  // no active key: 503 for that profile only
     try {
       const auto signature = profile.key->signer->sign_digest(digest);
       if (!stir::verify_es256_digest(profile.key->public_key.get(), digest, signature)) {

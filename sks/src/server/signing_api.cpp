@@ -169,6 +169,10 @@ SigningResult sign_request(std::string_view body, const std::vector<std::string>
                             "' is not permitted for profile '" + result.profile->name + "'");
     return result;
   }
+  if (!result.profile->key) {  // its key was compromised; no new one is active yet
+    result.error = ApiError::unavailable();
+    return result;
+  }
   const SigningKey& key = *result.profile->key;
   stir::PassportHeader header;
   header.x5u = key.x5u;

@@ -7,14 +7,20 @@
 // snapshot at its start and finishes with it, so a swap never mixes an old
 // key with a new x5u. Nothing on the signing path looks a key up.
 //
+// A profile may have no key (its rotation-managed key was compromised and
+// no new one is active yet): it signs nothing, and its requests get 503.
+//
 // Threads: a KeyRing is immutable and shared read-only; KeyRingHolder's
 // get/set are atomic. Errors: build() throws stir::Error (kConfig for an
-// inconsistent profile, kNotFound for a key that is not in the token).
+// inconsistent profile, kNotFound for a key that is not in the token);
+// self_test() throws stir::Error naming the key that failed.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,13 +37,14 @@ struct SigningKey {
   std::string x5u;
   std::shared_ptr<const stir::DigestSigner> signer;
   stir::EvpPkeyPtr public_key;  // for the readiness self-test
+  std::int64_t not_after = 0;   // certificate notAfter (seconds), when known
 };
 
 struct Profile {
   std::string name;
-  std::string origid;            // default origid; may be empty
-  std::set<std::string> attest;  // allowed attestation levels
-  std::shared_ptr<const SigningKey> key;
+  std::string origid;                     // default origid; may be empty
+  std::set<std::string> attest;           // allowed attestation levels
+  std::shared_ptr<const SigningKey> key;  // null: the profile has no active key
 };
 
 class KeyRing {
@@ -49,6 +56,17 @@ class KeyRing {
   // DNS SANs); the default profile when none lists them; nullptr if none.
   const Profile* profile_for(const std::vector<std::string>& client_names) const;
   const std::vector<Profile>& profiles() const noexcept { return profiles_; }
+
+  // Signs a digest with every key and verifies it against the key's public
+  // half (the certificate's key: install-cert checked they match). A reload
+  // swaps in only a ring that passes.
+  void self_test() const;
+
+  // Prometheus gauges: the active key per profile and the seconds until
+  // each certificate's notAfter, at `now`.
+  std::string render_metrics(std::int64_t now) const;
+  // The keys the process signs with, for GET /admin/v1/keys; no key material.
+  nlohmann::json describe(std::int64_t now) const;
 
  private:
   std::vector<Profile> profiles_;

@@ -7,7 +7,10 @@
 //   GET  /healthz             the process is alive
 //   GET  /readyz              token logged in, every profile's key signs and
 //                             verifies a self-test digest (200, else 503)
-//   GET  /metrics             Prometheus text (see metrics.h)
+//   GET  /metrics             Prometheus text (see metrics.h), with the active
+//                             key per profile and seconds to notAfter
+//   GET  /admin/v1/keys       the keys this process signs with (admin_api.h;
+//                             server.admins only)
 //
 // TLS 1.2 or newer; client certificates required and checked against
 // server.client_ca unless a lab-only setting says otherwise. One worker
@@ -55,9 +58,10 @@ class SigningServer {
   void stop(std::chrono::milliseconds drain_timeout = std::chrono::seconds(10));
   bool is_running() const;
 
-  // Rebuilds the key ring from a (re-read) config and swaps it in; requests
-  // in flight finish with the old one. Server and token settings are not
-  // changed by a reload. Throws stir::Error and keeps the old ring on failure.
+  // Rebuilds the key ring from a (re-read) config and swaps it in once every
+  // key passed its self-test; requests in flight finish with the old one.
+  // Server and token settings are not changed by a reload. Throws
+  // stir::Error and keeps the old ring on failure.
   void reload(const Config& config);
 
   // Signs and verifies a self-test digest with every profile's key; the

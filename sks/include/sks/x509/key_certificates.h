@@ -1,5 +1,5 @@
-// The certificate chain of each key, kept in the key ring folder
-// (Config::keyring.dir) as `<label>.chain.pem`: end-entity first, then each
+// The certificate store: the certificate chain of each key, kept in
+// Config::certificates.dir as `<label>.chain.pem`: end-entity first, then each
 // issuer, exactly what the key's x5u URL will serve.
 //
 // A chain is installed only when it belongs to the key and is usable: it
@@ -62,7 +62,7 @@ struct CertificateInfo {
 
 class KeyCertificates {
  public:
-  explicit KeyCertificates(std::string keyring_dir) : dir_(std::move(keyring_dir)) {}
+  explicit KeyCertificates(std::string dir) : dir_(std::move(dir)) {}
 
   const std::string& dir() const noexcept { return dir_; }
   // <dir>/<label>.chain.pem. Throws kInvalidArgument for a label that is not

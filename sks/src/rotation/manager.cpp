@@ -1,0 +1,726 @@
+#include "sks/rotation/manager.h"
+
+#include <openssl/asn1.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "sks/rotation/steps.h"
+#include "sks/x509/csr.h"
+#include "sks/x509/key_certificates.h"
+#include "stir/error.h"
+#include "stir/files.h"
+#include "stir/openssl.h"
+#include "stir/verifier/fetcher.h"
+#include "stir/verifier/url.h"
+#include "stir/x509.h"
+
+namespace sks::rotation {
+
+using nlohmann::json;
+using stir::Error;
+using stir::ErrorCode;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::int64_t epoch_of(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(time, &tm) != 1) return 0;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+std::string hex_digest(std::string_view data, std::size_t digits) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (const std::uint8_t byte : stir::sha256(data)) {
+    out += kDigits[byte >> 4];
+    out += kDigits[byte & 15];
+  }
+  return out.substr(0, digits);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kNotFound, "cannot read " + path);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// A key label from the profile name: label characters only.
+std::string label_stem(const std::string& profile) {
+  std::string stem;
+  for (const char c : profile) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    stem += ok ? c : '-';
+  }
+  return stem.substr(0, 40);
+}
+
+void set_state(KeyEntry& entry, KeyState state, std::int64_t now) {
+  entry.state = state;
+  entry.since[std::string(to_string(state))] = now;
+}
+
+std::string entry_name(const KeyEntry& e) {
+  return "key '" + e.label + "' (#" + std::to_string(e.id) + ")";
+}
+
+}  // namespace
+
+Manager::Manager(const Config& config, p11::KeyStore* keys)
+    : config_(config), keys_(keys), file_(config.rotation.state_file), now_(now()) {}
+
+p11::KeyStore& Manager::keys() const {
+  if (keys_ == nullptr) throw Error(ErrorCode::kInternal, "this rotation step needs the token");
+  return *keys_;
+}
+
+const SigningProfile& Manager::rotation_profile(const std::string& name) const {
+  for (const auto& p : config_.profiles) {
+    if (p.name != name) continue;
+    if (!p.rotation.enabled) {
+      throw Error(ErrorCode::kConfig, "profile '" + name +
+                                          "' has no [profile.rotation] table; add one (x5u_base, "
+                                          "spc, subject) to rotate its keys");
+    }
+    return p;
+  }
+  throw Error(ErrorCode::kNotFound, "no [[profile]] named '" + name + "' in " + config_.path);
+}
+
+std::string Manager::profile_dir(const std::string& profile) const {
+  return (fs::path(config_.rotation.state_file).parent_path() / label_stem(profile)).string();
+}
+
+void Manager::save(const RotationState& state) const { file_.save(state); }
+
+KeyEntry& Manager::new_entry(RotationState& state, const std::string& profile, bool reuse_key) {
+  ProfileState& p = state.profiles[profile];
+  KeyEntry entry;
+  entry.id = state.next_id++;
+  if (reuse_key) {
+    const KeyEntry* active = p.active();
+    if (active == nullptr) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "profile '" + profile +
+                      "' has no active key to renew; run `sks rotate start` without --reuse-key");
+    }
+    entry.label = active->label;
+    entry.reused_key = true;
+  } else {
+    entry.label =
+        label_stem(profile) + "-" + utc_text(now_).substr(0, 10) + "-k" + std::to_string(entry.id);
+    if (keys().find(entry.label)) {
+      throw Error(ErrorCode::kAlreadyExists,
+                  "the token already has a key '" + entry.label +
+                      "' that the rotation state does not know; remove it or use another "
+                      "state file");
+    }
+  }
+  set_state(entry, KeyState::kGenerated, now_);
+  p.keys.push_back(std::move(entry));
+  return p.keys.back();
+}
+
+// generated -> csr: the key in the token (unless it is there), then its CSR.
+void Manager::advance_csr(RotationState& state, const std::string& profile, KeyEntry& entry,
+                          std::vector<Action>& out) {
+  const SigningProfile& p = rotation_profile(profile);
+  if (!keys().find(entry.label)) {
+    keys().generate(entry.label);
+    fault_point("after-keygen");
+  }
+  const x509::CsrSubject subject = x509::parse_subject(p.rotation.subject);
+  const stir::EvpPkeyPtr public_key = stir::load_public_key_pem(keys().public_key_pem(entry.label));
+  const std::string csr =
+      x509::make_csr(*keys().signing_key(entry.label), public_key.get(), subject, p.rotation.spc);
+  stir::ensure_directory(profile_dir(profile), 0750);
+  entry.csr_path = profile_dir(profile) + "/" + std::to_string(entry.id) + ".csr.pem";
+  stir::write_file_atomic(entry.csr_path, csr, 0644);
+  check_transition(profile, entry, KeyState::kCsr, now_, 0, 0);
+  set_state(entry, KeyState::kCsr, now_);
+  save(state);
+  fault_point("after-csr");
+  out.push_back({profile, entry.id, entry.label, "csr", true,
+                 entry_name(entry) + ": CSR written to " + entry.csr_path});
+}
+
+void Manager::do_install(RotationState& state, const std::string& profile, KeyEntry& entry,
+                         const std::string& chain_pem, std::vector<Action>& out) {
+  const SigningProfile& p = rotation_profile(profile);
+  const std::vector<stir::X509Ptr> chain = stir::parse_pem_chain(chain_pem);
+  const std::string normalised = stir::chain_to_pem(chain);
+  if (entry.state == KeyState::kCertified) {
+    if (read_text(entry.chain_path) == normalised) {
+      out.push_back({profile, entry.id, entry.label, "install-cert", false,
+                     entry_name(entry) + ": this chain is already installed"});
+      return;
+    }
+    throw Error(ErrorCode::kAlreadyExists,
+                entry_name(entry) + " already has a different certificate (" + entry.x5u +
+                    "); publish it, or compromise the key to start over");
+  }
+  check_transition(profile, entry, KeyState::kCertified, now_, 0, 0);
+  const stir::EvpPkeyPtr public_key = stir::load_public_key_pem(keys().public_key_pem(entry.label));
+  const x509::KeyCertificates store(profile_dir(profile) + "/" + std::to_string(entry.id));
+  x509::InstallOptions options;
+  options.now = static_cast<std::time_t>(now_);
+  const x509::InstallResult installed =
+      store.install(entry.label, public_key.get(), chain_pem, options);
+  const X509* leaf = chain.front().get();
+  // A new certificate always gets a new URL: the name carries its digest.
+  entry.chain_path = installed.path;
+  entry.name = entry.label + "-" + hex_digest(normalised, 12) + ".pem";
+  entry.x5u = p.rotation.x5u_base + entry.name;
+  entry.serial = store.show(entry.label).serial;
+  entry.not_before = epoch_of(X509_get0_notBefore(leaf));
+  entry.not_after = epoch_of(X509_get0_notAfter(leaf));
+  set_state(entry, KeyState::kCertified, now_);
+  save(state);
+  fault_point("after-install");
+  out.push_back({profile, entry.id, entry.label, "install-cert", true,
+                 entry_name(entry) + ": certificate serial " + entry.serial + " valid until " +
+                     utc_text(entry.not_after) + ", to be published at " + entry.x5u});
+}
+
+void Manager::do_issue(RotationState& state, const std::string& profile, KeyEntry& entry,
+                       std::vector<Action>& out) {
+  const RotationConfig& r = config_.rotation;
+  if (r.issue_command.empty()) {
+    throw Error(ErrorCode::kConfig,
+                "no rotation.issue_command: send " + entry.csr_path +
+                    " to the STI-CA and run `sks rotate install-cert --chain FILE --profile " +
+                    profile + "`");
+  }
+  const std::string chain = profile_dir(profile) + "/" + std::to_string(entry.id) + ".issued.pem";
+  require_step(
+      "issue", r.issue_command,
+      {{"csr", entry.csr_path}, {"chain", chain}, {"label", entry.label}, {"profile", profile}},
+      std::chrono::seconds(r.step_timeout_s));
+  fault_point("after-issue");
+  do_install(state, profile, entry, read_text(chain), out);
+}
+
+void Manager::do_publish(RotationState& state, const std::string& profile, KeyEntry& entry,
+                         std::vector<Action>& out) {
+  check_transition(profile, entry, KeyState::kPublished, now_, 0, 0);
+  const RotationConfig& r = config_.rotation;
+  require_step("publish", r.publish_command,
+               {{"chain", entry.chain_path},
+                {"name", entry.name},
+                {"x5u", entry.x5u},
+                {"label", entry.label},
+                {"profile", profile}},
+               std::chrono::seconds(r.step_timeout_s));
+  fault_point("after-publish-step");
+  set_state(entry, KeyState::kPublished, now_);
+  save(state);
+  out.push_back({profile, entry.id, entry.label, "publish", true,
+                 entry_name(entry) + ": published at " + entry.x5u});
+}
+
+void Manager::do_activate(RotationState& state, const std::string& profile, KeyEntry& entry,
+                          std::vector<Action>& out) {
+  check_transition(profile, entry, KeyState::kActive, now_, 0, 0);
+  const std::string installed = read_text(entry.chain_path);
+  // The x5u must serve exactly this chain before the first token names it.
+  std::string error;
+  const auto url = stir::vs::parse_https_url(entry.x5u, error);
+  if (!url) throw Error(ErrorCode::kInvalidArgument, entry.x5u + ": " + error);
+  stir::vs::FetchPolicy policy;
+  policy.allowed_ports = {url->port};
+  policy.allow_loopback = policy.allow_private = true;  // our own repository
+  policy.tls_ca_file = config_.rotation.x5u_ca_file;
+  std::string served;
+  try {
+    served = stir::vs::HttpsFetcher(policy).get(entry.x5u, 64 * 1024).body;
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kInvalidArgument, "cannot activate " + entry_name(entry) + ": " +
+                                                 entry.x5u + " does not answer: " + e.what() +
+                                                 "; run `sks rotate publish` and check the TN-CR");
+  }
+  std::string normalised_served;
+  try {
+    normalised_served = stir::chain_to_pem(stir::parse_pem_chain(served));
+  } catch (const Error&) {
+  }
+  if (normalised_served != installed) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot activate " + entry_name(entry) + ": " + entry.x5u +
+                    " does not serve the installed chain " + entry.chain_path);
+  }
+  const auto chain = stir::parse_pem_chain(installed);
+  const stir::EvpPkeyPtr token_key = stir::load_public_key_pem(keys().public_key_pem(entry.label));
+  if (!stir::same_public_key(X509_get0_pubkey(chain.front().get()), token_key.get())) {
+    throw Error(ErrorCode::kInvalidArgument, "cannot activate " + entry_name(entry) +
+                                                 ": the certificate's key is not the token key");
+  }
+  if (now_ < entry.not_before || now_ >= entry.not_after) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot activate " + entry_name(entry) + ": its certificate is valid from " +
+                    utc_text(entry.not_before) + " to " + utc_text(entry.not_after) +
+                    ", not now (" + utc_text(now_) + ")");
+  }
+  ProfileState& p = state.profiles[profile];
+  std::string previous;
+  if (KeyEntry* old = p.active()) {
+    set_state(*old, KeyState::kDraining, now_);
+    previous = "; " + entry_name(*old) + " drains until " +
+               utc_text(now_ + rotation_profile(profile).rotation.drain_s);
+  }
+  set_state(entry, KeyState::kActive, now_);
+  save(state);  // one write: never two active keys
+  fault_point("after-activate");
+  out.push_back({profile, entry.id, entry.label, "activate", true,
+                 entry_name(entry) + " is active with x5u " + entry.x5u + previous});
+}
+
+void Manager::do_retire(RotationState& state, const std::string& profile, KeyEntry& entry,
+                        bool force, std::vector<Action>& out) {
+  const ProfileRotation& r = rotation_profile(profile).rotation;
+  if (force) {
+    check_transition(profile, entry, KeyState::kRetired,
+                     entry.entered(KeyState::kDraining) + r.drain_s, r.drain_s, r.retention_s);
+  } else {
+    check_transition(profile, entry, KeyState::kRetired, now_, r.drain_s, r.retention_s);
+  }
+  const RotationConfig& c = config_.rotation;
+  require_step(
+      "unpublish", c.unpublish_command,
+      {{"name", entry.name}, {"x5u", entry.x5u}, {"label", entry.label}, {"profile", profile}},
+      std::chrono::seconds(c.step_timeout_s), {66});
+  fault_point("after-unpublish");
+  set_state(entry, KeyState::kRetired, now_);
+  save(state);
+  out.push_back({profile, entry.id, entry.label, "retire", true,
+                 entry_name(entry) + ": " + entry.x5u + " unpublished" +
+                     (force && now_ < earliest(entry, KeyState::kRetired, r.drain_s, 0)
+                          ? " before the drain ended (--force): verifiers may reject calls it "
+                            "signed in the last minute"
+                          : "")});
+}
+
+void Manager::do_destroy(RotationState& state, const std::string& profile, KeyEntry& entry,
+                         std::vector<Action>& out) {
+  const ProfileRotation& r = rotation_profile(profile).rotation;
+  check_transition(profile, entry, KeyState::kDestroyed, now_, r.drain_s, r.retention_s);
+  // Another entry (a renewal of the same key) may still need the key.
+  bool shared = false;
+  for (const auto& [name, p] : state.profiles) {
+    for (const auto& k : p.keys) {
+      shared = shared ||
+               (k.id != entry.id && k.label == entry.label && k.state != KeyState::kDestroyed &&
+                k.state != KeyState::kCompromised && k.state != KeyState::kRetired);
+    }
+  }
+  std::string what = "certificate forgotten; the key stays for " + entry.label + "'s other entry";
+  if (!shared) {
+    if (keys().find(entry.label)) keys().destroy(entry.label);
+    what = "key destroyed in the token";
+  }
+  fault_point("after-destroy-key");
+  set_state(entry, KeyState::kDestroyed, now_);
+  save(state);
+  out.push_back({profile, entry.id, entry.label, "destroy", true, entry_name(entry) + ": " + what});
+}
+
+void Manager::reload_servers(std::vector<Action>& out) const {
+  const RotationConfig& r = config_.rotation;
+  if (r.reload_command.empty()) {
+    out.push_back({"", 0, "", "reload", false,
+                   "reload the signing servers now (SIGHUP, `systemctl reload sks`)"});
+    return;
+  }
+  require_step("reload", r.reload_command, {}, std::chrono::seconds(r.step_timeout_s));
+  out.push_back({"", 0, "", "reload", true, "signing servers told to reload"});
+}
+
+std::vector<Action> Manager::start(const std::string& profile, bool reuse_key) {
+  rotation_profile(profile);
+  file_.lock();
+  RotationState state = file_.load();
+  std::vector<Action> out;
+  KeyEntry* entry = state.profiles[profile].pending();
+  if (entry != nullptr && entry->state != KeyState::kGenerated) {
+    out.push_back({profile, entry->id, entry->label, "start", false,
+                   "a rotation is already under way: " + entry_name(*entry) + " is " +
+                       std::string(to_string(entry->state))});
+    return out;
+  }
+  if (entry == nullptr) {
+    entry = &new_entry(state, profile, reuse_key);
+    save(state);  // the label is reserved before the key exists
+    fault_point("after-reserve");
+    out.push_back({profile, entry->id, entry->label, "start", true,
+                   entry_name(*entry) + (reuse_key ? " renews its certificate" : " reserved")});
+  }
+  advance_csr(state, profile, *entry, out);
+  return out;
+}
+
+std::vector<Action> Manager::install_cert(const std::string& profile,
+                                          const std::string& chain_pem) {
+  rotation_profile(profile);
+  file_.lock();
+  RotationState state = file_.load();
+  std::vector<Action> out;
+  KeyEntry* entry = state.profiles[profile].pending();
+  if (entry == nullptr) {
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "profile '" + profile + "' has no rotation under way; run `sks rotate start` first");
+  }
+  if (entry->state == KeyState::kGenerated) advance_csr(state, profile, *entry, out);
+  do_install(state, profile, *entry, chain_pem, out);
+  return out;
+}
+
+std::vector<Action> Manager::publish(const std::string& profile) {
+  rotation_profile(profile);
+  file_.lock();
+  RotationState state = file_.load();
+  std::vector<Action> out;
+  ProfileState& p = state.profiles[profile];
+  KeyEntry* entry = p.pending();
+  if (entry != nullptr && entry->state == KeyState::kPublished) {
+    out.push_back({profile, entry->id, entry->label, "publish", false,
+                   entry_name(*entry) + " is already published at " + entry->x5u});
+    return out;
+  }
+  if (entry == nullptr) {
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "profile '" + profile + "' has no certified key to publish; run `sks rotate start`");
+  }
+  do_publish(state, profile, *entry, out);
+  return out;
+}
+
+std::vector<Action> Manager::activate(const std::string& profile) {
+  rotation_profile(profile);
+  file_.lock();
+  RotationState state = file_.load();
+  std::vector<Action> out;
+  ProfileState& p = state.profiles[profile];
+  KeyEntry* entry = p.pending();
+  if (entry == nullptr) {
+    if (const KeyEntry* active = p.active()) {
+      out.push_back({profile, active->id, active->label, "activate", false,
+                     entry_name(*active) + " is already active"});
+      return out;
+    }
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "profile '" + profile + "' has no published key to activate; run `sks rotate start`");
+  }
+  do_activate(state, profile, *entry, out);
+  reload_servers(out);
+  return out;
+}
+
+std::vector<Action> Manager::retire(const std::string& profile, bool force) {
+  rotation_profile(profile);
+  file_.lock();
+  RotationState state = file_.load();
+  std::vector<Action> out;
+  for (auto& k : state.profiles[profile].keys) {
+    if (k.state == KeyState::kDraining) do_retire(state, profile, k, force, out);
+  }
+  if (out.empty()) {
+    out.push_back(
+        {profile, 0, "", "retire", false, "profile '" + profile + "' has no draining key"});
+  }
+  return out;
+}
+
+std::vector<Action> Manager::destroy(const std::string& profile, const std::string& label) {
+  rotation_profile(profile);
+  file_.lock();
+  RotationState state = file_.load();
+  std::vector<Action> out;
+  bool found = false;
+  for (auto& k : state.profiles[profile].keys) {
+    if (!label.empty() && k.label != label) continue;
+    if (k.state == KeyState::kDestroyed) {
+      found = true;
+      continue;
+    }
+    if (label.empty() && k.state != KeyState::kRetired && k.state != KeyState::kCompromised) {
+      continue;
+    }
+    found = true;
+    do_destroy(state, profile, k, out);
+  }
+  if (!found && !label.empty()) {
+    throw Error(ErrorCode::kNotFound, "profile '" + profile + "' has no key '" + label + "'");
+  }
+  if (out.empty()) {
+    out.push_back({profile, 0, label, "destroy", false, "nothing to destroy"});
+  }
+  return out;
+}
+
+std::vector<Action> Manager::compromise(const std::string& label) {
+  file_.lock();
+  RotationState state = file_.load();
+  std::vector<Action> out;
+  std::vector<std::string> affected;
+  // A key the config names but the state does not know (from before
+  // rotation): recorded, so the server drops it too.
+  for (const auto& p : config_.profiles) {
+    if (p.key != label || !p.rotation.enabled) continue;
+    bool known = false;
+    for (const auto& k : state.profiles[p.name].keys) known = known || k.label == label;
+    if (!known) {
+      KeyEntry e;
+      e.id = state.next_id++;
+      e.label = label;
+      e.x5u = p.x5u;
+      e.name = p.x5u.substr(p.x5u.rfind('/') + 1);
+      set_state(e, KeyState::kActive, now_);
+      state.profiles[p.name].keys.push_back(std::move(e));
+    }
+  }
+  bool found = false;
+  for (auto& [name, p] : state.profiles) {
+    for (auto& k : p.keys) {
+      if (k.label != label) continue;
+      found = true;
+      if (k.state == KeyState::kDestroyed || k.state == KeyState::kCompromised) continue;
+      if (k.state == KeyState::kActive) affected.push_back(name);
+      set_state(k, KeyState::kCompromised, now_);
+      out.push_back({name, k.id, k.label, "compromise", true,
+                     entry_name(k) + " of profile '" + name + "' is marked compromised"});
+    }
+  }
+  if (!found) throw Error(ErrorCode::kNotFound, "no profile uses a key '" + label + "'");
+  save(state);  // first: the next reload drops the key
+  fault_point("after-compromise-mark");
+  reload_servers(out);
+  const RotationConfig& r = config_.rotation;
+  for (auto& [name, p] : state.profiles) {
+    for (auto& k : p.keys) {
+      if (k.label != label || k.state != KeyState::kCompromised) continue;
+      if (!k.unpublished && !k.name.empty() && !r.unpublish_command.empty()) {
+        require_step("unpublish", r.unpublish_command,
+                     {{"name", k.name}, {"x5u", k.x5u}, {"label", k.label}, {"profile", name}},
+                     std::chrono::seconds(r.step_timeout_s), {66});
+        k.unpublished = true;
+        save(state);
+        out.push_back({name, k.id, k.label, "unpublish", true, k.x5u + " unpublished"});
+      }
+      if (!k.revoked && !k.serial.empty()) {
+        if (r.revoke_command.empty()) {
+          out.push_back(
+              {name, k.id, k.label, "revoke", false,
+               "no rotation.revoke_command: ask the STI-CA to revoke serial " + k.serial});
+          continue;
+        }
+        require_step("revoke", r.revoke_command,
+                     {{"serial", k.serial}, {"label", k.label}, {"profile", name}},
+                     std::chrono::seconds(r.step_timeout_s));
+        k.revoked = true;
+        save(state);
+        out.push_back(
+            {name, k.id, k.label, "revoke", true, "certificate " + k.serial + " revoked"});
+      }
+    }
+  }
+  for (const auto& name : affected) {
+    out.push_back({name, 0, "", "next", false,
+                   "profile '" + name +
+                       "' has no active key and its requests fail (503) until a new one is "
+                       "active: run `sks rotate run --profile " +
+                       name + "` (or start, install-cert, publish, activate)"});
+  }
+  return out;
+}
+
+std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
+  if (!dry_run) file_.lock();
+  RotationState state = file_.load();
+  std::vector<Action> out;
+  bool activated = false;
+  for (const auto& profile : config_.profiles) {
+    if (!profile.rotation.enabled || (!only.empty() && profile.name != only)) continue;
+    const std::string& name = profile.name;
+    const ProfileRotation& r = profile.rotation;
+    auto plan = [&](const KeyEntry* e, const std::string& what, const std::string& message) {
+      out.push_back({name, e ? e->id : 0, e ? e->label : "", what, false, message});
+    };
+    // Old keys first: retire after the drain, destroy after retention.
+    for (std::size_t i = 0; i < state.profiles[name].keys.size(); ++i) {
+      KeyEntry& k = state.profiles[name].keys[i];
+      const KeyState to = k.state == KeyState::kDraining  ? KeyState::kRetired
+                          : k.state == KeyState::kRetired ? KeyState::kDestroyed
+                                                          : KeyState::kGenerated;
+      if (to == KeyState::kGenerated) continue;
+      const std::int64_t at = earliest(k, to, r.drain_s, r.retention_s);
+      if (now_ < at) {
+        plan(&k, "wait", entry_name(k) + ": " + std::string(to_string(to)) + " at " + utc_text(at));
+      } else if (dry_run) {
+        plan(&k, to == KeyState::kRetired ? "retire" : "destroy",
+             entry_name(k) + " would be " + std::string(to_string(to)));
+      } else if (to == KeyState::kRetired) {
+        do_retire(state, name, k, false, out);
+      } else {
+        do_destroy(state, name, k, out);
+      }
+    }
+    ProfileState& p = state.profiles[name];
+    const KeyEntry* active = p.active();
+    KeyEntry* entry = p.pending();
+    if (entry == nullptr) {
+      const bool due = active == nullptr || now_ >= active->not_after - r.renew_before_s;
+      if (!due) {
+        plan(active, "wait",
+             "renewal of " + entry_name(*active) + " starts at " +
+                 utc_text(active->not_after - r.renew_before_s));
+        continue;
+      }
+      const bool reuse = active != nullptr && !r.new_key;
+      if (dry_run) {
+        plan(active, "start",
+             active == nullptr ? "a first key would be generated"
+                               : std::string("renewal would start") + (reuse ? " (same key)" : ""));
+        continue;
+      }
+      entry = &new_entry(state, name, reuse);
+      save(state);
+      fault_point("after-reserve");
+      out.push_back(
+          {name, entry->id, entry->label, "start", true, entry_name(*entry) + " reserved"});
+    }
+    if (dry_run) {
+      static const std::map<KeyState, std::string> kNext = {
+          {KeyState::kGenerated, "generate the key and its CSR"},
+          {KeyState::kCsr, "issue the certificate (issue_command) and install it"},
+          {KeyState::kCertified, "publish the chain (publish_command)"},
+          {KeyState::kPublished, "check the x5u over HTTPS and activate"}};
+      plan(entry, "next", entry_name(*entry) + ": " + kNext.at(entry->state));
+      continue;
+    }
+    if (entry->state == KeyState::kGenerated) advance_csr(state, name, *entry, out);
+    if (entry->state == KeyState::kCsr) do_issue(state, name, *entry, out);
+    if (entry->state == KeyState::kCertified) do_publish(state, name, *entry, out);
+    if (entry->state == KeyState::kPublished) {
+      do_activate(state, name, *entry, out);
+      activated = true;
+    }
+  }
+  if (activated) reload_servers(out);
+  return out;
+}
+
+json Manager::status(const std::string& only) const {
+  const RotationState state = file_.load();
+  json profiles = json::array();
+  for (const auto& profile : config_.profiles) {
+    if (!only.empty() && profile.name != only) continue;
+    json p = {{"profile", profile.name}, {"rotation", profile.rotation.enabled}};
+    json keys = json::array();
+    const auto it = state.profiles.find(profile.name);
+    if (it != state.profiles.end()) {
+      for (const auto& k : it->second.keys) {
+        const ProfileRotation& r = profile.rotation;
+        std::string next;
+        std::int64_t at = 0;
+        switch (k.state) {
+          case KeyState::kGenerated:
+            next = "start";
+            break;
+          case KeyState::kCsr:
+            next = "install-cert";
+            break;
+          case KeyState::kCertified:
+            next = "publish";
+            break;
+          case KeyState::kPublished:
+            next = "activate";
+            break;
+          case KeyState::kActive:
+            next = "start";
+            at = k.not_after - r.renew_before_s;
+            break;
+          case KeyState::kDraining:
+            next = "retire";
+            at = earliest(k, KeyState::kRetired, r.drain_s, r.retention_s);
+            break;
+          case KeyState::kRetired:
+            next = "destroy";
+            at = earliest(k, KeyState::kDestroyed, r.drain_s, r.retention_s);
+            break;
+          case KeyState::kCompromised:
+            next = "destroy";
+            break;
+          case KeyState::kDestroyed:
+            break;
+        }
+        json since = json::object();
+        for (const auto& [s, t] : k.since) since[s] = utc_text(t);
+        keys.push_back({{"id", k.id},
+                        {"label", k.label},
+                        {"state", to_string(k.state)},
+                        {"x5u", k.x5u},
+                        {"serial", k.serial},
+                        {"csr", k.csr_path},
+                        {"chain", k.chain_path},
+                        {"not_before", utc_text(k.not_before)},
+                        {"not_after", utc_text(k.not_after)},
+                        {"since", since},
+                        {"next", next},
+                        {"next_at", at > now_ ? utc_text(at) : (next.empty() ? "" : "now")}});
+      }
+    }
+    p["keys"] = keys;
+    if (!profile.rotation.enabled) {
+      p["key"] = profile.key;
+      p["x5u"] = profile.x5u;
+    }
+    profiles.push_back(p);
+  }
+  json out = {{"state_file", file_.path()}, {"now", utc_text(now_)}, {"profiles", profiles}};
+  std::ifstream server(server_status_path(config_));
+  if (server) {
+    const json document = json::parse(server, nullptr, false);
+    if (!document.is_discarded()) out["server"] = document;
+  }
+  return out;
+}
+
+std::string server_status_path(const Config& config) {
+  return (fs::path(config.rotation.state_file).parent_path() / "server-status.json").string();
+}
+
+Config apply_rotation_state(const Config& config) {
+  Config out = config;
+  const RotationState state = StateFile(config.rotation.state_file).load();
+  for (auto& p : out.profiles) {
+    if (!p.rotation.enabled) continue;
+    const auto it = state.profiles.find(p.name);
+    if (it == state.profiles.end()) continue;
+    // Once a key of the state has been active, the state has taken over
+    // the profile and the config's key no longer signs.
+    bool taken_over = false;
+    for (const auto& k : it->second.keys) {
+      taken_over = taken_over || k.entered(KeyState::kActive) != 0 ||
+                   (k.label == p.key && k.state == KeyState::kCompromised);
+    }
+    if (const KeyEntry* active = it->second.active()) {
+      p.key = active->label;
+      p.x5u = active->x5u;
+      p.not_after = active->not_after;
+    } else if (taken_over) {
+      p.key.clear();
+      p.x5u.clear();
+    }
+  }
+  return out;
+}
+
+}  // namespace sks::rotation

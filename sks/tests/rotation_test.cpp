@@ -1,0 +1,281 @@
+// The rotation state machine and its file, the step runner, and the key
+// ring swap under concurrency (in process, on a fresh SoftHSM2 token).
+//
+// What this file proves:
+//  - every illegal transition is refused with the reason and the next step,
+//    and the drain and retention periods hold unless forced;
+//  - the state file round-trips, and a corrupt, unknown-version or
+//    two-active-keys file is refused with a clear message;
+//  - a step gets its placeholders and environment, a failing step's output
+//    is reported, a step past its timeout is killed;
+//  - thousands of key ring swaps while eight threads sign: every response
+//    carries the x5u of the key that signed it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "sks/rotation/state.h"
+#include "sks/rotation/steps.h"
+#include "sks/server/admin_api.h"
+#include "sks/server/key_ring.h"
+#include "sks/server/signing_api.h"
+#include "softhsm_token.h"
+#include "stir/error.h"
+#include "stir/identity.h"
+#include "stir/verify.h"
+
+namespace sks::testing {
+namespace {
+
+using nlohmann::json;
+using rotation::KeyEntry;
+using rotation::KeyState;
+
+KeyEntry entry_in(KeyState state, std::int64_t since = 1000) {
+  KeyEntry e;
+  e.id = 7;
+  e.label = "p-k7";
+  e.state = state;
+  e.since[std::string(rotation::to_string(state))] = since;
+  return e;
+}
+
+std::string refusal(const KeyEntry& e, KeyState to, std::int64_t now = 5000) {
+  try {
+    rotation::check_transition("p", e, to, now, 300, 600);
+  } catch (const stir::Error& error) {
+    EXPECT_EQ(error.code(), stir::ErrorCode::kInvalidArgument);
+    return error.what();
+  }
+  return "";
+}
+
+TEST(RotationStateTest, TheLifecycleInOrderIsAllowed) {
+  const std::vector<KeyState> order = {
+      KeyState::kGenerated, KeyState::kCsr,      KeyState::kCertified, KeyState::kPublished,
+      KeyState::kActive,    KeyState::kDraining, KeyState::kRetired,   KeyState::kDestroyed};
+  for (std::size_t i = 0; i + 1 < order.size(); ++i) {
+    EXPECT_EQ(refusal(entry_in(order[i]), order[i + 1], 100000), "")
+        << rotation::to_string(order[i]);
+    EXPECT_EQ(refusal(entry_in(order[i]), KeyState::kCompromised), "");
+  }
+  EXPECT_EQ(refusal(entry_in(KeyState::kCompromised), KeyState::kDestroyed), "");
+}
+
+TEST(RotationStateTest, EveryIllegalTransitionIsRefusedWithWhyAndWhatNext) {
+  EXPECT_EQ(refusal(entry_in(KeyState::kCsr), KeyState::kActive),
+            "cannot make key 'p-k7' (#7) of profile 'p' active: it is csr; next: `sks rotate "
+            "install-cert --chain FILE` (or `sks rotate run` with an issue_command)");
+  EXPECT_EQ(refusal(entry_in(KeyState::kCertified), KeyState::kActive),
+            "cannot make key 'p-k7' (#7) of profile 'p' active: it is certified; next: `sks "
+            "rotate publish`");
+  EXPECT_EQ(refusal(entry_in(KeyState::kActive), KeyState::kRetired),
+            "cannot make key 'p-k7' (#7) of profile 'p' retired: it is active; next: start a new "
+            "rotation (`sks rotate start`) and activate it");
+  EXPECT_EQ(refusal(entry_in(KeyState::kActive), KeyState::kDestroyed),
+            "cannot make key 'p-k7' (#7) of profile 'p' destroyed: it is active, and only a "
+            "retired (or compromised) key may be destroyed; next: start a new rotation (`sks "
+            "rotate start`) and activate it");
+  EXPECT_EQ(refusal(entry_in(KeyState::kCompromised), KeyState::kActive),
+            "cannot make key 'p-k7' (#7) of profile 'p' active: it is compromised; it can only be "
+            "destroyed (`sks rotate destroy --key p-k7`)");
+  EXPECT_EQ(refusal(entry_in(KeyState::kDestroyed), KeyState::kCompromised),
+            "cannot make key 'p-k7' (#7) of profile 'p' compromised: it is destroyed; nothing "
+            "can follow");
+  EXPECT_EQ(refusal(entry_in(KeyState::kPublished), KeyState::kCertified),
+            "cannot make key 'p-k7' (#7) of profile 'p' certified: it is published; next: `sks "
+            "rotate activate`");
+  EXPECT_EQ(refusal(entry_in(KeyState::kDraining), KeyState::kActive),
+            "cannot make key 'p-k7' (#7) of profile 'p' active: it is draining; next: `sks "
+            "rotate retire` once the drain period has passed");
+}
+
+TEST(RotationStateTest, DrainAndRetentionHold) {
+  // Draining since 1000 with drain 300: not before 1300.
+  EXPECT_EQ(refusal(entry_in(KeyState::kDraining, 1000), KeyState::kRetired, 1299),
+            "cannot make key 'p-k7' (#7) of profile 'p' retired: tokens it signed may still be "
+            "accepted until 1970-01-01T00:21:40Z (drain 300 s); run it again then, or add --force "
+            "to risk verifiers rejecting those calls");
+  EXPECT_EQ(refusal(entry_in(KeyState::kDraining, 1000), KeyState::kRetired, 1300), "");
+  EXPECT_EQ(refusal(entry_in(KeyState::kRetired, 1000), KeyState::kDestroyed, 1599),
+            "cannot make key 'p-k7' (#7) of profile 'p' destroyed: its retention period runs "
+            "until 1970-01-01T00:26:40Z; run it again then");
+  EXPECT_EQ(refusal(entry_in(KeyState::kRetired, 1000), KeyState::kDestroyed, 1600), "");
+}
+
+class StateFileTest : public ::testing::Test {
+ protected:
+  std::string path() const { return dir.path() + "/rotation/state.json"; }
+  void write(const std::string& text) {
+    std::filesystem::create_directories(dir.path() + "/rotation");
+    std::ofstream(path()) << text;
+  }
+  std::string load_error() {
+    try {
+      rotation::StateFile(path()).load();
+    } catch (const stir::Error& e) {
+      EXPECT_EQ(e.code(), stir::ErrorCode::kMalformed);
+      return e.what();
+    }
+    return "";
+  }
+  TempDir dir;
+};
+
+TEST_F(StateFileTest, RoundTripsAndStartsEmpty) {
+  rotation::StateFile file(path());
+  EXPECT_TRUE(file.load().profiles.empty());
+  rotation::RotationState state;
+  state.next_id = 9;
+  KeyEntry e = entry_in(KeyState::kActive, 1234);
+  e.x5u = "https://cr.example.net/p-k7-abc.pem";
+  e.not_after = 99999;
+  state.profiles["p"].keys.push_back(e);
+  file.lock();
+  file.save(state);
+  const rotation::RotationState again = file.load();
+  EXPECT_EQ(again.to_json(), state.to_json());
+  EXPECT_EQ(again.next_id, 9);
+  ASSERT_NE(again.profiles.at("p").active(), nullptr);
+  EXPECT_EQ(again.profiles.at("p").active()->entered(KeyState::kActive), 1234);
+  EXPECT_TRUE(std::filesystem::exists(path() + ".lock"));
+}
+
+TEST_F(StateFileTest, CorruptFilesAreRefused) {
+  write("{\"format\":");
+  EXPECT_EQ(load_error(), path() + " is not valid JSON");
+  write(R"({"format":"sks-rotation-state","version":2,"next_id":1,"profiles":{}})");
+  EXPECT_EQ(load_error(), path() +
+                              ": rotation state format version 2 is not supported (this sks "
+                              "reads version 1)");
+  rotation::RotationState state;
+  state.profiles["p"].keys = {entry_in(KeyState::kActive), entry_in(KeyState::kActive)};
+  write(state.to_json().dump());
+  EXPECT_EQ(load_error(), path() + ": profile p has 2 active and 0 pending keys");
+}
+
+TEST(StepTest, PlaceholdersEnvironmentAndExitCodes) {
+  const auto ok =
+      rotation::run_step("test", {"/bin/sh", "-c", "echo \"$0 $SKS_STEP_NAME\"", "{name}-{label}"},
+                         {{"name", "x.pem"}, {"label", "k1"}}, std::chrono::seconds(10));
+  EXPECT_EQ(ok.exit_code, 0);
+  EXPECT_EQ(ok.output, "x.pem-k1 x.pem\n");
+  try {
+    rotation::require_step("publish", {"/bin/sh", "-c", "echo no room >&2; exit 74"}, {},
+                           std::chrono::seconds(10));
+    ADD_FAILURE() << "a failing step was accepted";
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), stir::ErrorCode::kIo);
+    EXPECT_STREQ(e.what(), "publish step (/bin/sh) failed with exit 74: no room");
+  }
+  EXPECT_NO_THROW(rotation::require_step("unpublish", {"/bin/sh", "-c", "exit 66"}, {},
+                                         std::chrono::seconds(10), {66}));
+  try {
+    rotation::run_step("issue", {"/bin/sleep", "30"}, {}, std::chrono::seconds(1));
+    ADD_FAILURE() << "a step past its timeout was not killed";
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("issue step (/bin/sleep) was killed after 1 s", 0), 0u)
+        << e.what();
+  }
+}
+
+class KeyRingSwapTest : public SoftHsmTest {};
+
+// Eight threads sign through sign_request while the main thread swaps the
+// ring between two keys thousands of times; each token must verify with the
+// key its own x5u belongs to.
+TEST_F(KeyRingSwapTest, NoResponseMixesOneKeysSignatureWithAnothersX5u) {
+  keys->generate("key-a");
+  keys->generate("key-b");
+  Config config;
+  SigningProfile profile;
+  profile.name = "p";
+  profile.attest = {"A"};
+  profile.clients = {"sbc"};
+  profile.origid = "123e4567-e89b-12d3-a456-426655440000";
+  std::map<std::string, stir::EvpPkeyPtr> key_of_x5u;
+  std::vector<std::shared_ptr<const server::KeyRing>> rings;
+  for (const std::string label : {"key-a", "key-b"}) {
+    profile.key = label;
+    profile.x5u = "https://cr.example.net/" + label + ".pem";
+    config.profiles = {profile};
+    rings.push_back(server::KeyRing::build(config, *keys));
+    key_of_x5u[profile.x5u] = stir::load_public_key_pem(keys->public_key_pem(label));
+  }
+  server::KeyRingHolder holder;
+  holder.set(rings[0]);
+  std::atomic<bool> stop{false};
+  std::atomic<int> signed_count{0}, mismatches{0}, failures{0};
+  std::vector<std::thread> signers;
+  for (int t = 0; t < 8; ++t) {
+    signers.emplace_back([&] {
+      while (!stop.load()) {
+        const auto ring = holder.get();
+        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        const std::string request = json{{"signingRequest",
+                                          {{"attest", "A"},
+                                           {"dest", {{"tn", {"12155550131"}}}},
+                                           {"iat", now},
+                                           {"orig", {{"tn", "12155550121"}}}}}}
+                                        .dump();
+        const auto result = server::sign_request(request, {"sbc"}, *ring, now, 60);
+        if (result.error) {
+          ++failures;
+          continue;
+        }
+        const std::string identity =
+            json::parse(result.response_body)["signingResponse"]["identity"];
+        const auto parsed = stir::parse_identity_header(identity);
+        const auto key = key_of_x5u.find(parsed.header ? parsed.header->info.value_or("") : "");
+        if (key == key_of_x5u.end() || !stir::verify_identity(identity, key->second.get()).valid) {
+          ++mismatches;
+        }
+        ++signed_count;
+      }
+    });
+  }
+  std::atomic<int> swaps{0};
+  std::thread swapper([&] {
+    for (int n = 0; !stop.load(); ++n) {
+      holder.set(rings[n % 2]);
+      ++swaps;
+    }
+  });
+  // Thousands of swaps and thousands of signatures, interleaved.
+  while (swaps.load() < 5000 || signed_count.load() < 2000) std::this_thread::yield();
+  stop = true;
+  for (auto& t : signers) t.join();
+  swapper.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0) << "of " << signed_count.load();
+}
+
+TEST_F(KeyRingSwapTest, AdminKeysOnlyForAdmins) {
+  keys->generate("key-a");
+  Config config;
+  SigningProfile profile;
+  profile.name = "p";
+  profile.key = "key-a";
+  profile.x5u = "https://cr.example.net/a.pem";
+  profile.not_after = 1000 + 86400;
+  config.profiles = {profile};
+  const auto ring = server::KeyRing::build(config, *keys);
+  const auto refused = server::admin_keys({"sbc"}, *ring, {"ops.example.net"}, 1000);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(json::parse(refused.body)["requestError"]["policyException"]["messageId"], "POL4003");
+  const auto shown = server::admin_keys({"x", "ops.example.net"}, *ring, {"ops.example.net"}, 1000);
+  EXPECT_EQ(shown.status, 200);
+  EXPECT_EQ(json::parse(shown.body),
+            json::parse(R"({"profiles":[{"profile":"p","key":"key-a",)"
+                        R"("x5u":"https://cr.example.net/a.pem","expires_in_s":86400}]})"));
+  EXPECT_NE(ring->render_metrics(1000).find(
+                "sks_certificate_expiry_seconds{profile=\"p\",key=\"key-a\"} 86400"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace sks::testing

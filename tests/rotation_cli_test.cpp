@@ -1,0 +1,339 @@
+// `sks rotate` end to end with the real binaries: a fresh SoftHSM2 token
+// (`sks init`), the test STI-CA (`sti-dev-ca issue` and `revoke` as the
+// issue and revocation steps), a TN-CR on an ephemeral loopback port
+// (`tn-cr publish` and `unpublish` as steps, `tn-cr serve` answering the
+// x5u over HTTPS), and `sks serve` reloading from the rotation state.
+//
+// What this file proves:
+//  - a rotation by hand, step by step, with every step idempotent and every
+//    illegal step refused with its message and no change;
+//  - `sks rotate run` driven by SKS_FAKE_NOW walks a profile through a whole
+//    rotation (start, issue, publish, activate, retire after the drain,
+//    destroy), and a certificate renewal with the same key keeps the key;
+//  - the CLI killed (SIGKILL) at every fault point, then run again,
+//    converges: one active key, no key lost or duplicated, a valid state file;
+//  - compromise: the URL is gone, the test CA's CRL lists the serial and
+//    revokes the certificate, and the running server stops signing with it;
+//  - `sks serve` on SIGHUP switches key and x5u together, shows them at
+//    /admin/v1/keys and /metrics, and a failed reload keeps the old ring.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rotation_fixture.h"
+
+namespace stir::testing {
+namespace {
+
+class RotationCliTest : public RotationStackTest {};
+
+TEST_F(RotationCliTest, ByHandEveryStepIdempotentAndEveryIllegalStepRefused) {
+  auto refused = rotate({"activate"});
+  EXPECT_EQ(refused.exit_code, 65);
+  EXPECT_EQ(refused.err,
+            "sks: profile 'east' has no published key to activate; run `sks rotate start`\n");
+
+  ASSERT_EQ(rotate({"start"}).exit_code, 0);
+  auto again = rotate({"start"});
+  ASSERT_EQ(again.exit_code, 0) << again.describe();
+  EXPECT_NE(again.out.find("(no change) a rotation is already under way"), std::string::npos);
+  json key = state_keys()[0];
+  EXPECT_EQ(key["state"], "csr");
+  const std::string label = key["label"];
+  EXPECT_EQ(token_labels(), std::set<std::string>{label});
+
+  refused = rotate({"publish"});
+  EXPECT_EQ(refused.exit_code, 65);
+  EXPECT_EQ(refused.err, "sks: cannot make key '" + label +
+                             "' (#1) of profile 'east' published: it is csr; next: `sks rotate "
+                             "install-cert --chain FILE` (or `sks rotate run` with an "
+                             "issue_command)\n");
+
+  // A chain for another key is refused and changes nothing.
+  const std::string d = dir.path();
+  must({STIR_SKS_BINARY, "keys", "generate", "--label", "other", "--config", config});
+  must({STIR_SKS_BINARY, "keys", "csr", "--label", "other", "--spc", "1234", "--subject",
+        "/C=US/O=Other", "--out", d + "/other.csr", "--config", config});
+  must({STIR_DEV_CA_BINARY, "issue", "--config", token_config, "--dir", d + "/pki", "--csr",
+        d + "/other.csr", "--out", d + "/other.pem"});
+  refused = rotate({"install-cert", "--chain", d + "/other.pem"});
+  EXPECT_EQ(refused.exit_code, 65);
+  EXPECT_EQ(refused.err, "sks: the chain's leaf key is not the key '" + label + "' in the token\n");
+  EXPECT_EQ(state_keys()[0]["state"], "csr");
+
+  must({STIR_DEV_CA_BINARY, "issue", "--config", token_config, "--dir", d + "/pki", "--csr",
+        key["csr"], "--out", d + "/new.pem"});
+  ASSERT_EQ(rotate({"install-cert", "--chain", d + "/new.pem"}).exit_code, 0);
+  again = rotate({"install-cert", "--chain", d + "/new.pem"});
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_NE(again.out.find("(no change)"), std::string::npos) << again.out;
+  refused = rotate({"install-cert", "--chain", d + "/other.pem"});
+  EXPECT_EQ(refused.exit_code, 73) << refused.describe();
+
+  refused = rotate({"activate"});
+  EXPECT_EQ(refused.exit_code, 65);
+  EXPECT_NE(refused.err.find("active: it is certified; next: `sks rotate publish`"),
+            std::string::npos)
+      << refused.err;
+  key = state_keys()[0];
+  const std::string x5u = key["x5u"];
+  EXPECT_EQ(fetch_status(x5u), 404);
+  ASSERT_EQ(rotate({"publish"}).exit_code, 0);
+  EXPECT_EQ(rotate({"publish"}).exit_code, 0);
+  EXPECT_EQ(fetch_status(x5u), 200);
+  const auto activated = rotate({"activate", "--json"});
+  ASSERT_EQ(activated.exit_code, 0) << activated.describe();
+  EXPECT_EQ(json::parse(activated.out)["actions"][0]["action"], "activate");
+  EXPECT_EQ(state_keys()[0]["state"], "active");
+  EXPECT_NE(rotate({"activate"}).out.find("(no change)"), std::string::npos);
+  EXPECT_NE(rotate({"retire"}).out.find("(no change) profile 'east' has no draining key"),
+            std::string::npos);
+
+  // The second rotation: the old key drains, retires only after the drain.
+  ASSERT_EQ(rotate({"start"}).exit_code, 0);
+  const auto ran = rotate({"run"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.describe();
+  json keys = state_keys();
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0]["state"], "draining");
+  EXPECT_EQ(keys[1]["state"], "active");
+  EXPECT_EQ(keys[0]["next"], "retire");
+  refused = rotate({"retire"});
+  EXPECT_EQ(refused.exit_code, 65);
+  EXPECT_NE(refused.err.find("tokens it signed may still be accepted until"), std::string::npos);
+  EXPECT_EQ(fetch_status(x5u), 200);
+  refused = rotate({"destroy", "--key", label});
+  EXPECT_EQ(refused.exit_code, 65);
+  EXPECT_NE(refused.err.find("it is draining, and only a retired (or compromised) key may be "
+                             "destroyed"),
+            std::string::npos)
+      << refused.err;
+
+  const std::int64_t later = std::time(nullptr) + 301;
+  ASSERT_EQ(rotate({"retire"}, later).exit_code, 0);
+  EXPECT_EQ(fetch_status(x5u), 404);
+  ASSERT_EQ(rotate({"destroy"}, later).exit_code, 0);
+  EXPECT_EQ(state_keys()[0]["state"], "destroyed");
+  EXPECT_EQ(token_labels(), (std::set<std::string>{"other", keys[1]["label"]}));
+}
+
+TEST_F(RotationCliTest, RunWithAFakeClockWalksAWholeRotationAndRenewsWithTheSameKey) {
+  const std::int64_t now = std::time(nullptr);
+  auto result = rotate({"run"}, now);
+  // Later certificates last two years, so the renewal below is not due again.
+  std::string text = read_file(config);
+  const std::string out = "\"--out\", \"{chain}\"";
+  text.replace(text.find(out), out.size(), out + ", \"--days\", \"730\"");
+  write_file(config, text);
+  ASSERT_EQ(result.exit_code, 0) << result.describe();
+  json keys = state_keys();
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0]["state"], "active");
+  const std::string first = keys[0]["label"];
+
+  // Nothing is due: run changes nothing, plan says when renewal starts.
+  result = rotate({"run", "--json"}, now + 10);
+  ASSERT_EQ(result.exit_code, 0);
+  for (const auto& a : json::parse(result.out)["actions"]) EXPECT_FALSE(a["changed"]) << a;
+  EXPECT_NE(rotate({"plan"}, now).out.find("renewal of key '" + first + "' (#1) starts at"),
+            std::string::npos);
+
+  // Within renew_before (30 days) of notAfter (365 days): a new key.
+  const std::int64_t due = now + 336 * kDay;
+  EXPECT_NE(rotate({"plan"}, due).out.find("renewal would start"), std::string::npos);
+  result = rotate({"run"}, due);
+  ASSERT_EQ(result.exit_code, 0) << result.describe();
+  keys = state_keys();
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0]["state"], "draining");
+  EXPECT_EQ(keys[1]["state"], "active");
+  EXPECT_NE(keys[1]["label"], first);
+  ASSERT_EQ(rotate({"run"}, due + 299).exit_code, 0);
+  EXPECT_EQ(state_keys()[0]["state"], "draining");  // the drain holds
+  ASSERT_EQ(rotate({"run"}, due + 300).exit_code, 0);
+  EXPECT_EQ(state_keys()[0]["state"], "retired");
+  ASSERT_EQ(rotate({"run"}, due + 300).exit_code, 0);
+  EXPECT_EQ(state_keys()[0]["state"], "destroyed");
+  const std::string second = state_keys()[1]["label"];
+  EXPECT_EQ(token_labels(), std::set<std::string>{second});
+
+  // Renewal with the same key: a new certificate at a new URL.
+  ASSERT_EQ(rotate({"start", "--reuse-key"}, due + 400).exit_code, 0);
+  ASSERT_EQ(rotate({"run"}, due + 400).exit_code, 0);
+  keys = state_keys();
+  ASSERT_EQ(keys.size(), 3u);
+  EXPECT_EQ(keys[2]["label"], second);
+  EXPECT_EQ(keys[2]["state"], "active");
+  EXPECT_NE(keys[2]["x5u"], keys[1]["x5u"]);
+  ASSERT_EQ(rotate({"run"}, due + 800).exit_code, 0);
+  ASSERT_EQ(rotate({"run"}, due + 800).exit_code, 0);
+  EXPECT_EQ(state_keys()[1]["state"], "destroyed");
+  EXPECT_EQ(token_labels(), std::set<std::string>{second});  // still used by #3
+  EXPECT_EQ(fetch_status(keys[1]["x5u"]), 404);
+  EXPECT_EQ(fetch_status(keys[2]["x5u"]), 200);
+}
+
+TEST_F(RotationCliTest, KilledAtEveryFaultPointThenRunAgainConverges) {
+  std::int64_t t = std::time(nullptr) + 336 * kDay;  // every run is due for renewal
+  ASSERT_EQ(rotate({"run"}, t).exit_code, 0);
+  ASSERT_EQ(rotate({"run"}, t += 301).exit_code, 0);  // one key draining from now on
+  for (const std::string point :
+       {"after-reserve", "after-keygen", "after-csr", "after-issue", "after-install",
+        "after-publish-step", "after-activate", "after-unpublish", "after-destroy-key"}) {
+    SCOPED_TRACE(point);
+    t += 301;
+    const auto killed = rotate({"run"}, t, point);
+    EXPECT_EQ(killed.exit_code, 128 + SIGKILL) << killed.describe();
+    const auto again = rotate({"run"}, t);
+    ASSERT_EQ(again.exit_code, 0) << again.describe();
+    const json keys = state_keys();
+    int active = 0;
+    std::set<std::string> live;
+    for (const auto& k : keys) {
+      active += k["state"] == "active";
+      EXPECT_NE(k["state"], "generated") << k;
+      if (k["state"] != "destroyed") live.insert(k["label"]);
+    }
+    EXPECT_EQ(active, 1);
+    EXPECT_EQ(keys.back()["state"], "active");
+    EXPECT_EQ(token_labels(), live);  // no key lost, none left over
+    EXPECT_EQ(fetch_status(keys.back()["x5u"]), 200);
+  }
+}
+
+TEST_F(RotationCliTest, CompromiseStopsSigningUnpublishesAndRevokes) {
+  ASSERT_EQ(rotate({"run"}).exit_code, 0);
+  const json key = state_keys()[0];
+  const std::string label = key["label"];
+  const int port = start_sks();
+  ASSERT_GT(port, 0);
+  const std::string request = json{{"signingRequest",
+                                    {{"attest", "A"},
+                                     {"dest", {{"tn", {"12155550131"}}}},
+                                     {"orig", {{"tn", "12155550121"}}}}}}
+                                  .dump();
+  auto client = sks_client(port);
+  auto signed_before = client->Post("/stir/v1/signing", request, "application/json");
+  ASSERT_TRUE(signed_before);
+  ASSERT_EQ(signed_before->status, 200);
+
+  const auto compromised = rotate({"compromise", "--key", label});
+  ASSERT_EQ(compromised.exit_code, 0) << compromised.describe();
+  EXPECT_NE(compromised.out.find("profile 'east' has no active key"), std::string::npos)
+      << compromised.out;
+  EXPECT_EQ(state_keys()[0]["state"], "compromised");
+  EXPECT_EQ(fetch_status(key["x5u"]), 404);
+  const auto crl = run({"openssl", "crl", "-in", dir.path() + "/pki/crl.pem", "-noout", "-text"});
+  EXPECT_NE(crl.out.find(key["serial"].get<std::string>()), std::string::npos) << crl.out;
+  // The test STI-CA's (indirect) CRL revokes it, as the openssl command reads it.
+  const auto check =
+      run({"openssl", "verify", "-CAfile", dir.path() + "/pki/root.pem", "-untrusted",
+           dir.path() + "/pki/ca.pem", "-CRLfile", dir.path() + "/pki/crl.pem", "-extended_crl",
+           "-crl_check", key["chain"].get<std::string>()});
+  EXPECT_NE((check.out + check.err).find("certificate revoked"), std::string::npos)
+      << check.describe();
+  sks->signal(SIGHUP);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  int status = 0;
+  while (Clock::now() < deadline) {
+    auto response = client->Post("/stir/v1/signing", request, "application/json");
+    status = response ? response->status : -1;
+    if (status == 503) break;
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(status, 503);
+  const auto again = rotate({"compromise", "--key", label});
+  EXPECT_EQ(again.exit_code, 0);
+  ASSERT_EQ(rotate({"destroy", "--key", label}).exit_code, 0);
+  EXPECT_TRUE(token_labels().empty());
+}
+
+TEST_F(RotationCliTest, ServeSwitchesOnReloadShowsKeysAndKeepsTheRingWhenAReloadFails) {
+  const std::int64_t now = std::time(nullptr);
+  ASSERT_EQ(rotate({"run"}, now).exit_code, 0);
+  const int port = start_sks();
+  ASSERT_GT(port, 0);
+  auto client = sks_client(port);
+  const std::string request = json{{"signingRequest",
+                                    {{"attest", "A"},
+                                     {"dest", {{"tn", {"12155550131"}}}},
+                                     {"orig", {{"tn", "12155550121"}}}}}}
+                                  .dump();
+  auto x5u_signed = [&] {
+    auto response = client->Post("/stir/v1/signing", request, "application/json");
+    if (!response || response->status != 200)
+      return std::string("status ") + (response ? std::to_string(response->status) : "none");
+    const std::string identity = json::parse(response->body)["signingResponse"]["identity"];
+    const auto start = identity.find(";info=<") + 7;
+    return identity.substr(start, identity.find('>', start) - start);
+  };
+  const std::string first = state_keys()[0]["x5u"];
+  EXPECT_EQ(x5u_signed(), first);
+
+  ASSERT_EQ(rotate({"start"}).exit_code, 0);
+  ASSERT_EQ(rotate({"run"}).exit_code, 0);
+  const std::string second = state_keys()[1]["x5u"];
+  EXPECT_EQ(x5u_signed(), first);  // until the server reloads
+  sks->signal(SIGHUP);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (x5u_signed() != second && Clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(x5u_signed(), second);
+
+  auto admin = client->Get("/admin/v1/keys");
+  ASSERT_TRUE(admin);
+  EXPECT_EQ(admin->status, 200);
+  const json shown = json::parse(admin->body)["profiles"][0];
+  EXPECT_EQ(shown["key"], state_keys()[1]["label"]);
+  EXPECT_EQ(shown["x5u"], second);
+  EXPECT_GT(shown["expires_in_s"].get<std::int64_t>(), 300 * kDay);
+  auto metrics = client->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("sks_profile_active_key{profile=\"east\",key=\"" +
+                               state_keys()[1]["label"].get<std::string>() + "\",x5u=\"" + second +
+                               "\"} 1"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("sks_certificate_expiry_seconds{profile=\"east\""),
+            std::string::npos);
+
+  // A state naming a key the token lacks: the reload fails, the ring stays.
+  const std::string state_path = dir.path() + "/rot/state.json";
+  std::string state = read_file(state_path);
+  const std::string second_label = state_keys()[1]["label"];
+  for (auto at = state.find("\"" + second_label + "\""); at != std::string::npos;
+       at = state.find("\"" + second_label + "\"", at + 1)) {
+    state.replace(at + 1, second_label.size(), "missing-key");
+  }
+  write_file(state_path, state, 0640);
+  sks->signal(SIGHUP);
+  json server_status;
+  const auto status_deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < status_deadline) {
+    server_status = status()["server"];
+    if (!server_status["reload_ok"].get<bool>()) break;
+    std::this_thread::yield();
+  }
+  EXPECT_FALSE(server_status["reload_ok"].get<bool>());
+  EXPECT_NE(server_status["error"].get<std::string>().find("missing-key"), std::string::npos)
+      << server_status;
+  EXPECT_NE(rotate({"status"}).out.find("last reload FAILED"), std::string::npos);
+  EXPECT_EQ(x5u_signed(), second);
+  metrics = client->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("sks_keyring_reloads_total{result=\"failed\"} 1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace stir::testing
