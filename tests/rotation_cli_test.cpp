@@ -243,6 +243,23 @@ TEST_F(RotationCliTest, CompromiseStopsSigningUnpublishesAndRevokes) {
            "-crl_check", key["chain"].get<std::string>()});
   EXPECT_NE((check.out + check.err).find("certificate revoked"), std::string::npos)
       << check.describe();
+  // Our verifier, holding the certificate a verifier cached before the
+  // compromise and the new CRL, rejects a token the key signed: 437.
+  const std::string verify_config = dir.path() + "/verify.toml";
+  write_file(verify_config,
+             "[verifier]\ntrust_anchors = \"" + dir.path() + "/pki/root.pem\"\ncrl_files = [\"" +
+                 dir.path() + "/pki/crl.pem\"]\n",
+             0644);
+  const std::string identity =
+      json::parse(signed_before->body)["signingResponse"]["identity"].get<std::string>();
+  const auto verdict = run({STIR_SKS_BINARY, "verify", "--config", verify_config, "--identity",
+                            identity, "--from", "12155550121", "--to", "12155550131", "--cert",
+                            key["chain"].get<std::string>(), "--json"});
+  EXPECT_EQ(verdict.exit_code, 1) << verdict.describe();
+  const json response = json::parse(verdict.out, nullptr, false);
+  ASSERT_FALSE(response.is_discarded()) << verdict.describe();
+  EXPECT_EQ(response["verificationResponse"]["reasoncode"], 437) << verdict.out;
+  EXPECT_EQ(response["verificationResponse"]["verstat"], "TN-Validation-Failed") << verdict.out;
   sks->signal(SIGHUP);
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   int status = 0;

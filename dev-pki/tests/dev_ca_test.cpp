@@ -16,6 +16,7 @@
 #include "sks/x509/csr.h"
 #include "softhsm_token.h"
 #include "stir/error.h"
+#include "stir/verifier/chain.h"
 #include "stir/x509.h"
 #include "test_pki.h"
 
@@ -349,6 +350,18 @@ TEST_F(DevCaTest, CrlVerifiesWithTheRootKeyAndListsARevokedSerial) {
   EXPECT_EQ(revoked_count(before.get()), 0);
   const ProcessResult good = crl_verify();
   EXPECT_EQ(good.exit_code, 0) << good.describe();
+  // Our verifier reads the same indirect CRL (issued by the root for the
+  // STI-CA's certificates) as openssl does.
+  auto validate = [&] {
+    stir::vs::VerifierConfig config;
+    config.trust_anchor_files = {ca->root_path()};
+    config.crl_files = {ca->crl_path()};
+    std::vector<stir::X509Ptr> served;
+    for (const auto& cert : chain) served.emplace_back(X509_dup(cert.get()));
+    return stir::vs::ChainValidator(config).validate(served, std::time(nullptr));
+  };
+  const stir::vs::ChainVerdict valid = validate();
+  EXPECT_TRUE(valid.ok) << valid.detail;
 
   stir::BignumPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(chain[0].get()), nullptr));
   char* hex = BN_bn2hex(serial.get());
@@ -369,6 +382,9 @@ TEST_F(DevCaTest, CrlVerifiesWithTheRootKeyAndListsARevokedSerial) {
   const ProcessResult bad = crl_verify();
   EXPECT_NE(bad.exit_code, 0) << bad.describe();
   EXPECT_NE((bad.out + bad.err).find("certificate revoked"), std::string::npos) << bad.describe();
+  const stir::vs::ChainVerdict revoked_verdict = validate();
+  EXPECT_FALSE(revoked_verdict.ok);
+  EXPECT_EQ(revoked_verdict.reason, "certificate revoked") << revoked_verdict.detail;
 
   // Re-issuing keeps the entry and raises the CRL number.
   ca->reissue_crl();

@@ -215,9 +215,7 @@ ChainValidator::ChainValidator(const VerifierConfig& config)
         if (e.code() == ErrorCode::kConfig) throw;
         throw Error(ErrorCode::kConfig, "CRL file " + file + ": " + e.what());
       }
-      for (const X509CrlPtr& crl : crls) {
-        if (X509_STORE_add_crl(store_, crl.get()) != 1) ERR_clear_error();
-      }
+      for (X509CrlPtr& crl : crls) static_crls_.push_back(std::move(crl));
     }
     crl_checking_ =
         !config.crl_files.empty() || !config.crl_dir.empty() || config.fetch_crl_from_dp;
@@ -238,11 +236,15 @@ ChainVerdict ChainValidator::validate(const std::vector<X509Ptr>& chain, std::in
   StoreCtxPtr ctx(X509_STORE_CTX_new());
   if (!untrusted || !crls || !ctx) return fail("certificate chain invalid", "out of memory");
   for (std::size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), chain[i].get());
+  for (const X509CrlPtr& crl : static_crls_) sk_X509_CRL_push(crls.get(), crl.get());
   for (X509_CRL* crl : extra_crls) sk_X509_CRL_push(crls.get(), crl);
   if (X509_STORE_CTX_init(ctx.get(), store_, leaf, untrusted.get()) != 1) {
     return fail("certificate chain invalid", "X509_STORE_CTX_init: " + openssl_error_string());
   }
-  if (!extra_crls.empty()) X509_STORE_CTX_set0_crls(ctx.get(), crls.get());
+  // Handed to the context, not kept in the store: a store finds CRLs only by
+  // the certificate issuer's name, which misses an indirect CRL (ATIS-1000080:
+  // the STI-PA's CRL, cRLIssuer naming the STI-PA, covers STI-CA certificates).
+  if (sk_X509_CRL_num(crls.get()) > 0) X509_STORE_CTX_set0_crls(ctx.get(), crls.get());
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(at));
   if (crl_checking_) {

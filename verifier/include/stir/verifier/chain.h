@@ -11,8 +11,8 @@
 //    has digitalSignature, and its TNAuthList holds an SPC (when
 //    require_spc) that is in allowed_spcs (when that list is non-empty).
 //
-// Ownership: a ChainValidator owns its X509_STORE (anchors and static CRLs),
-// loaded once at construction and never changed afterwards.
+// Ownership: a ChainValidator owns its X509_STORE (anchors) and the
+// configured CRLs, loaded once at construction and never changed afterwards.
 // Threads: validate() is const and safe from any number of threads.
 // Errors: the constructor throws stir::Error(kConfig) naming the file that
 // cannot be read or parsed, or when no trust anchor is found. validate()
@@ -67,6 +67,7 @@ class ChainValidator {
 
  private:
   X509_STORE* store_ = nullptr;
+  std::vector<X509CrlPtr> static_crls_;  // direct and indirect CRLs alike
   std::size_t anchors_ = 0;
   bool crl_checking_ = false;
   bool crl_check_all_ = false;
