@@ -10,7 +10,7 @@
 #      test STI-PA root);
 #   5. one sks instance is killed under ~200 req/s through HAProxy: HAProxy
 #      takes it out by its health check and requests keep succeeding; the
-#      failures before the check noticed are printed.
+#      failures before the check noticed are printed; site.yml starts it again.
 # Everything it started is stopped on exit, and the state folder removed
 # (SKS_CI_KEEP_LOGS=DIR keeps the logs of a failed run there).
 set -euo pipefail
@@ -29,7 +29,7 @@ export ANSIBLE_CONFIG=$ANSIBLE_DIR/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_C
 INVENTORY=$ANSIBLE_DIR/inventories/ci/hosts.yml
 TLS=$STATE/tls
 
-log() { printf '== ci.sh: %s\n' "$*" >&2; }
+log() { printf '== ci.sh %s: %s\n' "$(date -u +%T)" "$*" >&2; }
 fail() { printf 'ci.sh: FAIL: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
@@ -176,6 +176,9 @@ set -e
 log "failed requests before HAProxy marked sks2 down: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["failed_before_marked_down"])' "$STATE/kill.json")"
 verify_identities "$STATE/signed-kill.jsonl" 100
 
-log "site.yml brings sks2 back (and changes nothing else)"
-playbook site-heal site.yml
+log "site.yml --limit sks2 brings sks2 back"
+playbook site-heal site.yml --limit sks2
+[ "$RECAP_CHANGED" -ge 1 ] || fail "site.yml did not start sks2 again"
+curl -sS --fail --cacert "$TLS/ca.pem" --cert "$TLS/check.pem" --key "$TLS/check.key" \
+  https://127.0.0.1:9445/readyz >/dev/null || fail "sks2 is not ready after site.yml"
 log "PASS"
