@@ -16,6 +16,8 @@
 #include <string_view>
 #include <utility>
 
+#include "stir/error.h"
+
 namespace stir::fuzz {
 
 inline std::string_view as_text(const std::uint8_t* data, std::size_t size) {
@@ -73,5 +75,19 @@ class ScratchDir {
  private:
   std::string path_;
 };
+
+// Runs a config reader (`load(path)`) on `text` as the content of a file
+// named `file_name`. Their contract: a config, or stir::Error(kConfig); any
+// other exception escapes to libFuzzer, which reports it.
+template <typename Load>
+void load_config_text(std::string_view text, const std::string& file_name, Load load) {
+  static const ScratchDir dir;
+  const std::string path = dir.write(file_name, text);
+  try {
+    (void)load(path);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kConfig) property_failed("config error is not kConfig");
+  }
+}
 
 }  // namespace stir::fuzz
