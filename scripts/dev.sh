@@ -25,6 +25,7 @@ PACKAGES=(
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libgtest-dev
   secsipidx ca-certificates curl libcpp-httplib-dev
   wrk python3  # scripts/bench-https.sh
+  clang-14 libclang-rt-14-dev  # fuzz/run.sh (libFuzzer)
 )
 
 log() { printf '== %s\n' "$*" >&2; }
