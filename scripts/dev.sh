@@ -27,6 +27,7 @@ PACKAGES=(
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libgtest-dev
   secsipidx ca-certificates curl libcpp-httplib-dev
   python3 libboost1.81-dev  # bench/run.sh, bench/loadgen
+  clang-14 libclang-rt-14-dev  # fuzz/run.sh (libFuzzer)
 )
 
 log() { printf '== %s\n' "$*" >&2; }

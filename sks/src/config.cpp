@@ -129,7 +129,10 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
   t.pin.env = reader.string(*token, "pin_env", "token");
 
   if (t.module.empty()) reader.fail(token, "token.module (the PKCS#11 module path) is required");
-  if (!fs::is_regular_file(t.module)) {
+  // The error_code forms: a path the system cannot look up (a name longer
+  // than NAME_MAX, say) is a config error too, not a filesystem_error.
+  std::error_code ec;
+  if (!fs::is_regular_file(t.module, ec)) {
     reader.fail(token->get("module"), "PKCS#11 module " + t.module + " does not exist");
   }
   if (t.label.empty() && t.serial.empty()) {
@@ -400,7 +403,7 @@ void read_verifier(const Reader& reader, const toml::table& root, Config& config
   const std::string w = "verifier";
   stir::vs::VerifierConfig v;
   if (auto anchors = reader.path(*table, "trust_anchors", w); !anchors.empty()) {
-    if (fs::is_directory(anchors)) {
+    if (std::error_code ec; fs::is_directory(anchors, ec)) {
       v.trust_anchors_dir = anchors;
     } else {
       v.trust_anchor_files.push_back(anchors);

@@ -140,6 +140,23 @@ TEST_F(ConfigTest, RotationSettingsAndTheirLimits) {
             dir.path() + "/bad.toml:6: rotation.publish_command must name a program");
 }
 
+// Found with fuzz/sks_config_fuzz (corpus/sks_config_fuzz/name-too-long.toml):
+// a path the system refuses to look up (ENAMETOOLONG) escaped as
+// std::filesystem::filesystem_error instead of being read like any other
+// path: a module that does not exist, a trust anchor file (checked when the
+// verifier opens it).
+TEST_F(ConfigTest, PathsTooLongToLookUpAreReadLikeOthers) {
+  const std::string too_long = "/" + std::string(300, 'a');
+  EXPECT_NE(error_of("[token]\nmodule = \"" + too_long + "\"\nlabel = \"a\"\npin_env = \"P\"\n")
+                .find("PKCS#11 module " + too_long + " does not exist"),
+            std::string::npos);
+  const Config config =
+      load_config(write("v.toml", "[verifier]\ntrust_anchors = \"" + too_long + "\"\n"));
+  ASSERT_TRUE(config.verifier);
+  EXPECT_EQ(config.verifier->trust_anchor_files, std::vector<std::string>{too_long});
+  EXPECT_TRUE(config.verifier->trust_anchors_dir.empty());
+}
+
 TEST_F(ConfigTest, MissingFileSaysHowToMakeOne) {
   try {
     load_config(dir.path() + "/none.toml");

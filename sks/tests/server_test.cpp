@@ -261,6 +261,29 @@ TEST_F(SigningServerTest, EveryServiceErrorHasItsExactBodyAndCode) {
   EXPECT_EQ(ok->status, 200);
 }
 
+// Found by fuzz/sign_request_fuzz (corpus/sign_request_fuzz/accept-not-utf8):
+// an error body echoing bytes that are not UTF-8 threw, and a throw from
+// the not-found handler ended the whole process. They are answered with
+// U+FFFD in their place, and the server keeps signing.
+TEST_F(SigningServerTest, BytesThatAreNotUtf8InAnErrorAreReplacedNotFatal) {
+  start_server();
+  auto c = sbc();
+  expect_error(
+      c->Post("/stir/v1/signing", {{"Accept", "text/\xff"}}, body(claims()), "application/json"),
+      406,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4002","text":"Requested response body type '%1' is not supported","variables":["text/)"
+      "\xEF\xBF\xBD"
+      R"("]}}})");
+  expect_error(
+      c->Get("/stir/v1/%FF"), 404,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4003","text":"Resource '%1' not found","variables":["/stir/v1/)"
+      "\xEF\xBF\xBD"
+      R"("]}}})");
+  auto ok = c->Post("/stir/v1/signing", body(claims()), "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
 TEST_F(SigningServerTest, OrigidIsMandatoryWhenTheProfileHasNone) {
   config.profiles[0].origid.clear();
   start_server();

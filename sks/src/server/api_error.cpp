@@ -8,7 +8,10 @@ std::string ApiError::body() const {
   nlohmann::json exception = {{"messageId", message_id}, {"text", text}};
   if (!variables.empty()) exception["variables"] = variables;
   const char* kind = is_policy() ? "policyException" : "serviceException";
-  return nlohmann::json{{"requestError", {{kind, exception}}}}.dump();
+  // Variables echo request bytes (Accept, path) that need not be UTF-8: they
+  // become U+FFFD, since a throw here would escape httplib's error handler.
+  return nlohmann::json{{"requestError", {{kind, exception}}}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 ApiError ApiError::missing_body() { return {"SVC4000", 400, "Missing request body", {}}; }

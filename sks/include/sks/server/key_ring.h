@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -51,6 +52,12 @@ class KeyRing {
  public:
   // Resolves every profile's key once (handles cached in the KeyStore).
   static std::shared_ptr<const KeyRing> build(const Config& config, p11::KeyStore& keys);
+
+  // The key of a profile's (key label, x5u), asked once per distinct pair.
+  // build(config, keys) resolves through the token; fuzzers and tests may
+  // pass software keys.
+  using KeyResolver = std::function<std::shared_ptr<const SigningKey>(const SigningProfile&)>;
+  static std::shared_ptr<const KeyRing> build(const Config& config, const KeyResolver& resolve);
 
   // The profile for a client identified by these names (certificate CN and
   // DNS SANs); the default profile when none lists them; nullptr if none.

@@ -1,0 +1,10 @@
+# Included from the top-level CMakeLists.txt when STIR_FUZZ is on, before any
+# library is defined: every project library is built with libFuzzer's
+# coverage instrumentation and ASan + UBSan; fuzz/CMakeLists.txt links the
+# fuzzer main into each target. Added as directory options, so a separate
+# sanitizer option only appends its own flags.
+if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  message(FATAL_ERROR "STIR_FUZZ needs clang (libFuzzer): configure with CC=clang-14 CXX=clang++-14")
+endif()
+add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+add_link_options(-fsanitize=address,undefined)

@@ -1,0 +1,91 @@
+// The signing API's request handler (sks::server::sign_request) over a key
+// ring of software keys. The first input byte picks the client identity
+// (none, a listed client, an unknown one); the rest is the request body.
+// With the byte's high bit set, the rest is also the Accept header value
+// (then the Content-Type value), and the error answered for it is rendered.
+// Every token it signs must pass our own verifier with the ring's key: sks
+// never hands out an Identity header that a strict verifier refuses.
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "fuzz_util.h"
+#include "sks/server/signing_api.h"
+#include "software_signer.h"
+#include "stir/verify.h"
+
+namespace {
+
+constexpr std::int64_t kNow = 1796251082;
+constexpr std::int64_t kSkew = 60;
+
+struct Ring {
+  std::shared_ptr<const stir::testing::SoftwareSigner> signer =
+      std::make_shared<stir::testing::SoftwareSigner>();
+  std::shared_ptr<const sks::server::KeyRing> ring;
+
+  Ring() {
+    sks::Config config;
+    sks::SigningProfile east{"east",
+                             "shaken-east",
+                             "https://cr.example.net/east.pem",
+                             "de305d54-75b4-431b-adb2-eb6b9e546014",
+                             {"A", "B"},
+                             {"sbc1.example.net"}};
+    sks::SigningProfile open{"open", "shaken-east",   "https://cr.example.net/east.pem",
+                             "",     {"A", "B", "C"}, {}};
+    config.profiles = {east, open};
+    config.server.default_profile = "open";
+    ring = sks::server::KeyRing::build(config, [this](const sks::SigningProfile& p) {
+      auto key = std::make_shared<sks::server::SigningKey>();
+      key->label = p.key;
+      key->x5u = p.x5u;
+      key->signer = signer;
+      return std::shared_ptr<const sks::server::SigningKey>(std::move(key));
+    });
+  }
+};
+
+const Ring& ring() {
+  static const Ring instance;
+  return instance;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  static const std::vector<std::vector<std::string>> clients = {
+      {}, {"sbc1.example.net"}, {"unknown.example.net", "sbc1.example.net"}, {"nobody"}};
+  const auto& names = clients[data[0] % clients.size()];
+  const std::string_view body = stir::fuzz::as_text(data + 1, size - 1);
+  if ((data[0] & 0x80) != 0) {
+    const std::string value(body), json_type("application/json");
+    for (const auto& [content_type, accept] : {std::pair{&json_type, &value}, {&value, nullptr}}) {
+      if (const auto error = sks::server::check_json_headers(true, content_type, accept)) {
+        (void)error->body();
+      }
+    }
+  }
+  const sks::server::SigningResult result =
+      sks::server::sign_request(body, names, *ring().ring, kNow, kSkew);
+  if (result.error) {
+    (void)result.error->body();
+    return 0;
+  }
+  const nlohmann::json response = nlohmann::json::parse(result.response_body);
+  const std::string identity = response.at("signingResponse").at("identity");
+  stir::VerifyOptions options;
+  options.now = kNow;
+  options.max_age_seconds = kSkew;
+  options.max_future_seconds = kSkew;
+  const stir::VerifyResult verdict = stir::verify_identity(identity, ring().signer->key(), options);
+  if (!verdict.valid) {
+    std::fprintf(stderr, "signed %s\nverifier: %d %s\n", identity.c_str(),
+                 static_cast<int>(verdict.reason), verdict.detail.c_str());
+    stir::fuzz::property_failed("sks signed a PASSporT its verifier refuses");
+  }
+  return 0;
+}
