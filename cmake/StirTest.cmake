@@ -1,10 +1,19 @@
-# stir_add_test(NAME SOURCES a.cpp ... LIBS lib ... [LABELS l ...])
-# One GoogleTest binary; every TEST becomes its own ctest entry.
+# stir_add_test(NAME SOURCES a.cpp ... LIBS lib ... [LABELS l ...] [TIMEOUT seconds])
+# One GoogleTest binary; every TEST becomes its own ctest entry. Each entry
+# has a TIMEOUT (default 60 s; integration tests that drive the built
+# programs pass 120) so a hang fails fast and names itself. Sanitizer builds
+# run slower: STIR_TEST_TIMEOUT_SCALE multiplies every timeout.
+set(STIR_TEST_TIMEOUT_SCALE 1 CACHE STRING "Factor applied to every test's TIMEOUT")
+
 function(stir_add_test name)
   if(NOT STIR_BUILD_TESTS)
     return()
   endif()
-  cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 60)
+  endif()
+  math(EXPR timeout "${T_TIMEOUT} * ${STIR_TEST_TIMEOUT_SCALE}")
   add_executable(${name} ${T_SOURCES})
   target_compile_options(${name} PRIVATE ${STIR_WARNINGS})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
@@ -14,5 +23,6 @@ function(stir_add_test name)
     STIR_SKS_BINARY="$<TARGET_FILE:sks>")
   # Escaped so a list of labels reaches ctest as one LABELS value.
   string(REPLACE ";" "\\;" labels "${T_LABELS}")
-  gtest_discover_tests(${name} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 30)
+  gtest_discover_tests(${name} PROPERTIES LABELS "${labels}" TIMEOUT ${timeout}
+    DISCOVERY_TIMEOUT 30)
 endfunction()

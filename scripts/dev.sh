@@ -58,7 +58,8 @@ build() {
   log "build: $BUILD"
   local generator=()
   [ -f "$BUILD/CMakeCache.txt" ] || generator=(-G Ninja)
-  cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSTIR_WERROR=ON >/dev/null
   cmake --build "$BUILD" --parallel "$(nproc)"
 }
 

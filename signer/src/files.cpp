@@ -23,7 +23,12 @@ namespace {
 void write_file_atomic(const std::string& path, const std::string& content, mode_t mode) {
   const fs::path target(path);
   const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string temp = (folder / ("." + target.filename().string() + ".XXXXXX")).string();
+  // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict on
+  // `"." + std::string` (GCC bug 105651).
+  std::string name = ".";
+  name += target.filename().string();
+  name += ".XXXXXX";
+  std::string temp = (folder / name).string();
   const int fd = ::mkstemp(temp.data());
   if (fd < 0) fail("cannot create a temporary file for", path);
   bool ok = ::fchmod(fd, mode) == 0;

@@ -1,4 +1,4 @@
-// Public vectors from /work/shared/testvectors (see its README): tokens and
+// Public vectors from tests/vectors (see its README): tokens and
 // keys nobody on this project wrote.
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
@@ -50,7 +50,7 @@ class TestVectors : public ::testing::Test {
   void SetUp() override {
     dir_ = STIR_TESTVECTORS_DIR;
     ASSERT_FALSE(dir_.empty())
-        << "STIR_TESTVECTORS_DIR is not set: the build must point it at shared/testvectors";
+        << "STIR_TESTVECTORS_DIR is not set: the build must point it at tests/vectors";
     ASSERT_TRUE(std::filesystem::is_directory(dir_)) << "test vector directory missing: " << dir_;
   }
 

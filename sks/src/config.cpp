@@ -9,11 +9,10 @@
 
 #include "stir/error.h"
 #include "stir/passport.h"
+#include "stir/toml_config.h"
 
 namespace sks {
 
-using stir::Error;
-using stir::ErrorCode;
 namespace fs = std::filesystem;
 
 std::string resolve_config_path(const std::string& cli_path) {
@@ -24,96 +23,8 @@ std::string resolve_config_path(const std::string& cli_path) {
 
 namespace {
 
-class Reader {
- public:
-  Reader(std::string path, fs::path base) : path_(std::move(path)), base_(std::move(base)) {}
-
-  [[noreturn]] void fail(const toml::node* node, const std::string& message) const {
-    std::string where = path_;
-    if (node != nullptr && node->source().begin) {
-      where += ":" + std::to_string(node->source().begin.line);
-    }
-    throw Error(ErrorCode::kConfig, where + ": " + message);
-  }
-
-  void only_keys(const toml::table& table, const std::string& name,
-                 const std::set<std::string>& allowed) const {
-    for (const auto& [key, value] : table) {
-      if (!allowed.contains(std::string(key.str()))) {
-        fail(&value, "unknown key '" + std::string(key.str()) + "' in " + name);
-      }
-    }
-  }
-
-  std::string string(const toml::table& table, const std::string& key,
-                     const std::string& where) const {
-    const toml::node* node = table.get(key);
-    if (node == nullptr) return {};
-    const auto* value = node->as_string();
-    if (value == nullptr) fail(node, where + "." + key + " must be a string");
-    if (value->get().empty()) fail(node, where + "." + key + " must not be empty");
-    return value->get();
-  }
-
-  bool boolean(const toml::table& table, const std::string& key, const std::string& where,
-               bool fallback) const {
-    const toml::node* node = table.get(key);
-    if (node == nullptr) return fallback;
-    const auto* value = node->as_boolean();
-    if (value == nullptr) fail(node, where + "." + key + " must be true or false");
-    return value->get();
-  }
-
-  std::int64_t integer(const toml::table& table, const std::string& key, const std::string& where,
-                       std::int64_t fallback, std::int64_t min, std::int64_t max) const {
-    const toml::node* node = table.get(key);
-    if (node == nullptr) return fallback;
-    const auto* value = node->as_integer();
-    if (value == nullptr || value->get() < min || value->get() > max) {
-      fail(node, where + "." + key + " must be an integer from " + std::to_string(min) + " to " +
-                     std::to_string(max));
-    }
-    return value->get();
-  }
-
-  std::vector<std::string> strings(const toml::table& table, const std::string& key,
-                                   const std::string& where) const {
-    std::vector<std::string> out;
-    const toml::node* node = table.get(key);
-    if (node == nullptr) return out;
-    const auto* array = node->as_array();
-    if (array == nullptr) fail(node, where + "." + key + " must be an array of strings");
-    for (const auto& item : *array) {
-      const auto* text = item.as_string();
-      if (text == nullptr || text->get().empty()) {
-        fail(&item, where + "." + key + " must hold non-empty strings");
-      }
-      out.push_back(text->get());
-    }
-    return out;
-  }
-
-  std::string path(const toml::table& table, const std::string& key,
-                   const std::string& where) const {
-    std::string value = string(table, key, where);
-    if (value.empty()) return value;
-    fs::path p(value);
-    return p.is_absolute() ? value : (base_ / p).lexically_normal().string();
-  }
-
- private:
-  std::string path_;
-  fs::path base_;
-};
-
-const toml::table* sub_table(const Reader& reader, const toml::table& root,
-                             const std::string& name) {
-  const toml::node* node = root.get(name);
-  if (node == nullptr) return nullptr;
-  const toml::table* table = node->as_table();
-  if (table == nullptr) reader.fail(node, "[" + name + "] must be a table");
-  return table;
-}
+using stir::config::Reader;
+using stir::config::sub_table;
 
 void read_token(const Reader& reader, const toml::table& root, Config& config) {
   const toml::table* token = sub_table(reader, root, "token");
@@ -471,26 +382,12 @@ void read_verifier(const Reader& reader, const toml::table& root, Config& config
 }  // namespace
 
 Config load_config(const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    const auto& where = e.source().begin;
-    std::ostringstream message;
-    message << path;
-    if (where) message << ":" << where.line << ":" << where.column;
-    message << ": " << e.description();
-    if (!fs::exists(path)) {
-      throw Error(ErrorCode::kConfig, "config file " + path +
-                                          " does not exist (give --config FILE or set "
-                                          "SKS_CONFIG; `sks init --dir DIR` makes one)");
-    }
-    throw Error(ErrorCode::kConfig, message.str());
-  }
+  const toml::table root = stir::config::parse_file(
+      path, "give --config FILE or set SKS_CONFIG; `sks init --dir DIR` makes one");
 
   Config config;
   config.path = path;
-  const Reader reader(path, fs::absolute(path).parent_path());
+  const Reader reader(path);
   reader.only_keys(
       root, "the top level",
       {"token", "keyring", "certificates", "server", "profile", "verifier", "rotation"});

@@ -114,12 +114,12 @@ TestCert issue(const CertSpec& spec, const TestCert* issuer, const EVP_PKEY* sub
   add_extension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
   add_extension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
   std::string sans;
-  for (const auto& dns : spec.dns_names) sans += (sans.empty() ? "" : ",") + ("DNS:" + dns);
-  for (const auto& ip : spec.ip_addresses) sans += (sans.empty() ? "" : ",") + ("IP:" + ip);
+  for (const auto& dns : spec.dns_names) sans += (sans.empty() ? "DNS:" : ",DNS:") + dns;
+  for (const auto& ip : spec.ip_addresses) sans += (sans.empty() ? "IP:" : ",IP:") + ip;
   if (!sans.empty()) add_extension(cert.get(), &ctx, NID_subject_alt_name, sans);
   std::string eku;
   if (spec.tls_server) eku = "serverAuth";
-  if (spec.tls_client) eku += (eku.empty() ? "" : ",") + std::string("clientAuth");
+  if (spec.tls_client) eku += eku.empty() ? "clientAuth" : ",clientAuth";
   if (!eku.empty()) add_extension(cert.get(), &ctx, NID_ext_key_usage, eku);
   if (!spec.crl_url.empty()) {
     add_extension(cert.get(), &ctx, NID_crl_distribution_points, "URI:" + spec.crl_url);

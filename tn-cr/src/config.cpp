@@ -3,18 +3,12 @@
 #include <toml++/toml.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <set>
-#include <sstream>
 
-#include "stir/error.h"
+#include "stir/toml_config.h"
 #include "tn_cr/http_rules.h"
 
 namespace tn_cr {
-
-using stir::Error;
-using stir::ErrorCode;
-namespace fs = std::filesystem;
 
 std::string resolve_config_path(const std::string& cli_path) {
   if (!cli_path.empty()) return cli_path;
@@ -24,29 +18,22 @@ std::string resolve_config_path(const std::string& cli_path) {
 
 namespace {
 
-// Typed reads from one table; every failure names the file, line and key.
+// Typed reads from one table, named `name` in messages; the rules and the
+// file and line in every error come from stir::config::Reader.
 class Reader {
  public:
-  Reader(std::string path, fs::path base, const toml::table& table, std::string name)
-      : path_(std::move(path)), base_(std::move(base)), table_(table), name_(std::move(name)) {}
+  Reader(const stir::config::Reader& file, const toml::table& table, std::string name)
+      : file_(file), table_(table), name_(std::move(name)) {}
 
   [[noreturn]] void fail(const toml::node* node, const std::string& message) const {
-    std::string where = path_;
-    if (node != nullptr && node->source().begin) {
-      where += ":" + std::to_string(node->source().begin.line);
-    }
-    throw Error(ErrorCode::kConfig, where + ": " + message);
+    file_.fail(node, message);
   }
   [[noreturn]] void fail_key(const std::string& key, const std::string& message) const {
     fail(table_.get(key) != nullptr ? table_.get(key) : &table_, name_ + "." + key + " " + message);
   }
 
   void only_keys(const std::set<std::string>& allowed) const {
-    for (const auto& [key, value] : table_) {
-      if (!allowed.contains(std::string(key.str()))) {
-        fail(&value, "unknown key '" + std::string(key.str()) + "' in [" + name_ + "]");
-      }
-    }
+    file_.only_keys(table_, "[" + name_ + "]", allowed);
   }
 
   std::string string(const std::string& key, const std::string& fallback) const {
@@ -58,50 +45,22 @@ class Reader {
   }
 
   // A path; relative ones are taken from the config file's folder.
-  std::string path(const std::string& key) const {
-    std::string value = string(key, "");
-    if (value.empty() || fs::path(value).is_absolute()) return value;
-    return (base_ / value).lexically_normal().string();
-  }
+  std::string path(const std::string& key) const { return file_.resolve(string(key, "")); }
 
   bool boolean(const std::string& key, bool fallback) const {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return fallback;
-    const auto* value = node->as_boolean();
-    if (value == nullptr) fail_key(key, "must be true or false");
-    return value->get();
+    return file_.boolean(table_, key, name_, fallback);
   }
 
   std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t min,
                        std::int64_t max, const std::string& why = "") const {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return fallback;
-    const auto* value = node->as_integer();
-    if (value == nullptr || value->get() < min || value->get() > max) {
-      fail_key(key, "must be an integer from " + std::to_string(min) + " to " +
-                        std::to_string(max) + why);
-    }
-    return value->get();
+    return file_.integer(table_, key, name_, fallback, min, max, why);
   }
 
  private:
-  std::string path_;
-  fs::path base_;
+  const stir::config::Reader& file_;
   const toml::table& table_;
   std::string name_;
 };
-
-const toml::table* sub_table(const std::string& path, const toml::table& root,
-                             const std::string& name) {
-  const toml::node* node = root.get(name);
-  if (node == nullptr) return nullptr;
-  const toml::table* table = node->as_table();
-  if (table == nullptr) {
-    throw Error(ErrorCode::kConfig, path + ":" + std::to_string(node->source().begin.line) + ": [" +
-                                        name + "] must be a table");
-  }
-  return table;
-}
 
 void read_server(const Reader& r, ServerOptions& s) {
   r.only_keys({"listen", "port", "tls_cert", "tls_key", "lab_plain_http", "max_age_s",
@@ -138,41 +97,26 @@ void read_server(const Reader& r, ServerOptions& s) {
 }  // namespace
 
 Config load_config(const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    if (!fs::exists(path)) {
-      throw Error(ErrorCode::kConfig, "config file " + path +
-                                          " does not exist (give --config FILE or set "
-                                          "TN_CR_CONFIG)");
-    }
-    std::ostringstream message;
-    message << path;
-    if (const auto& where = e.source().begin) message << ":" << where.line << ":" << where.column;
-    message << ": " << e.description();
-    throw Error(ErrorCode::kConfig, message.str());
-  }
+  const toml::table root = stir::config::parse_file(path, "give --config FILE or set TN_CR_CONFIG");
 
   Config config;
   config.path = path;
-  const fs::path base = fs::absolute(path).parent_path();
-  const Reader top(path, base, root, "top level");
+  const stir::config::Reader file(path);
   for (const auto& [key, value] : root) {
     if (key.str() != "repository" && key.str() != "server") {
-      top.fail(&value, "unknown key '" + std::string(key.str()) + "' at the top level");
+      file.fail(&value, "unknown key '" + std::string(key.str()) + "' at the top level");
     }
   }
 
-  config.repository_dir = (base / "certs").string();
-  if (const toml::table* repository = sub_table(path, root, "repository")) {
-    const Reader r(path, base, *repository, "repository");
+  config.repository_dir = (file.folder() / "certs").string();
+  if (const toml::table* repository = stir::config::sub_table(file, root, "repository")) {
+    const Reader r(file, *repository, "repository");
     r.only_keys({"dir"});
     if (auto dir = r.path("dir"); !dir.empty()) config.repository_dir = dir;
   }
-  if (const toml::table* server = sub_table(path, root, "server")) {
+  if (const toml::table* server = stir::config::sub_table(file, root, "server")) {
     config.has_server = true;
-    read_server(Reader(path, base, *server, "server"), config.server);
+    read_server(Reader(file, *server, "server"), config.server);
   }
   config.server.repository_dir = config.repository_dir;
   return config;

@@ -56,7 +56,7 @@ MetricsSnapshot VerifierMetrics::snapshot() const {
   }
   for (std::size_t i = 0; i < case_.size(); ++i) {
     const std::uint64_t n = case_[i].load(kRelaxed);
-    if (n > 0) s.verifications_by_case["E" + std::to_string(i)] = n;
+    if (n > 0) s.verifications_by_case[std::string("E").append(std::to_string(i))] = n;
   }
   s.reasons_suppressed = reasons_suppressed_.load(kRelaxed);
   s.cert_cache_hits = cert_lookup_[0].load(kRelaxed);

@@ -70,7 +70,7 @@ bool is_dns_name(std::string_view host) {
 
 std::string HttpsUrl::host_header() const {
   std::string out = host_is_ipv6 ? "[" + host + "]" : host;
-  if (port != 443) out += ":" + std::to_string(port);
+  if (port != 443) out.append(":").append(std::to_string(port));
   return out;
 }
 

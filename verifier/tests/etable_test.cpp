@@ -45,7 +45,7 @@ class ETable : public testing::VerifierFixture {
     return make_jws(header, payload, signer) + params;
   }
   std::string params() const { return ";info=<" + x5u() + ">;alg=ES256;ppt=shaken"; }
-  std::string quoted_x5u() const { return "\"" + x5u() + "\""; }
+  std::string quoted_x5u() const { return std::string("\"").append(x5u()).append("\""); }
 
   std::int64_t now_ = 0;
   std::unique_ptr<Verifier> verifier_;

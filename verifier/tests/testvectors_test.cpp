@@ -1,4 +1,4 @@
-// Public vectors (shared/testvectors, see its README) through the verifier:
+// Public vectors (tests/vectors, see its README) through the verifier:
 // libstirshaken's certificate fails the SPC policy (437), its
 // stringified-claims token is 438, the yeti negatives are rejected. None of
 // these fetch anything: the certificates are given (VerificationRequest::

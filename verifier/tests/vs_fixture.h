@@ -51,8 +51,10 @@ class VerifierFixture : public ::testing::Test {
     c.tls_ca_file = tls_ca_file_;
     c.allow_loopback = true;
     c.allowed_ports = {443, 8443, static_cast<std::uint16_t>(server_->port())};
-    c.connect_timeout_ms = 1000;
-    c.total_timeout_ms = 2000;
+    // Generous: on a loaded machine eight concurrent TLS handshakes may take
+    // seconds; the timeout tests set their own short limits.
+    c.connect_timeout_ms = 10000;
+    c.total_timeout_ms = 20000;
     return c;
   }
 

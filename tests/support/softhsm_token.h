@@ -16,28 +16,14 @@
 #include "sks/pkcs11/session_pool.h"
 #include "sks/pkcs11/token.h"
 #include "sks/secret.h"
+#include "test_files.h"
 
 namespace sks::testing {
 
 inline const Secret kTestUserPin{"test-user-1234"};
 inline const Secret kTestSoPin{"test-so-5678"};
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "sks-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using stir::testing::TempDir;
 
 // Points SOFTHSM2_CONF at a new token folder inside `dir`.
 inline void write_softhsm_conf(const std::string& dir) {
