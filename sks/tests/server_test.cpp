@@ -5,11 +5,14 @@
 #include "sks/server/server.h"
 
 #include <httplib.h>
+#include <signal.h>
 
 #include <atomic>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "raw_clients.h"
 #include "softhsm_token.h"
 #include "stir/error.h"
 #include "stir/openssl.h"
@@ -27,6 +30,9 @@ constexpr const char* kX5u = "https://cr.example.net/sks-a.pem";
 class SigningServerTest : public SoftHsmTest {
  protected:
   void SetUp() override {
+    // A client the server refused (TLS 1.3 alert after the client's
+    // handshake ended) writes into a closed socket: an error, not a signal.
+    ::signal(SIGPIPE, SIG_IGN);
     SoftHsmTest::SetUp();
     keys->generate("key-a");
     keys->generate("key-b");
@@ -420,6 +426,98 @@ TEST_F(SigningServerTest, ReloadSwapsKeyAndX5uTogether) {
   auto still = c->Post("/stir/v1/signing", body(claims()), "application/json");
   ASSERT_TRUE(still);
   EXPECT_TRUE(verify_identity(still->body, "key-b").valid);
+}
+
+TEST_F(SigningServerTest, FullSigningQueueAnswers503Pol5003WithRetryAfter) {
+  config.server.signing_queue_depth = 0;  // one signing worker per token session, no queue
+  start_server();
+  // Every token session is taken, so each signing worker waits in C_Sign's
+  // session checkout: the pool is full without a timing assumption.
+  std::vector<p11::SessionPool::Lease> held;
+  const std::size_t sessions = pool->size();
+  for (std::size_t i = 0; i < sessions; ++i) held.push_back(pool->acquire());
+  std::vector<std::future<httplib::Result>> waiting;
+  for (std::size_t i = 0; i < sessions; ++i) {
+    waiting.push_back(std::async(std::launch::async, [this] {
+      return sbc()->Post("/stir/v1/signing", body(claims()), "application/json");
+    }));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server->connection_stats().workers_busy < sessions &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(server->connection_stats().workers_busy, sessions);
+  auto refused = sbc()->Post("/stir/v1/signing", body(claims()), "application/json");
+  expect_error(
+      refused, 503,
+      R"({"requestError":{"policyException":{"messageId":"POL5003","text":"Service temporarily unavailable, please try again later"}}})");
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
+  // /healthz is answered on an I/O thread meanwhile.
+  auto health = sbc()->Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  held.clear();
+  for (auto& request : waiting) {
+    auto result = request.get();
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, 200) << result->body;
+  }
+  EXPECT_NE(server->metrics().render().find("sks_requests_total{route=\"busy\",code=\"503\","
+                                            "outcome=\"POL5003\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(SigningServerTest, KeepAliveSignsOverOneAcceptedConnection) {
+  start_server();
+  auto c = sbc();
+  for (int i = 0; i < 20; ++i) {
+    auto result = c->Post("/stir/v1/signing", body(claims()), "application/json");
+    ASSERT_TRUE(result);
+    ASSERT_EQ(result->status, 200);
+  }
+  EXPECT_EQ(server->connection_stats().accepted_connections, 1u);
+  auto metrics = c->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("sks_connections_accepted_total 1\n"), std::string::npos)
+      << metrics->body;
+}
+
+TEST_F(SigningServerTest, ThousandIdleConnectionsDoNotDelayASignature) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  config.server.handshake_timeout_ms = 500;
+  start_server();
+  std::vector<int> idle;
+  for (int i = 0; i < 1000; ++i) {
+    const int fd = stir::testing::connect_loopback(port);
+    ASSERT_GE(fd, 0) << "idle connection " << i << " refused";
+    idle.push_back(fd);
+  }
+  auto result = sbc()->Post("/stir/v1/signing", body(claims()), "application/json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int closed = 0;
+  for (int fd : idle) {
+    closed += stir::testing::closed_by_peer(fd, deadline) ? 1 : 0;
+    ::close(fd);
+  }
+  EXPECT_EQ(closed, 1000);
+}
+
+TEST_F(SigningServerTest, ConnectionsOverTheCapAreClosedAtOnceAndCounted) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  config.server.max_connections = 10;
+  start_server();
+  std::vector<int> idle;
+  for (int i = 0; i < 30; ++i) idle.push_back(stir::testing::connect_loopback(port));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server->connection_stats().rejected_connections < 20 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(server->connection_stats().rejected_connections, 20u);
+  for (int fd : idle) ::close(fd);
 }
 
 }  // namespace
