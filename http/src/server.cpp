@@ -521,7 +521,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void linger() {
     state_ = State::kClosing;
     lowest().expires_after(std::chrono::seconds(2));
-    stream_.async_read_some(net::buffer(scratch_),
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(16 * 1024),
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->lingered_ += n;
                               if (ec || self->lingered_ > 1024 * 1024) return self->close();
@@ -568,7 +569,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Clock::time_point received_{};
   Response response_;
   bhttp::response<bhttp::string_body> res_;
-  std::array<char, 16 * 1024> scratch_{};
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "raw_clients.h"
+#include "sks/server/verification_api.h"
 #include "softhsm_token.h"
 #include "stir/error.h"
 #include "stir/openssl.h"
@@ -518,6 +519,35 @@ TEST_F(SigningServerTest, ConnectionsOverTheCapAreClosedAtOnceAndCounted) {
   }
   EXPECT_EQ(server->connection_stats().rejected_connections, 20u);
   for (int fd : idle) ::close(fd);
+}
+
+// The verification route's body rules, each with its exact ATIS body from
+// the one error table.
+TEST(VerificationApi, EveryBodyProblemIsAnApiError) {
+  auto body_of = [](std::string_view text) {
+    const auto parsed = server::parse_verification_body(text);
+    EXPECT_FALSE(parsed.request) << text;
+    return parsed.error ? std::to_string(parsed.error->http_status) + " " + parsed.error->body()
+                        : std::string("no error");
+  };
+  EXPECT_EQ(
+      body_of(""),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4000","text":"Missing request body"}}})");
+  EXPECT_EQ(
+      body_of("{"),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4006","text":"Failed to parse message body: %1","variables":["not valid JSON"]}}})");
+  EXPECT_EQ(
+      body_of(R"({"verificationRequest":{"from":{"tn":"1"},"to":{"tn":["2"]}}})"),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4001","text":"Missing mandatory parameter '%1'","variables":["identity"]}}})");
+  EXPECT_EQ(
+      body_of(
+          R"({"verificationRequest":{"identity":"x","from":{"tn":"1"},"to":{"tn":["2"]},"time":"now"}})"),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4005","text":"Invalid '%1' parameter value: %2","variables":["time","not an integer"]}}})");
+  const auto ok = server::parse_verification_body(
+      R"({"verificationRequest":{"identity":"x","from":{"tn":"1"},"to":{"tn":"2"}}})");
+  ASSERT_TRUE(ok.request);
+  EXPECT_FALSE(ok.error);
+  EXPECT_EQ(ok.request->to_tns, std::vector<std::string>{"2"});
 }
 
 }  // namespace
