@@ -488,22 +488,14 @@ TEST_F(SigningServerTest, ThousandIdleConnectionsDoNotDelayASignature) {
   ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
   config.server.handshake_timeout_ms = 500;
   start_server();
-  std::vector<int> idle;
-  for (int i = 0; i < 1000; ++i) {
-    const int fd = stir::testing::connect_loopback(port);
-    ASSERT_GE(fd, 0) << "idle connection " << i << " refused";
-    idle.push_back(fd);
-  }
+  const auto idle = stir::testing::open_idle_connections(port, 1000);
+  ASSERT_EQ(idle.size(), 1000u) << "an idle connection was refused";
   auto result = sbc()->Post("/stir/v1/signing", body(claims()), "application/json");
   ASSERT_TRUE(result);
   EXPECT_EQ(result->status, 200);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  int closed = 0;
-  for (int fd : idle) {
-    closed += stir::testing::closed_by_peer(fd, deadline) ? 1 : 0;
-    ::close(fd);
-  }
-  EXPECT_EQ(closed, 1000);
+  EXPECT_EQ(stir::testing::count_closed_by_peer(
+                idle, std::chrono::steady_clock::now() + std::chrono::seconds(60)),
+            1000);
 }
 
 TEST_F(SigningServerTest, ConnectionsOverTheCapAreClosedAtOnceAndCounted) {

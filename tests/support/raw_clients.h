@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace stir::testing {
 
@@ -61,6 +62,29 @@ inline bool closed_by_peer(int fd, std::chrono::steady_clock::time_point deadlin
     const ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return true;
   }
+}
+
+// `count` TCP connections that never send a byte; stops at the first one
+// refused (the caller compares the size).
+inline std::vector<int> open_idle_connections(int port, int count) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = connect_loopback(port);
+    if (fd < 0) break;
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
+// How many of `fds` the server closed before `deadline`; closes them all.
+inline int count_closed_by_peer(const std::vector<int>& fds,
+                                std::chrono::steady_clock::time_point deadline) {
+  int closed = 0;
+  for (int fd : fds) {
+    closed += closed_by_peer(fd, deadline) ? 1 : 0;
+    ::close(fd);
+  }
+  return closed;
 }
 
 // One blocking TLS connection to 127.0.0.1:port, verifying the server

@@ -512,23 +512,15 @@ TEST_F(ServerTest, ThousandIdleConnectionsDoNotBlockAFetch) {
   ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
   options_.handshake_timeout_ms = 500;
   start();
-  std::vector<int> idle;
-  for (int i = 0; i < 1000; ++i) {
-    const int fd = stir::testing::connect_loopback(port_);
-    ASSERT_GE(fd, 0) << "idle connection " << i << " refused";
-    idle.push_back(fd);
-  }
+  const auto idle = stir::testing::open_idle_connections(port_, 1000);
+  ASSERT_EQ(idle.size(), 1000u) << "an idle connection was refused";
   auto res = get(std::string("/") + kName);
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->body, chain_);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  int closed = 0;
-  for (int fd : idle) {
-    closed += stir::testing::closed_by_peer(fd, deadline) ? 1 : 0;
-    ::close(fd);
-  }
-  EXPECT_EQ(closed, 1000);
+  EXPECT_EQ(stir::testing::count_closed_by_peer(
+                idle, std::chrono::steady_clock::now() + std::chrono::seconds(60)),
+            1000);
 }
 
 TEST_F(ServerTest, ConnectionsOverTheCapAreClosedAtOnce) {
