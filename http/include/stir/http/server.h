@@ -222,7 +222,8 @@ class ServerCore;
 class Server {
  public:
   explicit Server(Options options);
-  ~Server();  // stops (no drain) and joins
+  // Stops without a drain; serve() must have returned (its caller joins).
+  ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
