@@ -25,6 +25,7 @@ PACKAGES=(
   libssl-dev openssl libp11-kit-dev p11-kit
   softhsm2 opensc libengine-pkcs11-openssl
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libgtest-dev
+  libboost1.81-dev  # Boost.Beast and Asio (http/), header-only
   secsipidx ca-certificates curl libcpp-httplib-dev
   python3 libboost1.81-dev  # bench/run.sh, bench/loadgen
   clang-14 libclang-rt-14-dev  # fuzz/run.sh (libFuzzer)

@@ -158,12 +158,32 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
   const toml::table* server = sub_table(reader, root, "server");
   if (server == nullptr) return;
   s.present = true;
-  reader.only_keys(
-      *server, "[server]",
-      {"listen", "port", "tls_cert", "tls_key", "client_ca", "lab_plain_http", "lab_no_client_cert",
-       "api_root", "threads", "max_body_bytes", "read_timeout_ms", "write_timeout_ms",
-       "keep_alive_timeout_s", "keep_alive_max_requests", "max_iat_skew_s", "default_profile",
-       "roles", "admins"});
+  reader.only_keys(*server, "[server]",
+                   {"listen",
+                    "port",
+                    "tls_cert",
+                    "tls_key",
+                    "client_ca",
+                    "lab_plain_http",
+                    "lab_no_client_cert",
+                    "api_root",
+                    "threads",
+                    "max_body_bytes",
+                    "read_timeout_ms",
+                    "write_timeout_ms",
+                    "keep_alive_timeout_s",
+                    "keep_alive_max_requests",
+                    "max_iat_skew_s",
+                    "default_profile",
+                    "roles",
+                    "backlog",
+                    "max_connections",
+                    "io_threads",
+                    "handshake_timeout_ms",
+                    "header_timeout_ms",
+                    "body_timeout_ms",
+                    "signing_queue_depth",
+                     "admins"});
   const std::string w = "server";
   if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
   s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));
@@ -179,7 +199,7 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
     }
     s.api_root = root_path;
   }
-  s.threads = static_cast<std::size_t>(reader.integer(*server, "threads", w, 0, 0, 4096));
+  s.threads = static_cast<std::size_t>(reader.integer(*server, "threads", w, 0, 0, 1024));
   s.max_body_bytes = static_cast<std::size_t>(
       reader.integer(*server, "max_body_bytes", w, 16 * 1024, 256, 1024 * 1024));
   s.read_timeout_ms =
@@ -190,6 +210,21 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
       static_cast<int>(reader.integer(*server, "keep_alive_timeout_s", w, 30, 1, 3600));
   s.keep_alive_max_requests = static_cast<std::size_t>(
       reader.integer(*server, "keep_alive_max_requests", w, 100000, 1, 100000000));
+  s.backlog = static_cast<int>(reader.integer(*server, "backlog", w, 0, 0, 65535));
+  s.max_connections =
+      static_cast<std::size_t>(reader.integer(*server, "max_connections", w, 4096, 1, 1000000));
+  // `threads` is the older name of io_threads.
+  s.io_threads = static_cast<std::size_t>(
+      reader.integer(*server, "io_threads", w, static_cast<std::int64_t>(s.threads), 0, 1024));
+  s.handshake_timeout_ms =
+      static_cast<int>(reader.integer(*server, "handshake_timeout_ms", w, 5000, 10, 600000));
+  // A request's header and body default to read_timeout_ms.
+  s.header_timeout_ms = static_cast<int>(
+      reader.integer(*server, "header_timeout_ms", w, s.read_timeout_ms, 10, 600000));
+  s.body_timeout_ms = static_cast<int>(
+      reader.integer(*server, "body_timeout_ms", w, s.read_timeout_ms, 10, 600000));
+  s.signing_queue_depth =
+      static_cast<std::size_t>(reader.integer(*server, "signing_queue_depth", w, 256, 0, 100000));
   s.max_iat_skew_s = reader.integer(*server, "max_iat_skew_s", w, 60, 1, 3600);
   s.default_profile = reader.string(*server, "default_profile", w);
   s.admins = reader.strings(*server, "admins", w);

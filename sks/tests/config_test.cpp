@@ -157,6 +157,57 @@ TEST_F(ConfigTest, PathsTooLongToLookUpAreReadLikeOthers) {
   EXPECT_TRUE(config.verifier->trust_anchors_dir.empty());
 }
 
+// [server] connection limits: defaults, the older name `threads`, and each
+// range refused with the key, its bounds and the line.
+TEST_F(ConfigTest, ServerLimitsHaveDefaultsRangesAndTheOlderThreadsName) {
+  const std::string head = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
+                           "\"\nlabel = \"a\"\npin_file = \"p\"\n[server]\nlab_plain_http = true\n";
+  const std::string profile =
+      "[[profile]]\nname = \"p\"\nkey = \"k\"\nx5u = \"https://cr.example.net/k.pem\"\n"
+      "origid = \"de305d54-75b4-431b-adb2-eb6b9e546014\"\nattest = [\"A\"]\n"
+      "clients = [\"c.example.net\"]\n";
+  const ServerConfig defaults = load_config(write("d.toml", head + profile)).server;
+  EXPECT_EQ(defaults.backlog, 0);
+  EXPECT_EQ(defaults.max_connections, 4096u);
+  EXPECT_EQ(defaults.io_threads, 0u);
+  EXPECT_EQ(defaults.handshake_timeout_ms, 5000);
+  EXPECT_EQ(defaults.header_timeout_ms, 5000);
+  EXPECT_EQ(defaults.body_timeout_ms, 5000);
+  EXPECT_EQ(defaults.signing_queue_depth, 256u);
+
+  const ServerConfig set =
+      load_config(write("s.toml", head +
+                                      "threads = 3\nread_timeout_ms = 700\nbacklog = 64\n"
+                                      "max_connections = 10\nhandshake_timeout_ms = 900\n"
+                                      "body_timeout_ms = 800\nsigning_queue_depth = 0\n" +
+                                      profile))
+          .server;
+  EXPECT_EQ(set.io_threads, 3u);          // from the older name
+  EXPECT_EQ(set.header_timeout_ms, 700);  // from read_timeout_ms
+  EXPECT_EQ(set.body_timeout_ms, 800);
+  EXPECT_EQ(set.backlog, 64);
+  EXPECT_EQ(set.max_connections, 10u);
+  EXPECT_EQ(set.handshake_timeout_ms, 900);
+  EXPECT_EQ(set.signing_queue_depth, 0u);
+  EXPECT_EQ(load_config(write("t.toml", head + "threads = 3\nio_threads = 5\n" + profile))
+                .server.io_threads,
+            5u);
+
+  for (const auto& [setting, message] : std::vector<std::pair<std::string, std::string>>{
+           {"backlog = -1", "server.backlog must be an integer from 0 to 65535"},
+           {"max_connections = 0", "server.max_connections must be an integer from 1 to 1000000"},
+           {"io_threads = 2000", "server.io_threads must be an integer from 0 to 1024"},
+           {"handshake_timeout_ms = 5", "server.handshake_timeout_ms must be an integer from 10"},
+           {"header_timeout_ms = 0", "server.header_timeout_ms must be an integer from 10"},
+           {"body_timeout_ms = \"1s\"", "server.body_timeout_ms must be an integer from 10"},
+           {"signing_queue_depth = -3",
+            "server.signing_queue_depth must be an integer from 0 to 100000"}}) {
+    const std::string error = error_of(head + setting + "\n" + profile);
+    EXPECT_NE(error.find(":7:"), std::string::npos) << error;
+    EXPECT_NE(error.find(message), std::string::npos) << error;
+  }
+}
+
 TEST_F(ConfigTest, MissingFileSaysHowToMakeOne) {
   try {
     load_config(dir.path() + "/none.toml");

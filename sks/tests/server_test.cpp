@@ -5,11 +5,15 @@
 #include "sks/server/server.h"
 
 #include <httplib.h>
+#include <signal.h>
 
 #include <atomic>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "raw_clients.h"
+#include "sks/server/verification_api.h"
 #include "softhsm_token.h"
 #include "stir/error.h"
 #include "stir/openssl.h"
@@ -27,6 +31,9 @@ constexpr const char* kX5u = "https://cr.example.net/sks-a.pem";
 class SigningServerTest : public SoftHsmTest {
  protected:
   void SetUp() override {
+    // A client the server refused (TLS 1.3 alert after the client's
+    // handshake ended) writes into a closed socket: an error, not a signal.
+    ::signal(SIGPIPE, SIG_IGN);
     SoftHsmTest::SetUp();
     keys->generate("key-a");
     keys->generate("key-b");
@@ -443,6 +450,119 @@ TEST_F(SigningServerTest, ReloadSwapsKeyAndX5uTogether) {
   auto still = c->Post("/stir/v1/signing", body(claims()), "application/json");
   ASSERT_TRUE(still);
   EXPECT_TRUE(verify_identity(still->body, "key-b").valid);
+}
+
+TEST_F(SigningServerTest, FullSigningQueueAnswers503Pol5003WithRetryAfter) {
+  config.server.signing_queue_depth = 0;  // one signing worker per token session, no queue
+  start_server();
+  // Every token session is taken, so each signing worker waits in C_Sign's
+  // session checkout: the pool is full without a timing assumption.
+  std::vector<p11::SessionPool::Lease> held;
+  const std::size_t sessions = pool->size();
+  for (std::size_t i = 0; i < sessions; ++i) held.push_back(pool->acquire());
+  std::vector<std::future<httplib::Result>> waiting;
+  for (std::size_t i = 0; i < sessions; ++i) {
+    waiting.push_back(std::async(std::launch::async, [this] {
+      return sbc()->Post("/stir/v1/signing", body(claims()), "application/json");
+    }));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server->connection_stats().workers_busy < sessions &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(server->connection_stats().workers_busy, sessions);
+  auto refused = sbc()->Post("/stir/v1/signing", body(claims()), "application/json");
+  expect_error(
+      refused, 503,
+      R"({"requestError":{"policyException":{"messageId":"POL5003","text":"Service temporarily unavailable, please try again later"}}})");
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
+  // /healthz is answered on an I/O thread meanwhile.
+  auto health = sbc()->Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  held.clear();
+  for (auto& request : waiting) {
+    auto result = request.get();
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, 200) << result->body;
+  }
+  EXPECT_NE(server->metrics().render().find("sks_requests_total{route=\"busy\",code=\"503\","
+                                            "outcome=\"POL5003\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(SigningServerTest, KeepAliveSignsOverOneAcceptedConnection) {
+  start_server();
+  auto c = sbc();
+  for (int i = 0; i < 20; ++i) {
+    auto result = c->Post("/stir/v1/signing", body(claims()), "application/json");
+    ASSERT_TRUE(result);
+    ASSERT_EQ(result->status, 200);
+  }
+  EXPECT_EQ(server->connection_stats().accepted_connections, 1u);
+  auto metrics = c->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("sks_connections_accepted_total 1\n"), std::string::npos)
+      << metrics->body;
+}
+
+TEST_F(SigningServerTest, ThousandIdleConnectionsDoNotDelayASignature) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  config.server.handshake_timeout_ms = 500;
+  start_server();
+  const auto idle = stir::testing::open_idle_connections(port, 1000);
+  ASSERT_EQ(idle.size(), 1000u) << "an idle connection was refused";
+  auto result = sbc()->Post("/stir/v1/signing", body(claims()), "application/json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(stir::testing::count_closed_by_peer(
+                idle, std::chrono::steady_clock::now() + std::chrono::seconds(60)),
+            1000);
+}
+
+TEST_F(SigningServerTest, ConnectionsOverTheCapAreClosedAtOnceAndCounted) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  config.server.max_connections = 10;
+  start_server();
+  std::vector<int> idle;
+  for (int i = 0; i < 30; ++i) idle.push_back(stir::testing::connect_loopback(port));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server->connection_stats().rejected_connections < 20 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(server->connection_stats().rejected_connections, 20u);
+  for (int fd : idle) ::close(fd);
+}
+
+// The verification route's body rules, each with its exact ATIS body from
+// the one error table.
+TEST(VerificationApi, EveryBodyProblemIsAnApiError) {
+  auto body_of = [](std::string_view text) {
+    const auto parsed = server::parse_verification_body(text);
+    EXPECT_FALSE(parsed.request) << text;
+    return parsed.error ? std::to_string(parsed.error->http_status) + " " + parsed.error->body()
+                        : std::string("no error");
+  };
+  EXPECT_EQ(
+      body_of(""),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4000","text":"Missing request body"}}})");
+  EXPECT_EQ(
+      body_of("{"),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4006","text":"Failed to parse message body: %1","variables":["not valid JSON"]}}})");
+  EXPECT_EQ(
+      body_of(R"({"verificationRequest":{"from":{"tn":"1"},"to":{"tn":["2"]}}})"),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4001","text":"Missing mandatory parameter '%1'","variables":["identity"]}}})");
+  EXPECT_EQ(
+      body_of(
+          R"({"verificationRequest":{"identity":"x","from":{"tn":"1"},"to":{"tn":["2"]},"time":"now"}})"),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4005","text":"Invalid '%1' parameter value: %2","variables":["time","not an integer"]}}})");
+  const auto ok = server::parse_verification_body(
+      R"({"verificationRequest":{"identity":"x","from":{"tn":"1"},"to":{"tn":"2"}}})");
+  ASSERT_TRUE(ok.request);
+  EXPECT_FALSE(ok.error);
+  EXPECT_EQ(ok.request->to_tns, std::vector<std::string>{"2"});
 }
 
 }  // namespace

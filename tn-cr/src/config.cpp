@@ -64,8 +64,9 @@ class Reader {
 
 void read_server(const Reader& r, ServerOptions& s) {
   r.only_keys({"listen", "port", "tls_cert", "tls_key", "lab_plain_http", "max_age_s",
-               "path_prefix", "threads", "read_timeout_ms", "write_timeout_ms",
-               "keep_alive_timeout_s", "keep_alive_max_requests"});
+               "path_prefix", "threads", "handshake_timeout_ms", "read_timeout_ms",
+               "write_timeout_ms", "keep_alive_timeout_s", "keep_alive_max_requests",
+               "max_connections", "backlog"});
   s.listen = r.string("listen", s.listen);
   s.port = static_cast<int>(r.integer("port", s.port, 0, 65535));
   s.tls_cert = r.path("tls_cert");
@@ -82,11 +83,14 @@ void read_server(const Reader& r, ServerOptions& s) {
                "[A-Za-z0-9._-] (\"/\" or \"/certs/\")");
   }
   s.threads = static_cast<std::size_t>(r.integer("threads", 0, 0, 4096));
+  s.handshake_timeout_ms = static_cast<int>(r.integer("handshake_timeout_ms", 5000, 10, 600000));
   s.read_timeout_ms = static_cast<int>(r.integer("read_timeout_ms", 5000, 10, 600000));
   s.write_timeout_ms = static_cast<int>(r.integer("write_timeout_ms", 5000, 10, 600000));
   s.keep_alive_timeout_s = static_cast<int>(r.integer("keep_alive_timeout_s", 5, 1, 3600));
   s.keep_alive_max_requests =
       static_cast<std::size_t>(r.integer("keep_alive_max_requests", 10000, 1, 100000000));
+  s.max_connections = static_cast<std::size_t>(r.integer("max_connections", 4096, 1, 1000000));
+  s.backlog = static_cast<int>(r.integer("backlog", 0, 0, 65535));
   if (!s.lab_plain_http && (s.tls_cert.empty() || s.tls_key.empty())) {
     r.fail_key(s.tls_cert.empty() ? "tls_cert" : "tls_key",
                "is required: server.tls_cert and server.tls_key (or, in a lab only, "

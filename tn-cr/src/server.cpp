@@ -1,8 +1,6 @@
 #include "tn_cr/server.h"
 
 #include <fcntl.h>
-#include <httplib.h>
-#include <openssl/ssl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,13 +12,12 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <set>
 #include <shared_mutex>
-#include <thread>
 #include <unordered_map>
 
 #include "stir/error.h"
-#include "stir/openssl.h"
+#include "stir/http/server.h"
+#include "stir/http/tls.h"
 #include "tn_cr/http_rules.h"
 #include "tn_cr/repository.h"
 
@@ -32,9 +29,6 @@ using stir::ErrorCode;
 namespace {
 
 constexpr const char* kChainContentType = "application/pem-certificate-chain";
-// Every route pattern matches any decoded path: routing is decided by
-// resolve_target() on the raw target, never by httplib's decoded path.
-constexpr const char* kAnyPath = "[\\s\\S]*";
 
 // The chain served under one name, as read from one file version.
 struct CachedChain {
@@ -158,15 +152,15 @@ std::string loggable(std::string_view text) {
   return out.empty() ? "-" : out;
 }
 
-void set_error(httplib::Response& res, int status, const std::string& text) {
-  res.status = status;
-  res.set_header("Cache-Control", "no-store");
-  res.set_content(text + "\n", "text/plain; charset=utf-8");
+stir::http::Response error_response(int status, const std::string& text) {
+  auto response = stir::http::Response::text(status, text + "\n", "text/plain; charset=utf-8");
+  response.header("Cache-Control", "no-store");
+  return response;
 }
 
-// When the current request started on this worker thread; each worker runs
-// one request at a time.
-thread_local std::chrono::steady_clock::time_point request_start{};
+stir::http::Response method_not_allowed() {
+  return error_response(405, "method not allowed").header("Allow", "GET, HEAD");
+}
 
 }  // namespace
 
@@ -188,125 +182,96 @@ struct Server::Impl {
     log_sink(line);
   }
 
-  void serve_chain(const httplib::Request& req, httplib::Response& res);
-  void wire();
+  stir::http::Response serve_chain(const stir::http::Request& request);
+  stir::http::Options http_options(std::shared_ptr<boost::asio::ssl::context> tls);
 
   ServerOptions options;
   LogSink log_sink;
   std::mutex log_mutex;
-  std::unique_ptr<httplib::Server> http;
   int dir_fd = -1;
   std::unique_ptr<ChainCache> cache;
   std::string cache_control;
+  std::unique_ptr<stir::http::Server> http;
   int port = -1;
-  std::atomic<bool> stop_requested{false};
-  std::atomic<bool> run_entered{false};
-  std::atomic<bool> run_finished{false};
 };
 
-void Server::Impl::serve_chain(const httplib::Request& req, httplib::Response& res) {
-  const http::TargetResult target = http::resolve_target(req.target, options.path_prefix);
-  if (target.verdict == http::TargetVerdict::kBadRequest) return set_error(res, 400, "bad request");
-  if (target.verdict == http::TargetVerdict::kNotFound) return set_error(res, 404, "not found");
+stir::http::Response Server::Impl::serve_chain(const stir::http::Request& request) {
+  if (request.method != "GET" && request.method != "HEAD") return method_not_allowed();
+  const http::TargetResult target =
+      http::resolve_target(std::string(request.target), options.path_prefix);
+  if (target.verdict == http::TargetVerdict::kBadRequest) return error_response(400, "bad request");
+  if (target.verdict == http::TargetVerdict::kNotFound) return error_response(404, "not found");
   const auto chain = cache->get(target.name);
-  if (!chain) return set_error(res, 404, "not found");
+  if (!chain) return error_response(404, "not found");
 
-  res.set_header("Cache-Control", cache_control);
-  res.set_header("ETag", chain->etag);
-  res.set_header("Last-Modified", chain->last_modified);
+  stir::http::Response response;
+  response.header("Cache-Control", cache_control)
+      .header("ETag", chain->etag)
+      .header("Last-Modified", chain->last_modified);
   std::string if_none_match;
-  for (std::size_t i = 0; i < req.get_header_value_count("If-None-Match"); ++i) {
-    if (i > 0) if_none_match += ',';
-    if_none_match += req.get_header_value("If-None-Match", i);
+  for (const auto value : request.header_values("If-None-Match")) {
+    if (!if_none_match.empty()) if_none_match += ',';
+    if_none_match += value;
   }
-  if (http::not_modified(if_none_match, req.get_header_value("If-Modified-Since"), chain->etag,
+  if (http::not_modified(if_none_match,
+                         std::string(request.header("If-Modified-Since").value_or("")), chain->etag,
                          chain->mtime)) {
-    res.status = 304;
-    return;
+    response.status = 304;
+    return response;
   }
-  // The status stays unset: httplib makes it 200, or 206 for a Range request.
-  res.set_content(chain->content, kChainContentType);
+  // Range is ignored: the whole chain, 200.
+  response.header("Content-Type", kChainContentType);
+  response.body = chain->content;
+  return response;
 }
 
-void Server::Impl::wire() {
-  auto& s = *http;
-  s.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
-  // Head and body go out in separate writes; without TCP_NODELAY, Nagle and
-  // delayed ACKs add ~40 ms to every response on a kept-alive connection.
-  s.set_tcp_nodelay(true);
-  s.set_keep_alive_max_count(options.keep_alive_max_requests);
-  s.set_keep_alive_timeout(options.keep_alive_timeout_s);
-  s.set_read_timeout(std::chrono::milliseconds(options.read_timeout_ms));
-  s.set_write_timeout(std::chrono::milliseconds(options.write_timeout_ms));
+stir::http::Options Server::Impl::http_options(std::shared_ptr<boost::asio::ssl::context> tls) {
+  stir::http::Options o;
+  o.listen = options.listen;
+  o.port = options.port;
+  o.tls = std::move(tls);
+  o.backlog = options.backlog;
+  o.max_connections = options.max_connections;
+  o.io_threads = options.threads;
+  o.handshake_timeout = std::chrono::milliseconds(options.handshake_timeout_ms);
+  o.header_timeout = std::chrono::milliseconds(options.read_timeout_ms);
+  o.body_timeout = std::chrono::milliseconds(options.read_timeout_ms);
+  o.write_timeout = std::chrono::milliseconds(options.write_timeout_ms);
+  o.idle_timeout = std::chrono::seconds(options.keep_alive_timeout_s);
+  o.keep_alive_max_requests = options.keep_alive_max_requests;
   // Request bodies are never used; a small bound keeps a 405 cheap.
-  s.set_payload_max_length(std::size_t{16} * 1024);
-  const std::size_t threads =
-      options.threads != 0 ? options.threads
-                           : std::size_t{8} * std::max(1u, std::thread::hardware_concurrency());
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-
-  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    request_start = std::chrono::steady_clock::now();
-    // Methods httplib has no route table for (TRACE, CONNECT, PRI) end here.
-    static const std::set<std::string> kRouted = {"GET",   "HEAD",   "POST",   "PUT",
-                                                  "PATCH", "DELETE", "OPTIONS"};
-    if (kRouted.contains(req.method)) return httplib::Server::HandlerResponse::Unhandled;
-    set_error(res, 405, "method not allowed");
-    res.set_header("Allow", "GET, HEAD");
-    return httplib::Server::HandlerResponse::Handled;
+  o.body_limit = std::size_t{16} * 1024;
+  o.default_headers = {{"X-Content-Type-Options", "nosniff"}};
+  // Routing is decided by resolve_target() on the raw target.
+  o.router.fallback([this](const stir::http::Request& request, const stir::http::RequestContext&) {
+    return serve_chain(request);
   });
-  s.Get(kAnyPath,
-        [this](const httplib::Request& req, httplib::Response& res) { serve_chain(req, res); });
-  const httplib::Server::Handler not_allowed = [](const httplib::Request&, httplib::Response& res) {
-    set_error(res, 405, "method not allowed");
-    res.set_header("Allow", "GET, HEAD");
+  // Requests refused unread get the same plain body as ours. A header over
+  // 8 KiB (431) is most likely an over-long target: 400 like any other
+  // refused target. A body over 16 KiB is 413.
+  o.protocol_error = [](const stir::http::ProtocolError& error) {
+    return error.status == 413 ? error_response(413, "request refused")
+                               : error_response(400, "bad request");
   };
-  s.Post(kAnyPath, not_allowed);
-  s.Put(kAnyPath, not_allowed);
-  s.Patch(kAnyPath, not_allowed);
-  s.Delete(kAnyPath, not_allowed);
-  s.Options(kAnyPath, not_allowed);
-
-  // Errors httplib answers itself (unparsable request line, body too large,
-  // target over its 8 KiB limit) get the same plain body as ours.
-  s.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        // 414 becomes 400 like every other refused target.
-        if (res.status == 414) res.status = 400;
-        set_error(res, res.status, res.status == 400 ? "bad request" : "request refused");
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  s.set_exception_handler(
-      [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown exception";
-        try {
-          std::rethrow_exception(std::move(ep));
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        log("error " + loggable(req.target) + ": " + what);
-        set_error(res, 500, "internal error");
-      });
-  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    const bool bodyless = req.method == "HEAD" || res.status == 304;
-    const std::string remote =
-        req.remote_addr.empty() ? "-"
-                                : loggable(req.remote_addr) + ":" + std::to_string(req.remote_port);
-    std::string latency = "-";
-    if (request_start != std::chrono::steady_clock::time_point{}) {
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - request_start)
-                          .count();
-      char buffer[32];
-      std::snprintf(buffer, sizeof buffer, "%.3fms", static_cast<double>(us) / 1000.0);
-      latency = buffer;
-      request_start = {};
-    }
-    log(loggable(req.method) + " " + loggable(req.target) + " " + std::to_string(res.status) + " " +
-        std::to_string(bodyless ? 0 : res.body.size()) + " " + remote + " " + latency);
-  });
+  o.internal_error = [this](const stir::http::Request& request, const stir::http::RequestContext&,
+                            std::string_view what) {
+    log("error " + loggable(request.target) + ": " + std::string(what));
+    return error_response(500, "internal error");
+  };
+  o.access_log = [this](const stir::http::AccessRecord& record) {
+    const bool bodiless = record.method == "HEAD" || record.response.status == 304;
+    const std::string remote = record.connection.remote_address.empty()
+                                   ? "-"
+                                   : loggable(record.connection.remote_address) + ":" +
+                                         std::to_string(record.connection.remote_port);
+    char latency[32];
+    std::snprintf(latency, sizeof latency, "%.3fms",
+                  static_cast<double>(record.latency.count()) / 1000.0);
+    log(loggable(record.method) + " " + loggable(record.target) + " " +
+        std::to_string(record.response.status) + " " +
+        std::to_string(bodiless ? 0 : record.response.body.size()) + " " + remote + " " + latency);
+  };
+  return o;
 }
 
 Server::Server(ServerOptions options, LogSink log)
@@ -330,57 +295,35 @@ Server::Server(ServerOptions options, LogSink log)
   }
   impl_->cache = std::make_unique<ChainCache>(impl_->dir_fd);
 
+  std::shared_ptr<boost::asio::ssl::context> tls;
   if (o.lab_plain_http) {
     impl_->log("WARNING: lab_plain_http: serving plain HTTP; verifiers require HTTPS");
-    impl_->http = std::make_unique<httplib::Server>();
   } else {
     for (const auto* path : {&o.tls_cert, &o.tls_key}) {
       if (path->empty() || !std::filesystem::is_regular_file(*path)) {
         throw Error(ErrorCode::kConfig, "TLS file '" + *path + "' does not exist");
       }
     }
-    auto tls = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
-    if (!tls->is_valid() || SSL_CTX_check_private_key(tls->ssl_context()) != 1) {
-      throw Error(ErrorCode::kConfig, "cannot use TLS certificate " + o.tls_cert + " with key " +
-                                          o.tls_key + ": " + stir::openssl_error_string());
-    }
-    if (SSL_CTX_set_min_proto_version(tls->ssl_context(), TLS1_2_VERSION) != 1) {
-      throw Error(ErrorCode::kCrypto, "cannot require TLS 1.2: " + stir::openssl_error_string());
-    }
-    impl_->http = std::move(tls);
+    tls = stir::http::make_server_tls_context({o.tls_cert, o.tls_key, ""});
   }
-  impl_->wire();
+  impl_->http = std::make_unique<stir::http::Server>(impl_->http_options(std::move(tls)));
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  if (impl_->http) impl_->http->stop(std::chrono::milliseconds(0));
+}
 
 int Server::bind() {
-  auto& o = impl_->options;
-  errno = 0;
-  const int port = o.port == 0 ? impl_->http->bind_to_any_port(o.listen)
-                               : (impl_->http->bind_to_port(o.listen, o.port) ? o.port : -1);
-  if (port < 0) {
-    throw Error(ErrorCode::kIo, "cannot listen on " + o.listen + ":" + std::to_string(o.port) +
-                                    (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
-  }
-  impl_->port = port;
-  return port;
+  impl_->port = impl_->http->bind();
+  return impl_->port;
 }
 
-void Server::run() {
-  impl_->run_entered = true;
-  if (!impl_->stop_requested) impl_->http->listen_after_bind();
-  impl_->run_finished = true;
-}
+void Server::run() { impl_->http->serve(); }
 
-void Server::stop() {
-  auto& i = *impl_;
-  i.stop_requested = true;
-  // httplib's stop() does nothing before listening has begun: wait for that
-  // when run() is on its way (stop_requested and run_entered are sequentially
-  // consistent, so either run() sees the request or this loop sees run()).
-  while (i.run_entered && !i.run_finished && !i.http->is_running()) std::this_thread::yield();
-  i.http->stop();
+void Server::stop() { impl_->http->stop(kDrainTimeout); }
+
+std::uint64_t Server::accepted_connections() const {
+  return impl_->http->stats().accepted_connections;
 }
 
 std::string Server::url() const {

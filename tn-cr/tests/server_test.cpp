@@ -16,6 +16,7 @@
 
 #include "stir/error.h"
 #include "stir/x509.h"
+#include "support/raw_clients.h"
 #include "support/test_pki.h"
 #include "test_files.h"
 #include "tls_test_client.h"
@@ -205,11 +206,13 @@ TEST_F(ServerTest, OtherMethodsGet405WithAllow) {
     EXPECT_EQ(res->status, 405);
     EXPECT_EQ(res->get_header_value("Allow"), "GET, HEAD");
   }
-  for (const char* method : {"TRACE", "CONNECT"}) {
+  // Without a body and without Content-Length too (issue 7: this was a 400).
+  for (const char* method : {"TRACE", "CONNECT", "POST", "PUT", "DELETE", "BREW"}) {
     const auto raw = raw_tls_exchange(
         port_, ca_file_,
         std::string(method) + " /" + kName + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     EXPECT_EQ(raw.status, 405) << method << "\n" << raw.text;
+    EXPECT_NE(raw.text.find("\r\nAllow: GET, HEAD\r\n"), std::string::npos) << raw.text;
   }
   // The file is untouched.
   EXPECT_EQ(stir::testing::read_file(repo_ + "/" + kName), chain_);
@@ -423,6 +426,8 @@ TEST_F(ServerTest, KeepAliveServesManyRequestsOnOneConnection) {
     ASSERT_EQ(res->status, 200);
     EXPECT_EQ(res->get_header_value("Connection"), "");
   }
+  // Twenty answers, one TCP connection accepted.
+  EXPECT_EQ(server_->accepted_connections(), 1u);
 }
 
 // Readers GET names in a loop while a writer publishes them: every answer
@@ -499,6 +504,40 @@ TEST_F(ServerTest, BadTlsMaterialIsAConfigError) {
   } catch (const stir::Error& e) {
     EXPECT_EQ(e.code(), stir::ErrorCode::kNotFound) << e.what();
   }
+}
+
+// Idle TCP connections hold no thread: a verifier's fetch is answered while
+// 1,000 of them are open, and they are closed at the handshake timeout.
+TEST_F(ServerTest, ThousandIdleConnectionsDoNotBlockAFetch) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  options_.handshake_timeout_ms = 500;
+  start();
+  const auto idle = stir::testing::open_idle_connections(port_, 1000);
+  ASSERT_EQ(idle.size(), 1000u) << "an idle connection was refused";
+  auto res = get(std::string("/") + kName);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, chain_);
+  EXPECT_EQ(stir::testing::count_closed_by_peer(
+                idle, std::chrono::steady_clock::now() + std::chrono::seconds(60)),
+            1000);
+}
+
+TEST_F(ServerTest, ConnectionsOverTheCapAreClosedAtOnce) {
+  options_.max_connections = 5;
+  start();
+  std::vector<int> held;
+  for (int i = 0; i < 5; ++i) held.push_back(stir::testing::connect_loopback(port_));
+  // Polls until the five are being served, then one more is closed at once.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server_->accepted_connections() < 5 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  const int extra = stir::testing::connect_loopback(port_);
+  EXPECT_TRUE(stir::testing::closed_by_peer(extra, deadline));
+  EXPECT_EQ(server_->accepted_connections(), 5u);
+  ::close(extra);
+  for (int fd : held) ::close(fd);
 }
 
 }  // namespace

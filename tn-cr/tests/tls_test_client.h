@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 
+#include "support/raw_clients.h"
+
 namespace tn_cr::testing {
 
 inline std::unique_ptr<httplib::SSLClient> https_client(int port, const std::string& ca_file) {
@@ -49,19 +51,11 @@ inline RawResponse raw_tls_exchange(int port, const std::string& ca_file,
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
 
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
+  const int fd = stir::testing::connect_loopback(port);
+  if (fd < 0) throw std::runtime_error("connect failed");
   timeval timeout{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    throw std::runtime_error("connect failed");
-  }
   SslPtr ssl(SSL_new(ctx.get()), &SSL_free);
   SSL_set_fd(ssl.get(), fd);
   X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), "127.0.0.1");

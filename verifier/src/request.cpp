@@ -9,25 +9,17 @@ using nlohmann::json;
 
 ParsedVerificationRequest missing(const std::string& name) {
   ParsedVerificationRequest out;
-  out.error = ServiceException{400, "SVC4001", "Missing mandatory parameter '%1'", {name}};
+  out.error = RequestProblem{RequestProblem::Kind::kMissing, name, {}};
   return out;
 }
 
 ParsedVerificationRequest invalid(const std::string& name, const std::string& why) {
   ParsedVerificationRequest out;
-  out.error = ServiceException{400, "SVC4005", "Invalid '%1' parameter value: %2", {name, why}};
+  out.error = RequestProblem{RequestProblem::Kind::kInvalid, name, why};
   return out;
 }
 
 }  // namespace
-
-json to_request_error(const ServiceException& error) {
-  return json{{"requestError",
-               {{"serviceException",
-                 {{"messageId", error.message_id},
-                  {"text", error.text},
-                  {"variables", error.variables}}}}}};
-}
 
 ParsedVerificationRequest parse_verification_request(const json& body) {
   if (!body.is_object()) return invalid("verificationRequest", "body is not a JSON object");

@@ -11,10 +11,12 @@ namespace {
 
 using nlohmann::json;
 
-ServiceException error_of(const std::string& body) {
+using Kind = RequestProblem::Kind;
+
+RequestProblem error_of(const std::string& body) {
   const ParsedVerificationRequest parsed = parse_verification_request(json::parse(body));
   EXPECT_FALSE(parsed.request) << body;
-  return parsed.error.value_or(ServiceException{});
+  return parsed.error.value_or(RequestProblem{Kind::kMissing, "(none)", {}});
 }
 
 TEST(VerificationRequestBody, ReadsTheAtisShape) {
@@ -38,48 +40,45 @@ TEST(VerificationRequestBody, ToAsOneStringAndNoTime) {
   EXPECT_FALSE(parsed.request->time);
 }
 
-TEST(VerificationRequestBody, MissingIdentityIsSvc4001) {
-  const ServiceException e =
+TEST(VerificationRequestBody, MissingOrEmptyIdentityIsMissing) {
+  const RequestProblem e =
       error_of(R"({"verificationRequest":{"from":{"tn":"1"},"to":{"tn":["2"]}}})");
-  EXPECT_EQ(e.http_status, 400);
-  EXPECT_EQ(e.message_id, "SVC4001");
-  EXPECT_EQ(e.variables, std::vector<std::string>{"identity"});
-  EXPECT_EQ(
-      to_request_error(e),
-      json::parse(R"({"requestError":{"serviceException":{"messageId":"SVC4001",)"
-                  R"("text":"Missing mandatory parameter '%1'","variables":["identity"]}}})"));
-  EXPECT_EQ(error_of(R"({"verificationRequest":{"from":{"tn":"1"},"to":{"tn":["2"]},)"
-                     R"("identity":""}})")
-                .message_id,
-            "SVC4001");
+  EXPECT_EQ(e.kind, Kind::kMissing);
+  EXPECT_EQ(e.parameter, "identity");
+  const RequestProblem empty =
+      error_of(R"({"verificationRequest":{"from":{"tn":"1"},"to":{"tn":["2"]},)"
+               R"("identity":""}})");
+  EXPECT_EQ(empty.kind, Kind::kMissing);
+  EXPECT_EQ(empty.parameter, "identity");
 }
 
 TEST(VerificationRequestBody, OtherMissingAndInvalidParameters) {
-  EXPECT_EQ(error_of(R"({})").variables, std::vector<std::string>{"verificationRequest"});
-  EXPECT_EQ(error_of(R"({"verificationRequest":{"identity":"x","to":{"tn":["2"]}}})").variables,
-            std::vector<std::string>{"from"});
+  EXPECT_EQ(error_of(R"({})").parameter, "verificationRequest");
+  EXPECT_EQ(error_of(R"({"verificationRequest":{"identity":"x","to":{"tn":["2"]}}})").parameter,
+            "from");
   EXPECT_EQ(
-      error_of(R"({"verificationRequest":{"identity":"x","from":{},"to":{"tn":["2"]}}})").variables,
-      std::vector<std::string>{"from.tn"});
-  EXPECT_EQ(error_of(R"({"verificationRequest":{"identity":"x","from":{"tn":"1"}}})").variables,
-            std::vector<std::string>{"to"});
-  EXPECT_EQ(error_of(R"({"verificationRequest":{"identity":"x","from":{"tn":"1"},"to":{"tn":[]}}})")
-                .message_id,
-            "SVC4001");
-  const ServiceException bad_time =
+      error_of(R"({"verificationRequest":{"identity":"x","from":{},"to":{"tn":["2"]}}})").parameter,
+      "from.tn");
+  EXPECT_EQ(error_of(R"({"verificationRequest":{"identity":"x","from":{"tn":"1"}}})").parameter,
+            "to");
+  EXPECT_EQ(
+      error_of(R"({"verificationRequest":{"identity":"x","from":{"tn":"1"},"to":{"tn":[]}}})").kind,
+      Kind::kMissing);
+  const RequestProblem bad_time =
       error_of(R"({"verificationRequest":{"identity":"x","from":{"tn":"1"},"to":{"tn":["2"]},)"
                R"("time":"now"}})");
-  EXPECT_EQ(bad_time.message_id, "SVC4005");
-  EXPECT_EQ(bad_time.variables.front(), "time");
+  EXPECT_EQ(bad_time.kind, Kind::kInvalid);
+  EXPECT_EQ(bad_time.parameter, "time");
+  EXPECT_EQ(bad_time.why, "not an integer");
   EXPECT_EQ(
       error_of(R"({"verificationRequest":{"identity":5,"from":{"tn":"1"},"to":{"tn":["2"]}}})")
-          .message_id,
-      "SVC4005");
+          .kind,
+      Kind::kInvalid);
   EXPECT_EQ(
       error_of(R"({"verificationRequest":{"identity":"x","from":{"tn":"1"},"to":{"tn":[2]}}})")
-          .message_id,
-      "SVC4005");
-  EXPECT_EQ(error_of(R"([1,2])").message_id, "SVC4005");
+          .kind,
+      Kind::kInvalid);
+  EXPECT_EQ(error_of(R"([1,2])").kind, Kind::kInvalid);
 }
 
 TEST(VerificationResponse, FailureAndSuccessShapes) {

@@ -121,28 +121,38 @@ struct ProfileRotation {
 inline constexpr std::int64_t kMinDrainSeconds = 90;
 
 // `sks serve`. Lab-only switches log a warning at start and are never for
-// production.
+// production. HTTP limits are those of stir::http::Options
+// (http/include/stir/http/server.h); each is validated with its range.
 struct ServerConfig {
-  bool present = false;  // a [server] table was given
-  std::string listen = "127.0.0.1";
-  int port = 8444;
-  std::string tls_cert;             // PEM chain, leaf first
-  std::string tls_key;              // PEM private key for TLS (not a signing key), mode 0600
-  std::string client_ca;            // PEM CA certificates trusted for client certificates
-  bool lab_plain_http = false;      // lab only: no TLS at all
-  bool lab_no_client_cert = false;  // lab only: TLS without client certificates
+  bool present = false;              // a [server] table was given
+  std::string listen = "127.0.0.1";  // IPv4 or IPv6 address
+  int port = 8444;                   // 0 = ephemeral
+  std::string tls_cert;              // PEM chain, leaf first
+  std::string tls_key;               // PEM private key for TLS (not a signing key), mode 0600
+  std::string client_ca;             // PEM CA certificates trusted for client certificates
+  bool lab_plain_http = false;       // lab only: no TLS at all
+  bool lab_no_client_cert = false;   // lab only: TLS without client certificates
   std::string api_root = "/stir/v1";
-  std::size_t threads = 0;                 // worker threads; 0 = 8 per CPU core
-  std::size_t max_body_bytes = 16 * 1024;  // request body limit
-  int read_timeout_ms = 5000;
-  int write_timeout_ms = 5000;
-  int keep_alive_timeout_s = 30;
-  std::size_t keep_alive_max_requests = 100000;  // per connection
-  std::int64_t max_iat_skew_s = 60;              // |iat - now| beyond this is SVC4005
-  std::string default_profile;                   // profile for clients no profile lists (optional)
-  bool signing = true;              // server.roles: "signing" (POST {api_root}/signing)
-  bool verification = false;        //   and/or "verification" (POST {api_root}/verification)
-  std::vector<std::string> admins;  // client identities allowed on /admin/v1/ (CN or DNS SAN)
+  std::size_t threads = 0;                 // older name of io_threads (0..1024)
+  std::size_t io_threads = 0;              // I/O threads; 0 = CPU cores (0..1024)
+  std::size_t max_body_bytes = 16 * 1024;  // request body limit, 413 SVC4006 (256..1 MiB)
+  int backlog = 0;                         // listen queue; 0 = min(4096, somaxconn) (0..65535)
+  std::size_t max_connections = 4096;      // open at once; more closed at once (1..1000000)
+  int handshake_timeout_ms = 5000;         // accept to TLS handshake done (10..600000)
+  int read_timeout_ms = 5000;              // default of the two below (10..600000)
+  int header_timeout_ms = 5000;            // a request's header once it began (10..600000)
+  int body_timeout_ms = 5000;              // a request's body (10..600000)
+  int write_timeout_ms = 5000;             // a response (10..600000)
+  int keep_alive_timeout_s = 30;           // idle wait for the next request (1..3600)
+  std::size_t keep_alive_max_requests = 100000;  // per connection (1..100000000)
+  // Signing requests waiting for a signing worker (one worker per token
+  // session); beyond this they are answered 503 POL5003 with Retry-After.
+  std::size_t signing_queue_depth = 256;  // (0..100000)
+  std::int64_t max_iat_skew_s = 60;       // |iat - now| beyond this is SVC4005
+  std::string default_profile;            // profile for clients no profile lists (optional)
+  bool signing = true;                    // server.roles: "signing" (POST {api_root}/signing)
+  bool verification = false;              //   and/or "verification" (POST {api_root}/verification)
+  std::vector<std::string> admins;        // client identities allowed on /admin/v1/ (CN or DNS SAN)
 };
 
 struct SigningProfile {

@@ -84,6 +84,25 @@ std::string Metrics::render() const {
   return out;
 }
 
+std::string Metrics::render_connections(const stir::http::Stats& stats) {
+  std::string out;
+  auto metric = [&out](const char* name, const char* type, const char* help, std::uint64_t value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + std::to_string(value) + "\n";
+  };
+  metric("sks_connections_accepted_total", "counter", "TCP connections accepted and served.",
+         stats.accepted_connections);
+  metric("sks_connections_rejected_total", "counter",
+         "TCP connections closed at once: over server.max_connections.",
+         stats.rejected_connections);
+  metric("sks_connections_open", "gauge", "Open connections.", stats.open_connections);
+  metric("sks_worker_busy_rejections_total", "counter",
+         "Requests answered 503 POL5003: the signing queue was full.", stats.busy_rejections);
+  metric("sks_worker_queue_length", "gauge", "Requests waiting for a signing worker.",
+         stats.worker_queue_length);
+  return out;
+}
+
 std::string Metrics::render_verification(const stir::vs::MetricsSnapshot& m) {
   std::string out =
       "# HELP sks_verifications_total Verifications by verstat.\n"

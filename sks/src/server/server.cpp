@@ -1,26 +1,20 @@
 #include "sks/server/server.h"
 
-#include <httplib.h>
 #include <openssl/rand.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <list>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "sks/server/admin_api.h"
 #include "sks/server/api_error.h"
 #include "sks/server/signing_api.h"
+#include "sks/server/verification_api.h"
 #include "stir/error.h"
-#include "stir/openssl.h"
-#include "stir/verifier/request.h"
+#include "stir/http/tls.h"
 
 namespace sks::server {
 
@@ -28,77 +22,10 @@ namespace {
 
 using stir::Error;
 using stir::ErrorCode;
+using stir::http::Request;
+using stir::http::RequestContext;
+using stir::http::Response;
 using Clock = std::chrono::steady_clock;
-
-// What the access log and the metrics need to know about the request this
-// thread is serving. httplib serves a request on one worker thread from
-// pre-routing to the logger, so a thread_local carries it across them.
-struct RequestContext {
-  Clock::time_point start;
-  std::string request_id;
-  std::vector<std::string> client_names;
-  std::string route;
-  std::string profile;
-  std::string outcome;
-};
-thread_local RequestContext t_request;
-
-// Which connection each worker thread is serving, so a drain can close the
-// idle keep-alive connections and wait for the busy ones. httplib serves one
-// connection per job on one worker thread; a slot lives exactly as long as
-// that job, so a closed connection never leaves a stale file descriptor.
-class ConnectionRegistry {
- public:
-  struct Slot {
-    std::atomic<int> fd{-1};  // known once the first request arrives (TLS only)
-    std::atomic<bool> in_request{false};
-  };
-
-  Slot* attach() {
-    std::lock_guard lock(mutex_);
-    return &slots_.emplace_back();
-  }
-  void detach(Slot* slot) {
-    std::lock_guard lock(mutex_);
-    slots_.remove_if([slot](const Slot& s) { return &s == slot; });
-  }
-  // Shuts down connections between requests (or all of them): the worker
-  // sees end of file and ends the connection job.
-  void close_connections(bool include_busy) {
-    std::lock_guard lock(mutex_);
-    for (auto& slot : slots_) {
-      const int fd = slot.fd.load();
-      if (fd >= 0 && (include_busy || !slot.in_request.load())) ::shutdown(fd, SHUT_RDWR);
-    }
-  }
-
- private:
-  std::mutex mutex_;
-  std::list<Slot> slots_;  // stable addresses
-};
-
-thread_local ConnectionRegistry::Slot* t_slot = nullptr;
-
-// httplib's ThreadPool, with each connection job registered while it runs.
-class TrackingQueue : public httplib::TaskQueue {
- public:
-  TrackingQueue(std::size_t threads, ConnectionRegistry& registry)
-      : pool_(threads), registry_(registry) {}
-  void enqueue(std::function<void()> job) override {
-    pool_.enqueue([this, job = std::move(job)] {
-      t_slot = registry_.attach();
-      job();
-      registry_.detach(t_slot);
-      t_slot = nullptr;
-    });
-  }
-  void shutdown() override { pool_.shutdown(); }
-  void on_idle() override { pool_.on_idle(); }
-
- private:
-  httplib::ThreadPool pool_;
-  ConnectionRegistry& registry_;
-};
 
 std::string random_request_id() {
   unsigned char b[16];
@@ -123,49 +50,42 @@ bool is_sane_request_id(const std::string& id) {
   return true;
 }
 
-// The client certificate's subject CN and DNS subjectAltNames.
-std::vector<std::string> client_names(const SSL* ssl) {
-  std::vector<std::string> names;
-  if (ssl == nullptr) return names;
-  const X509* cert = SSL_get0_peer_certificate(ssl);
-  if (cert == nullptr) return names;
-  char cn[256];
-  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
-    names.emplace_back(cn);
-  }
-  auto* sans =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (sans != nullptr) {
-    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
-      const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
-      if (name->type == GEN_DNS) {
-        const auto* dns = name->d.dNSName;
-        names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
-                           static_cast<std::size_t>(ASN1_STRING_length(dns)));
-      }
-    }
-    GENERAL_NAMES_free(sans);
-  }
-  return names;
+// A response for `route` carrying the request's id: the caller's
+// X-RequestID when sane, else a fresh UUID.
+Response begin_response(const Request& request, std::string route) {
+  Response response;
+  const auto given = request.header("X-RequestID");
+  response.request_id =
+      given && is_sane_request_id(std::string(*given)) ? std::string(*given) : random_request_id();
+  response.header("X-RequestID", response.request_id);
+  response.route = std::move(route);
+  return response;
+}
+
+Response& reply_error(Response& response, const ApiError& error) {
+  response.status = error.http_status;
+  response.body = error.body();
+  response.header("Content-Type", "application/json");
+  response.outcome = error.message_id;
+  return response;
+}
+
+Response& reply_json(Response& response, std::string body, std::string outcome) {
+  response.body = std::move(body);
+  response.header("Content-Type", "application/json");
+  response.outcome = std::move(outcome);
+  return response;
 }
 
 // The header rules every JSON POST route shares (signing_api.h).
-std::optional<ApiError> json_header_error(const httplib::Request& req) {
-  const std::string content_type = req.get_header_value("Content-Type");
-  const std::string accept = req.get_header_value("Accept");
-  return check_json_headers(req.has_header("Content-Length"),
-                            req.has_header("Content-Type") ? &content_type : nullptr,
-                            req.has_header("Accept") ? &accept : nullptr);
-}
-
-void reply_error(httplib::Response& res, const ApiError& error) {
-  res.status = error.http_status;
-  res.set_content(error.body(), "application/json");
-  if (error.http_status == 405) {
-    const bool post_route = t_request.route == "signing" || t_request.route == "verification";
-    res.set_header("Allow", post_route ? "POST" : "GET");
-  }
-  t_request.outcome = error.message_id;
+std::optional<ApiError> json_header_error(const Request& request) {
+  const auto content_type = request.header("Content-Type");
+  const auto accept = request.header("Accept");
+  const std::string content_type_text(content_type.value_or(""));
+  const std::string accept_text(accept.value_or(""));
+  return check_json_headers(request.header("Content-Length").has_value(),
+                            content_type ? &content_type_text : nullptr,
+                            accept ? &accept_text : nullptr);
 }
 
 std::string utc_now() {
@@ -196,15 +116,17 @@ void check_key_file(const std::string& path) {
 
 }  // namespace
 
-class SigningServer::Impl {
- public:
-  std::unique_ptr<httplib::Server> http;
-  std::string tls_error;
-  ConnectionRegistry connections;
-};
-
 SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
-    : config_(config), keys_(keys), impl_(std::make_unique<Impl>()) {
+    : config_(config), keys_(keys) {
+  check_roles();
+  http_ = std::make_unique<stir::http::Server>(http_options());
+}
+
+SigningServer::~SigningServer() = default;
+
+// The roles the config asks for, and what each needs: profiles and the
+// token for signing, a [verifier] table for verification.
+void SigningServer::check_roles() {
   const ServerConfig& s = config_.server;
   if (!s.present) throw Error(ErrorCode::kConfig, config_.path + ": no [server] table");
   if (s.signing && config_.profiles.empty()) {
@@ -222,290 +144,211 @@ SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
         [this](std::chrono::nanoseconds wait) { metrics_.session_wait().observe(wait); });
     ring_.set(KeyRing::build(config_, *keys_));
   }
+}
 
+// The TLS context; null for lab_plain_http.
+std::shared_ptr<boost::asio::ssl::context> SigningServer::make_tls() {
+  const ServerConfig& s = config_.server;
   if (s.lab_plain_http) {
     std::fprintf(stderr, "WARNING: lab_plain_http: serving without TLS. Never in production.\n");
-    impl_->http = std::make_unique<httplib::Server>();
     scheme_ = "http";
-  } else {
-    check_key_file(s.tls_key);
-    if (s.lab_no_client_cert) {
-      std::fprintf(stderr,
-                   "WARNING: lab_no_client_cert: clients are not authenticated. Never in "
-                   "production.\n");
-    }
-    std::string& tls_error = impl_->tls_error;
-    auto setup = [&s, &tls_error](SSL_CTX& ctx) {
-      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-      SSL_CTX_set_options(
-          &ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-      if (SSL_CTX_use_certificate_chain_file(&ctx, s.tls_cert.c_str()) != 1) {
-        tls_error = "cannot load server.tls_cert " + s.tls_cert;
-      } else if (SSL_CTX_use_PrivateKey_file(&ctx, s.tls_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
-                 SSL_CTX_check_private_key(&ctx) != 1) {
-        tls_error = "server.tls_key " + s.tls_key + " does not load or match server.tls_cert";
-      } else if (!s.lab_no_client_cert) {
-        STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(s.client_ca.c_str());
-        if (names == nullptr ||
-            SSL_CTX_load_verify_locations(&ctx, s.client_ca.c_str(), nullptr) != 1) {
-          tls_error = "cannot load server.client_ca " + s.client_ca;
-          if (names != nullptr) sk_X509_NAME_pop_free(names, X509_NAME_free);
-        } else {
-          SSL_CTX_set_client_CA_list(&ctx, names);
-          SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-        }
-      }
-      if (!tls_error.empty()) tls_error += ": " + stir::openssl_error_string();
-      return tls_error.empty();
-    };
-    auto tls = std::make_unique<httplib::SSLServer>(setup);
-    if (!tls->is_valid()) throw Error(ErrorCode::kConfig, tls_error);
-    impl_->http = std::move(tls);
-    scheme_ = "https";
+    return nullptr;
   }
+  check_key_file(s.tls_key);
+  if (s.lab_no_client_cert) {
+    std::fprintf(stderr,
+                 "WARNING: lab_no_client_cert: clients are not authenticated. Never in "
+                 "production.\n");
+  }
+  scheme_ = "https";
+  return stir::http::make_server_tls_context(
+      {s.tls_cert, s.tls_key, s.lab_no_client_cert ? std::string() : s.client_ca});
+}
 
-  httplib::Server& http = *impl_->http;
-  const std::size_t threads =
-      s.threads != 0 ? s.threads
-                     : std::max<std::size_t>(32, 8 * std::thread::hardware_concurrency());
-  http.new_task_queue = [threads, &connections = impl_->connections] {
-    return new TrackingQueue(threads, connections);
+stir::http::Options SigningServer::http_options() {
+  const ServerConfig& s = config_.server;
+  stir::http::Options o;
+  o.listen = s.listen;
+  o.port = s.port;
+  o.tls = make_tls();
+  o.backlog = s.backlog;
+  o.max_connections = s.max_connections;
+  o.io_threads = s.io_threads;
+  o.handshake_timeout = std::chrono::milliseconds(s.handshake_timeout_ms);
+  o.header_timeout = std::chrono::milliseconds(s.header_timeout_ms);
+  o.body_timeout = std::chrono::milliseconds(s.body_timeout_ms);
+  o.write_timeout = std::chrono::milliseconds(s.write_timeout_ms);
+  o.idle_timeout = std::chrono::seconds(s.keep_alive_timeout_s);
+  o.keep_alive_max_requests = s.keep_alive_max_requests;
+  o.body_limit = s.max_body_bytes;
+  // One signing worker per token session: a C_Sign never waits on an I/O
+  // thread, and more workers than sessions would only wait for a session.
+  o.workers = keys_ != nullptr ? keys_->pool().size() : 0;
+  o.worker_queue = s.signing_queue_depth;
+  add_routes(o.router);
+  o.busy = [](const Request& request, const RequestContext&) {
+    Response response = begin_response(request, "busy");
+    reply_error(response, ApiError::unavailable());
+    return response.header("Retry-After", "1");
   };
-  // The listening socket, so a drain can stop accepting without httplib's
-  // stop(), which would also drop requests whose bytes already arrived.
-  http.set_socket_options([this](int fd) {
-    const int yes = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    listen_fd_.store(fd);
-  });
-  http.set_tcp_nodelay(true);
-  // httplib closes keep-alive connections after 5 requests by default, which
-  // would force a TLS handshake every 5 signatures.
-  http.set_keep_alive_max_count(s.keep_alive_max_requests);
-  http.set_keep_alive_timeout(s.keep_alive_timeout_s);
-  http.set_read_timeout(s.read_timeout_ms / 1000, (s.read_timeout_ms % 1000) * 1000);
-  http.set_write_timeout(s.write_timeout_ms / 1000, (s.write_timeout_ms % 1000) * 1000);
-  http.set_payload_max_length(s.max_body_bytes);
+  o.protocol_error = [max_body = s.max_body_bytes](const stir::http::ProtocolError& refused) {
+    Response response = begin_response(Request{}, "other");
+    ApiError error = ApiError::parse_failure("malformed HTTP request");
+    if (refused.status == 413) {
+      error = ApiError::parse_failure("body larger than " + std::to_string(max_body) + " bytes");
+    }
+    error.http_status = refused.status;
+    return reply_error(response, error);
+  };
+  o.internal_error = [](const Request& request, const RequestContext&, std::string_view what) {
+    Response response = begin_response(request, "other");
+    std::fprintf(stderr, "%s request_id=%s internal error: %.*s\n", utc_now().c_str(),
+                 response.request_id.c_str(), static_cast<int>(what.size()), what.data());
+    return reply_error(response, ApiError::internal());
+  };
+  o.access_log = [this](const stir::http::AccessRecord& record) { log_access(record); };
+  return o;
+}
 
+void SigningServer::add_routes(stir::http::Router& router) {
+  using stir::http::Run;
+  const ServerConfig& s = config_.server;
   const std::string signing_path = s.api_root + "/signing";
   const std::string verification_path = s.api_root + "/verification";
-  http.set_pre_routing_handler(
-      [signing_path, verification_path](const httplib::Request& req, httplib::Response& res) {
-        t_request = RequestContext{};
-        t_request.start = Clock::now();
-        const std::string given = req.get_header_value("X-RequestID");
-        t_request.request_id = is_sane_request_id(given) ? given : random_request_id();
-        res.set_header("X-RequestID", t_request.request_id);
-        t_request.client_names = client_names(req.ssl);
-        if (t_slot != nullptr) {
-          if (req.ssl != nullptr) t_slot->fd.store(SSL_get_fd(req.ssl));
-          t_slot->in_request.store(true);
-        }
-        if (req.path == signing_path) {
-          t_request.route = "signing";
-        } else if (req.path == verification_path) {
-          t_request.route = "verification";
-        } else if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics" ||
-                   req.path == "/admin/v1/keys") {
-          t_request.route = req.path.substr(1);
-        } else {
-          t_request.route = "other";
-        }
-        return httplib::Server::HandlerResponse::Unhandled;
-      });
-
-  auto method_not_allowed = [](const httplib::Request& req, httplib::Response& res) {
-    reply_error(res, ApiError::method_not_allowed(req.method));
-  };
   if (s.signing) {
-    http.Post(signing_path, [this](const httplib::Request& req, httplib::Response& res) {
-      if (auto error = json_header_error(req)) {
-        reply_error(res, *error);
-        return;
-      }
-      const auto ring = ring_.get();  // this request's snapshot, kept to the end
-      const auto start = Clock::now();
-      SigningResult result;
-      try {
-        result = sign_request(req.body, t_request.client_names, *ring,
-                              static_cast<std::int64_t>(std::time(nullptr)),
-                              config_.server.max_iat_skew_s);
-      } catch (const Error& e) {
-        if (!e.pkcs11_function().empty()) {
-          metrics_.count_pkcs11_error(e.pkcs11_function(), e.pkcs11_rv_name());
-        }
-        std::fprintf(stderr, "%s request_id=%s signing failed: %s\n", utc_now().c_str(),
-                     t_request.request_id.c_str(), e.what());
-        reply_error(res, ApiError::internal());
-        return;
-      }
-      if (result.profile != nullptr) t_request.profile = result.profile->name;
-      if (result.error) {
-        reply_error(res, *result.error);
-        return;
-      }
-      metrics_.sign_duration().observe(Clock::now() - start);
-      res.set_content(result.response_body, "application/json");
-      t_request.outcome = "ok";
-    });
-    http.Get(signing_path, method_not_allowed);
-    http.Put(signing_path, method_not_allowed);
-    http.Delete(signing_path, method_not_allowed);
-    http.Patch(signing_path, method_not_allowed);
-    http.Options(signing_path, method_not_allowed);
+    router.add(
+        "POST", signing_path,
+        [this](const Request& request, const RequestContext& context) {
+          return sign(request, context);
+        },
+        Run::kBlocking);
   }
   if (s.verification) {
-    http.Post(verification_path, [this](const httplib::Request& req, httplib::Response& res) {
-      if (auto error = json_header_error(req)) {
-        reply_error(res, *error);
-        return;
-      }
-      if (req.body.empty()) {
-        reply_error(res, ApiError::missing_body());
-        return;
-      }
-      const auto document = nlohmann::json::parse(req.body, nullptr, false);
-      if (document.is_discarded()) {
-        reply_error(res, ApiError::parse_failure("not valid JSON"));
-        return;
-      }
-      const auto parsed = stir::vs::parse_verification_request(document);
-      if (parsed.error) {
-        reply_error(res, ApiError{parsed.error->message_id, parsed.error->http_status,
-                                  parsed.error->text, parsed.error->variables});
-        return;
-      }
-      const auto result = verifier_->verify(*parsed.request);
-      res.set_content(stir::vs::to_verification_response(result).dump(), "application/json");
-      t_request.outcome = result.passed() ? "ok" : result.error_case_id();
-    });
-    for (const auto& register_method :
-         {&httplib::Server::Get, &httplib::Server::Put, &httplib::Server::Delete,
-          &httplib::Server::Patch, &httplib::Server::Options}) {
-      (http.*register_method)(verification_path, method_not_allowed);
+    // x5u fetches may wait on the network: a worker, not an I/O thread.
+    router.add(
+        "POST", verification_path,
+        [this](const Request& request, const RequestContext&) { return verify(request); },
+        Run::kBlocking);
+  }
+  router.add("GET", "/healthz", [](const Request& request, const RequestContext&) {
+    Response response = begin_response(request, "healthz");
+    response.body = "ok\n";
+    response.outcome = "ok";
+    return response.header("Content-Type", "text/plain");
+  });
+  // Signs a self-test with every key: token work, on a worker.
+  router.add(
+      "GET", "/readyz",
+      [this](const Request& request, const RequestContext&) {
+        Response response = begin_response(request, "readyz");
+        const std::string reason = draining_.load() ? "draining" : readiness();
+        response.status = reason.empty() ? 200 : 503;
+        return reply_json(response,
+                          nlohmann::json{{"ready", reason.empty()}, {"reason", reason}}.dump(),
+                          reason.empty() ? "ok" : "not_ready");
+      },
+      Run::kBlocking);
+  router.add("GET", "/metrics", [this](const Request& request, const RequestContext&) {
+    Response response = begin_response(request, "metrics");
+    response.body = metrics_.render() + Metrics::render_connections(http_->stats());
+    if (verifier_) response.body += Metrics::render_verification(verifier_->metrics());
+    if (const auto ring = ring_.get()) response.body += ring->render_metrics(std::time(nullptr));
+    response.outcome = "ok";
+    return response.header("Content-Type", "text/plain; version=0.0.4");
+  });
+  router.add("GET", "/admin/v1/keys",
+             [this](const Request& request, const RequestContext& context) {
+               Response response = begin_response(request, "admin/v1/keys");
+               const auto ring = ring_.get();
+               if (!ring)
+                 return reply_error(response, ApiError::not_found(std::string(request.path())));
+               const AdminResponse answer = admin_keys(context.connection.client_names, *ring,
+                                                       config_.server.admins, std::time(nullptr));
+               response.status = answer.status;
+               return reply_json(response, answer.body, answer.status == 200 ? "ok" : "forbidden");
+             });
+  router.method_not_allowed([signing_path, verification_path](const Request& request,
+                                                              const RequestContext&,
+                                                              const std::string& allow) {
+    const std::string_view path = request.path();
+    std::string route = "other";
+    if (path == signing_path) {
+      route = "signing";
+    } else if (path == verification_path) {
+      route = "verification";
+    } else if (!path.empty()) {
+      route = std::string(path.substr(1));
     }
-  }
-
-  http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
-    t_request.outcome = "ok";
+    Response response = begin_response(request, route);
+    reply_error(response, ApiError::method_not_allowed(std::string(request.method)));
+    return response.header("Allow", allow);
   });
-  http.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    const std::string reason = draining_.load() ? "draining" : readiness();
-    res.status = reason.empty() ? 200 : 503;
-    res.set_content(nlohmann::json{{"ready", reason.empty()}, {"reason", reason}}.dump(),
-                    "application/json");
-    t_request.outcome = reason.empty() ? "ok" : "not_ready";
-  });
-  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    std::string text = metrics_.render();
-    if (verifier_) text += Metrics::render_verification(verifier_->metrics());
-    if (const auto ring = ring_.get()) text += ring->render_metrics(std::time(nullptr));
-    res.set_content(text, "text/plain; version=0.0.4");
-    t_request.outcome = "ok";
-  });
-  http.Get("/admin/v1/keys", [this](const httplib::Request&, httplib::Response& res) {
-    const auto ring = ring_.get();
-    const AdminResponse answer =
-        ring ? admin_keys(t_request.client_names, *ring, config_.server.admins, std::time(nullptr))
-             : AdminResponse{404, ApiError::not_found("/admin/v1/keys").body()};
-    res.status = answer.status;
-    res.set_content(answer.body, "application/json");
-    t_request.outcome = answer.status == 200 ? "ok" : "forbidden";
-  });
-  for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
-    http.Post(path, method_not_allowed);
-    http.Put(path, method_not_allowed);
-    http.Delete(path, method_not_allowed);
-  }
-
-  // httplib calls this for every status >= 400; fill in only what no
-  // handler answered (unknown paths, oversized or malformed requests).
-  http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [max_body = s.max_body_bytes](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        ApiError error = ApiError::not_found(req.path);
-        if (res.status == 413) {
-          error =
-              ApiError::parse_failure("body larger than " + std::to_string(max_body) + " bytes");
-          error.http_status = 413;
-        } else if (res.status != 404) {
-          error = ApiError::parse_failure("malformed HTTP request");
-          error.http_status = res.status;
-        }
-        reply_error(res, error);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-        std::string what = "unknown exception";
-        try {
-          std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        std::fprintf(stderr, "%s request_id=%s internal error: %s\n", utc_now().c_str(),
-                     t_request.request_id.c_str(), what.c_str());
-        reply_error(res, ApiError::internal());
-      });
-
-  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    const auto latency =
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t_request.start)
-            .count();
-    const std::string outcome =
-        !t_request.outcome.empty() ? t_request.outcome : (res.status < 400 ? "ok" : "error");
-    const std::string route = t_request.route.empty() ? "other" : t_request.route;
-    metrics_.count_request(route, res.status, outcome);
-    // One line per request; never a PIN or a token (PROTOCOL-sized data).
-    const std::string line =
-        utc_now() + " request_id=" + t_request.request_id +
-        " client=" + (t_request.client_names.empty() ? "-" : t_request.client_names.front()) +
-        " profile=" + (t_request.profile.empty() ? "-" : t_request.profile) +
-        " method=" + req.method + " route=" + route + " status=" + std::to_string(res.status) +
-        " outcome=" + outcome + " latency_us=" + std::to_string(latency) + "\n";
-    std::fwrite(line.data(), 1, line.size(), stderr);
-    if (t_slot != nullptr) t_slot->in_request.store(false);
+  router.fallback([](const Request& request, const RequestContext&) {
+    Response response = begin_response(request, "other");
+    return reply_error(response, ApiError::not_found(std::string(request.path())));
   });
 }
 
-SigningServer::~SigningServer() = default;
-
-int SigningServer::bind() {
-  const ServerConfig& s = config_.server;
-  httplib::Server& http = *impl_->http;
-  int port = s.port;
-  if (s.port == 0) {
-    port = http.bind_to_any_port(s.listen);
-  } else if (!http.bind_to_port(s.listen, s.port)) {
-    port = -1;
+Response SigningServer::sign(const Request& request, const RequestContext& context) {
+  Response response = begin_response(request, "signing");
+  if (auto error = json_header_error(request)) return reply_error(response, *error);
+  const auto ring = ring_.get();  // this request's snapshot, kept to the end
+  const auto start = Clock::now();
+  SigningResult result;
+  try {
+    result =
+        sign_request(request.body, context.connection.client_names, *ring,
+                     static_cast<std::int64_t>(std::time(nullptr)), config_.server.max_iat_skew_s);
+  } catch (const Error& e) {
+    if (!e.pkcs11_function().empty()) {
+      metrics_.count_pkcs11_error(e.pkcs11_function(), e.pkcs11_rv_name());
+    }
+    std::fprintf(stderr, "%s request_id=%s signing failed: %s\n", utc_now().c_str(),
+                 response.request_id.c_str(), e.what());
+    return reply_error(response, ApiError::internal());
   }
-  if (port < 0) {
-    throw Error(ErrorCode::kIo, "cannot listen on " + s.listen + ":" + std::to_string(s.port));
-  }
-  return port;
+  if (result.profile != nullptr) response.detail = result.profile->name;
+  if (result.error) return reply_error(response, *result.error);
+  metrics_.sign_duration().observe(Clock::now() - start);
+  return reply_json(response, std::move(result.response_body), "ok");
 }
 
-void SigningServer::serve() { impl_->http->listen_after_bind(); }
+Response SigningServer::verify(const Request& request) {
+  Response response = begin_response(request, "verification");
+  if (auto error = json_header_error(request)) return reply_error(response, *error);
+  auto result = verify_request(request.body, *verifier_);
+  if (result.error) return reply_error(response, *result.error);
+  return reply_json(response, std::move(result.response_body), std::move(result.outcome));
+}
+
+void SigningServer::log_access(const stir::http::AccessRecord& record) {
+  const Response& response = record.response;
+  const std::string outcome =
+      !response.outcome.empty() ? response.outcome : (response.status < 400 ? "ok" : "error");
+  const std::string route = response.route.empty() ? "other" : response.route;
+  metrics_.count_request(route, response.status, outcome);
+  const auto& names = record.connection.client_names;
+  // One line per request; never a PIN or a token (PROTOCOL-sized data).
+  const std::string line =
+      utc_now() + " request_id=" + (response.request_id.empty() ? "-" : response.request_id) +
+      " client=" + (names.empty() ? "-" : names.front()) +
+      " profile=" + (response.detail.empty() ? "-" : response.detail) +
+      " method=" + std::string(record.method) + " route=" + route +
+      " status=" + std::to_string(response.status) + " outcome=" + outcome +
+      " latency_us=" + std::to_string(record.latency.count()) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+int SigningServer::bind() { return http_->bind(); }
+
+void SigningServer::serve() { http_->serve(); }
 
 void SigningServer::stop(std::chrono::milliseconds drain_timeout) {
-  if (draining_.exchange(true)) return;
-  const int listener = listen_fd_.load();
-  if (listener < 0) {
-    impl_->http->stop();  // never bound: nothing to drain
-    return;
-  }
-  ::shutdown(listener, SHUT_RDWR);  // accept() fails, httplib's accept loop ends
-  const auto deadline = Clock::now() + drain_timeout;
-  // serve() returns once every connection job has ended.
-  while (impl_->http->is_running()) {
-    impl_->connections.close_connections(Clock::now() > deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  draining_.store(true);
+  http_->stop(drain_timeout);
 }
 
-bool SigningServer::is_running() const { return impl_->http->is_running(); }
+stir::http::Stats SigningServer::connection_stats() const { return http_->stats(); }
 
 void SigningServer::reload(const Config& config) {
   try {

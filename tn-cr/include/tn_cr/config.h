@@ -15,11 +15,14 @@
 //   tls_key = "tls/server.key"
 //   max_age_s = 86400             # Cache-Control max-age; 86400 or more
 //   path_prefix = "/"             # x5u https://host:8443/certs/x.pem -> "/certs/"
-//   threads = 0                   # 0 = 8 per CPU core
-//   read_timeout_ms = 5000
+//   threads = 0                   # I/O threads; 0 = one per CPU core
+//   handshake_timeout_ms = 5000   # accept to TLS handshake done (idle connections close)
+//   read_timeout_ms = 5000        # a request's header, and its body
 //   write_timeout_ms = 5000
 //   keep_alive_timeout_s = 5
 //   keep_alive_max_requests = 10000
+//   max_connections = 4096        # open at once; more are accepted and closed at once
+//   backlog = 0                   # listen queue; 0 = min(4096, net.core.somaxconn)
 //   lab_plain_http = false        # lab only: plain HTTP, logs a warning
 #pragma once
 

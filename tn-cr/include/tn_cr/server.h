@@ -16,16 +16,22 @@
 // fstatat per request, one read per new file. A chain published or
 // unpublished while the server runs is served or gone at the next request.
 //
-// Ownership: a Server owns its listening socket, worker threads and cache.
+// HTTP and TLS are stir::http (http/include/stir/http/server.h): event-driven
+// I/O threads, so idle or slow connections hold no thread; deadlines for the
+// TLS handshake, header, body, write and keep-alive wait; connections over
+// max_connections are closed at once.
+//
+// Ownership: a Server owns its listening socket, I/O threads and cache.
 // Threads: bind() and run() from one thread; stop() from any thread (a
 // signal-watching thread, say), also before run(). The access log sink is
-// called from worker threads, one complete line at a time, serialised.
+// called from I/O threads, one complete line at a time, serialised.
 // Signals: the process should ignore SIGPIPE (a client hanging up mid-
 // response would otherwise end it); `tn-cr serve` does.
 // Errors: stir::Error: kConfig (TLS files unusable, bad option), kNotFound
 // (no repository folder), kIo (cannot listen).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -46,12 +52,18 @@ struct ServerOptions {
   bool lab_plain_http = false;                 // lab only: plain HTTP, no TLS
   std::int64_t max_age_s = kMinMaxAgeSeconds;  // Cache-Control max-age; never below the minimum
   std::string path_prefix = "/";               // URL path before the names, "/" or "/a/b/"
-  std::size_t threads = 0;                     // worker threads; 0 = 8 per CPU core
-  int read_timeout_ms = 5000;
+  std::size_t threads = 0;                     // I/O threads; 0 = one per CPU core
+  int handshake_timeout_ms = 5000;             // TCP accept to TLS handshake done
+  int read_timeout_ms = 5000;                  // a request's header, and its body
   int write_timeout_ms = 5000;
   int keep_alive_timeout_s = 5;                 // idle keep-alive connections close after this
-  std::size_t keep_alive_max_requests = 10000;  // per connection (httplib's default is 5)
+  std::size_t keep_alive_max_requests = 10000;  // per connection
+  std::size_t max_connections = 4096;           // open at once; more are closed at once
+  int backlog = 0;                              // listen queue; 0 = min(4096, somaxconn)
 };
+
+// How long stop() lets requests in flight finish.
+inline constexpr std::chrono::milliseconds kDrainTimeout{5000};
 
 // Receives one access or event line, without the trailing newline.
 using LogSink = std::function<void(std::string_view line)>;
@@ -74,8 +86,13 @@ class Server {
   // then returns. Call once, after bind().
   void run();
 
-  // Makes run() return (or return at once if it has not started).
+  // Makes run() return (or return at once if it has not started): stops
+  // accepting, closes idle connections, lets requests in flight finish
+  // (up to kDrainTimeout).
   void stop();
+
+  // TCP connections accepted and served so far (not those over the cap).
+  std::uint64_t accepted_connections() const;
 
   // "https://127.0.0.1:8443/" (scheme, listen address, bound port, prefix).
   std::string url() const;

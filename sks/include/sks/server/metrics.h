@@ -7,6 +7,11 @@
 //   sks_session_wait_seconds                 histogram: waiting for a session
 //   sks_pkcs11_errors_total{function,ckr}    PKCS#11 failures by CKR name
 //   sks_keyring_reloads_total{result}        key ring reloads
+//   sks_connections_accepted_total           TCP connections served
+//   sks_connections_rejected_total           closed at once: over max_connections
+//   sks_connections_open                     gauge
+//   sks_worker_busy_rejections_total         503 POL5003: signing queue full
+//   sks_worker_queue_length                  gauge: waiting for a signing worker
 //
 // Threads: every member is safe to call from any thread. Counters with
 // labels sit behind one mutex (a few tens of ns per request); histograms
@@ -22,6 +27,7 @@
 #include <string>
 #include <tuple>
 
+#include "stir/http/server.h"
 #include "stir/verifier/metrics.h"
 
 namespace sks::server {
@@ -49,6 +55,8 @@ class Metrics {
   Histogram& session_wait() noexcept { return session_wait_; }
 
   std::string render() const;
+  // The HTTP layer's connection and worker counters.
+  static std::string render_connections(const stir::http::Stats& stats);
   // The verification role's counters (cache, fetches, verstat, reasons).
   static std::string render_verification(const stir::vs::MetricsSnapshot& snapshot);
 

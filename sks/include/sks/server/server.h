@@ -1,4 +1,5 @@
-// `sks serve`: the HTTPS signing API (ATIS-1000082) over cpp-httplib.
+// `sks serve`: the HTTPS signing API (ATIS-1000082) on stir::http
+// (http/include/stir/http/server.h: Boost.Beast, event-driven).
 //
 //   POST {api_root}/signing   sign a PASSporT for the client's profile
 //                             (role "signing", the default)
@@ -12,10 +13,16 @@
 //   GET  /admin/v1/keys       the keys this process signs with (admin_api.h;
 //                             server.admins only)
 //
-// TLS 1.2 or newer; client certificates required and checked against
-// server.client_ca unless a lab-only setting says otherwise. One worker
-// thread serves one connection at a time, so server.threads also bounds
-// the connections served at once; more wait in the accept queue.
+// TLS 1.2 or newer (stir/http/tls.h); client certificates required and
+// checked against server.client_ca unless a lab-only setting says otherwise.
+// Connections: server.io_threads I/O threads serve every connection
+// asynchronously, so idle or slow connections hold no thread; deadlines for
+// the TLS handshake, header, body, write and keep-alive wait; over
+// server.max_connections a new connection is closed at once. Signing,
+// verification and /readyz (token and network work) run on a worker pool
+// of one thread per token session, never on an I/O thread; with
+// server.signing_queue_depth requests already waiting, the next is
+// answered 503 POL5003 with Retry-After at once.
 //
 // Ownership: borrows the KeyStore, and through it the session pool and the
 // token (all must outlive it); owns the HTTP server, key ring and metrics.
@@ -39,6 +46,7 @@
 #include "sks/pkcs11/key_store.h"
 #include "sks/server/key_ring.h"
 #include "sks/server/metrics.h"
+#include "stir/http/server.h"
 #include "stir/verifier/verifier.h"
 
 namespace sks::server {
@@ -56,7 +64,8 @@ class SigningServer {
   // Serves until stop(); returns once in-flight requests have finished.
   void serve();
   void stop(std::chrono::milliseconds drain_timeout = std::chrono::seconds(10));
-  bool is_running() const;
+  // Connection counters of the HTTP layer (also in /metrics).
+  stir::http::Stats connection_stats() const;
 
   // Rebuilds the key ring from a (re-read) config and swaps it in once every
   // key passed its self-test; requests in flight finish with the old one.
@@ -72,16 +81,23 @@ class SigningServer {
   const std::string& scheme() const noexcept { return scheme_; }
 
  private:
-  class Impl;
+  void check_roles();
+  std::shared_ptr<boost::asio::ssl::context> make_tls();
+  stir::http::Options http_options();
+  void add_routes(stir::http::Router& router);
+  stir::http::Response sign(const stir::http::Request& request,
+                            const stir::http::RequestContext& context);
+  stir::http::Response verify(const stir::http::Request& request);
+  void log_access(const stir::http::AccessRecord& record);
+
   Config config_;
   p11::KeyStore* keys_;
   Metrics metrics_;
   KeyRingHolder ring_;
   std::string scheme_;
   std::atomic<bool> draining_{false};
-  std::atomic<int> listen_fd_{-1};
   std::unique_ptr<stir::vs::Verifier> verifier_;  // with the verification role
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<stir::http::Server> http_;
 };
 
 }  // namespace sks::server

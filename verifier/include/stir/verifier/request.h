@@ -1,14 +1,15 @@
 // The body of POST /stir/v1/verification (PROTOCOL.md section 3), read into
-// a VerificationRequest, and the ATIS-1000082 service exception for a body
-// that cannot be one.
+// a VerificationRequest, or the reason it cannot be one. Which HTTP answer
+// a reason gets (SVC4001, SVC4005) is the service's, in its one error table
+// (sks/include/sks/server/api_error.h).
 //
 //   {"verificationRequest":{"from":{"tn":"..."},"to":{"tn":["..."]},
 //    "time":1632413071,"identity":"<Identity header value>"}}
 //
 // Unknown members are ignored. identity, from.tn and to.tn are mandatory
-// (missing or empty: SVC4001 naming the parameter); a wrong type is SVC4005.
-// to.tn may be an array of strings or, tolerated, one string. time is
-// optional; when present it must be an integer (SVC4005).
+// (missing or empty: kMissing naming the parameter); a wrong type is
+// kInvalid. to.tn may be an array of strings or, tolerated, one string.
+// time is optional; when present it must be an integer (kInvalid).
 //
 // Threads: pure functions. Errors: never throw except std::bad_alloc.
 #pragma once
@@ -22,19 +23,16 @@
 
 namespace stir::vs {
 
-struct ServiceException {
-  int http_status = 400;
-  std::string message_id;  // "SVC4001"
-  std::string text;        // "Missing mandatory parameter '%1'"
-  std::vector<std::string> variables;
+struct RequestProblem {
+  enum class Kind { kMissing, kInvalid };
+  Kind kind = Kind::kMissing;
+  std::string parameter;  // "from.tn"
+  std::string why;        // kInvalid: "not a string"
 };
-
-// {"requestError":{"serviceException":{"messageId":...,"text":...,"variables":[...]}}}
-nlohmann::json to_request_error(const ServiceException& error);
 
 struct ParsedVerificationRequest {
   std::optional<VerificationRequest> request;  // set on success
-  std::optional<ServiceException> error;       // set on failure
+  std::optional<RequestProblem> error;         // set on failure
 };
 
 ParsedVerificationRequest parse_verification_request(const nlohmann::json& body);

@@ -1,0 +1,246 @@
+// An event-driven HTTP/1.1 server (HTTPS, or plain HTTP in a lab) on
+// Boost.Beast and Asio, shared by `sks serve` and `tn-cr serve`.
+//
+// Model: one listening socket; N I/O threads run every connection's state
+// machine (TLS handshake, header, body, handler, write, keep-alive wait)
+// asynchronously, one strand per connection, so an idle or slow connection
+// holds no thread. Handlers are plain functions (Request, RequestContext) ->
+// Response that know nothing of Beast. A route marked Run::kBlocking runs on
+// a bounded worker pool instead (PKCS#11 C_Sign may block for a token
+// session); its response is written back on the connection's strand. When
+// the pool's queue is full the request is answered at once with
+// Options::busy (503 and Retry-After), never queued without bound.
+//
+// Limits, each a deadline or a count:
+// - handshake_timeout from TCP accept to the end of the TLS handshake, and
+//   to the first request's header on a plain connection;
+// - header_timeout for a request's header once its first byte arrived (or
+//   from the handshake for the first request: an idle TCP or TLS
+//   connection never holds the server longer than this);
+// - body_timeout, write_timeout, idle_timeout (keep-alive wait);
+// - header_limit (431 and close), body_limit (413 and close), malformed
+//   requests 400 and close;
+// - keep_alive_max_requests per connection, then Connection: close;
+// - max_connections: a connection over the cap is accepted and closed at
+//   once (counted in Stats::rejected_connections), never left in a queue.
+//
+// Ownership: the Server owns its sockets, threads and worker pool; handlers
+// are copied in. Threads: bind() then serve() from one thread (serve()
+// blocks until the drain ends); stop() from any thread, any time, also
+// before serve(). Handlers run on I/O threads (Run::kInline) or pool threads
+// (Run::kBlocking), concurrently: they must be thread-safe. The access log
+// hook runs on I/O threads, once per request, after the response is written.
+// Errors: bind() throws stir::Error(kIo); a handler's exception becomes
+// Options::internal_error's response and is reported to the access log as
+// status 500; nothing else throws once serving.
+//
+// Draining (stop): the listening socket closes at once; idle keep-alive
+// connections close; requests in flight finish and get their response with
+// Connection: close; after the drain deadline whatever is left is closed.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace boost::asio::ssl {
+class context;  // stir/http/tls.h makes one
+}
+
+namespace stir::http {
+
+using Clock = std::chrono::steady_clock;
+
+// A request as received. The views point into the connection's buffers and
+// are valid until the handler returns.
+struct Request {
+  std::string_view method;  // "GET", as sent
+  std::string_view target;  // the raw request-target, not decoded
+  std::string_view body;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;  // in order received
+
+  // The first value of a header (case-insensitive name), or none.
+  std::optional<std::string_view> header(std::string_view name) const;
+  // Every value of a header, in order.
+  std::vector<std::string_view> header_values(std::string_view name) const;
+  // The path: the target up to '?'.
+  std::string_view path() const;
+};
+
+// What the server knows of the connection a request came on; fixed for the
+// connection's life (client names are decoded once, after the handshake).
+struct ConnectionInfo {
+  std::uint64_t id = 0;        // per server, from 1
+  std::string remote_address;  // "127.0.0.1" or "::1"
+  std::uint16_t remote_port = 0;
+  std::vector<std::string> client_names;  // client certificate CN, then DNS SANs
+  bool tls = false;
+};
+
+struct RequestContext {
+  const ConnectionInfo& connection;
+  std::uint64_t request_number;  // per server, from 1
+  Clock::time_point received;    // header complete
+};
+
+struct Response {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  // Recorded for the access log only, never sent: the route's name and
+  // what came of the request ("ok", an error id, ...), request id, detail.
+  std::string route;
+  std::string outcome;
+  std::string request_id;
+  std::string detail;
+
+  Response& header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+  static Response text(int status, std::string body, std::string content_type);
+};
+
+using Handler = std::function<Response(const Request&, const RequestContext&)>;
+
+enum class Run {
+  kInline,    // on the I/O thread: fast, never blocks
+  kBlocking,  // on the worker pool: may block (token operations)
+};
+
+// Exact-path routes by method. Matching: a path with a route for the method
+// calls it; a path with routes for other methods calls method_not_allowed
+// with the Allow value; no path calls fallback. Immutable once the server
+// holds it.
+class Router {
+ public:
+  using MethodNotAllowed =
+      std::function<Response(const Request&, const RequestContext&, const std::string& allow)>;
+
+  Router& add(std::string method, std::string path, Handler handler, Run run = Run::kInline);
+  Router& fallback(Handler handler, Run run = Run::kInline);
+  Router& method_not_allowed(MethodNotAllowed handler);
+
+  struct Match {
+    const Handler* handler = nullptr;  // null: method not allowed
+    Run run = Run::kInline;
+    std::string allow;  // with handler == null
+  };
+  Match find(std::string_view method, std::string_view path) const;
+  Response not_allowed(const Request& request, const RequestContext& context,
+                       const std::string& allow) const;
+  bool has_blocking() const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::string path;
+    Handler handler;
+    Run run;
+  };
+  std::vector<Route> routes_;
+  Handler fallback_;
+  Run fallback_run_ = Run::kInline;
+  MethodNotAllowed method_not_allowed_;
+};
+
+// A request the server refused before any handler ran.
+struct ProtocolError {
+  int status;               // 400, 413 or 431
+  std::string_view target;  // when the header was read, else empty
+  std::string reason;       // "body larger than 16384 bytes"
+};
+
+// One finished request, for the access log and metrics.
+struct AccessRecord {
+  const ConnectionInfo& connection;
+  std::uint64_t request_number;
+  std::string_view method;
+  std::string_view target;
+  const Response& response;
+  std::chrono::microseconds latency;  // header complete to response written
+};
+
+struct Options {
+  std::string listen = "127.0.0.1";  // IPv4 or IPv6 address
+  int port = 0;                      // 0 = ephemeral; bind() reports it
+  // null = plain HTTP (lab only); else make_server_tls_context().
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  int backlog = 0;                     // 0 = min(4096, net.core.somaxconn)
+  std::size_t max_connections = 4096;  // open connections; more are closed at once
+  std::size_t io_threads = 0;          // 0 = CPU cores
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds header_timeout{5000};
+  std::chrono::milliseconds body_timeout{5000};
+  std::chrono::milliseconds write_timeout{5000};
+  std::chrono::milliseconds idle_timeout{30000};  // keep-alive wait for the next request
+  std::size_t keep_alive_max_requests = 100000;
+  std::size_t header_limit = 8 * 1024;
+  std::size_t body_limit = 16 * 1024;
+  std::size_t workers = 0;       // Run::kBlocking pool threads; 0 = CPU cores
+  std::size_t worker_queue = 0;  // jobs waiting for a worker; more get `busy`
+
+  Router router;
+  // The answer when the worker pool's queue is full (default: 503 text,
+  // Retry-After: 1). The server adds Retry-After when the handler has none.
+  Handler busy;
+  // The answer to a request refused by the parser (default: plain text).
+  std::function<Response(const ProtocolError&)> protocol_error;
+  // The answer when a handler throws (default: 500 text); the exception's
+  // what() is passed.
+  std::function<Response(const Request&, const RequestContext&, std::string_view what)>
+      internal_error;
+  // Called once per request, after its response is written (or failed to).
+  std::function<void(const AccessRecord&)> access_log;
+  // Headers added to every response.
+  std::vector<std::pair<std::string, std::string>> default_headers;
+};
+
+// Counters, monotonic unless said otherwise; readable from any thread.
+struct Stats {
+  std::uint64_t accepted_connections = 0;  // TCP connections accepted and served
+  std::uint64_t rejected_connections = 0;  // closed at once: over max_connections
+  std::uint64_t open_connections = 0;      // now
+  std::uint64_t requests = 0;              // responses written
+  std::uint64_t busy_rejections = 0;       // answered `busy`: worker queue full
+  std::uint64_t worker_queue_length = 0;   // now: jobs waiting for a worker
+  std::uint64_t workers_busy = 0;          // now: jobs running
+};
+
+namespace detail {
+class ServerCore;
+}
+
+class Server {
+ public:
+  explicit Server(Options options);
+  // Stops without a drain; serve() must have returned (its caller joins).
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens the listening socket (SO_REUSEADDR) and returns the bound port.
+  int bind();
+  // Runs the I/O threads (the caller's among them) until stop()'s drain
+  // ends. Call once, after bind().
+  void serve();
+  // Begins the drain; returns at once. Idempotent.
+  void stop(std::chrono::milliseconds drain_timeout = std::chrono::seconds(10));
+  bool draining() const;
+
+  Stats stats() const;
+  bool tls() const;
+
+ private:
+  std::unique_ptr<detail::ServerCore> impl_;
+};
+
+}  // namespace stir::http

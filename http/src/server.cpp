@@ -1,0 +1,694 @@
+#include "stir/http/server.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "stir/error.h"
+
+namespace stir::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if (std::tolower(x) != std::tolower(y)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string_view> Request::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (iequals(n, name)) return v;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> Request::header_values(std::string_view name) const {
+  std::vector<std::string_view> out;
+  for (const auto& [n, v] : headers) {
+    if (iequals(n, name)) out.push_back(v);
+  }
+  return out;
+}
+
+std::string_view Request::path() const { return target.substr(0, target.find('?')); }
+
+Response Response::text(int status, std::string body, std::string content_type) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers.emplace_back("Content-Type", std::move(content_type));
+  return r;
+}
+
+Router& Router::add(std::string method, std::string path, Handler handler, Run run) {
+  routes_.push_back({std::move(method), std::move(path), std::move(handler), run});
+  return *this;
+}
+
+Router& Router::fallback(Handler handler, Run run) {
+  fallback_ = std::move(handler);
+  fallback_run_ = run;
+  return *this;
+}
+
+Router& Router::method_not_allowed(MethodNotAllowed handler) {
+  method_not_allowed_ = std::move(handler);
+  return *this;
+}
+
+Router::Match Router::find(std::string_view method, std::string_view path) const {
+  Match match;
+  for (const auto& route : routes_) {
+    if (route.path != path) continue;
+    if (route.method == method) return {&route.handler, route.run, {}};
+    if (!match.allow.empty()) match.allow += ", ";
+    match.allow += route.method;
+  }
+  if (!match.allow.empty()) return match;
+  if (fallback_) return {&fallback_, fallback_run_, {}};
+  return match;
+}
+
+Response Router::not_allowed(const Request& request, const RequestContext& context,
+                             const std::string& allow) const {
+  if (!method_not_allowed_) {
+    return Response::text(allow.empty() ? 404 : 405,
+                          allow.empty() ? "not found\n" : "method not allowed\n", "text/plain")
+        .header("Allow", allow);
+  }
+  return method_not_allowed_(request, context, allow);
+}
+
+bool Router::has_blocking() const {
+  if (fallback_ && fallback_run_ == Run::kBlocking) return true;
+  for (const auto& route : routes_) {
+    if (route.run == Run::kBlocking) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// The client certificate's subject CN and DNS subjectAltNames.
+std::vector<std::string> peer_names(const SSL* ssl) {
+  std::vector<std::string> names;
+  const X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return names;
+  char cn[256];
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
+    names.emplace_back(cn);
+  }
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans != nullptr) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
+      if (name->type == GEN_DNS) {
+        const auto* dns = name->d.dNSName;
+        names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                           static_cast<std::size_t>(ASN1_STRING_length(dns)));
+      }
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  return names;
+}
+
+// Threads that run Run::kBlocking handlers. At most `threads` jobs run and
+// `depth` wait; try_post() refuses the next one instead of queueing it.
+class WorkerPool {
+ public:
+  WorkerPool(std::size_t threads, std::size_t depth) : capacity_(threads + depth) {
+    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    ready_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+  bool try_post(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex_);
+      if (jobs_.size() + running_ >= capacity_) return false;
+      jobs_.push_back(std::move(job));
+    }
+    ready_.notify_one();
+    return true;
+  }
+  std::pair<std::size_t, std::size_t> load() const {
+    std::lock_guard lock(mutex_);
+    return {jobs_.size(), running_};
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, nothing left
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      ++running_;
+      lock.unlock();
+      job();
+      lock.lock();
+      --running_;
+    }
+  }
+
+  const std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  std::size_t running_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// The drain's handle on a connection; calls are posted to its strand.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void drain() = 0;
+  virtual void force_close() = 0;
+};
+
+int default_backlog() {
+  int somaxconn = 4096;
+  std::ifstream("/proc/sys/net/core/somaxconn") >> somaxconn;
+  return std::clamp(somaxconn, 128, 4096);
+}
+
+std::size_t cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+Response default_protocol_error(const ProtocolError& error) {
+  return Response::text(error.status, error.reason + "\n", "text/plain");
+}
+
+}  // namespace
+
+namespace detail {
+class ServerCore {
+ public:
+  explicit ServerCore(Options o)
+      : options(std::move(o)),
+        io_threads(options.io_threads != 0 ? options.io_threads : cores()),
+        ioc(static_cast<int>(io_threads)),
+        control(net::make_strand(ioc)),
+        acceptor(control),
+        retry_timer(control),
+        drain_timer(control),
+        work(net::make_work_guard(ioc)) {
+    if (!options.busy) {
+      options.busy = [](const Request&, const RequestContext&) {
+        return Response::text(503, "busy, try again later\n", "text/plain");
+      };
+    }
+    if (!options.protocol_error) options.protocol_error = default_protocol_error;
+    if (!options.internal_error) {
+      options.internal_error = [](const Request&, const RequestContext&, std::string_view) {
+        return Response::text(500, "internal error\n", "text/plain");
+      };
+    }
+    if (options.router.has_blocking()) {
+      pool = std::make_unique<WorkerPool>(options.workers != 0 ? options.workers : cores(),
+                                          options.worker_queue);
+    }
+  }
+
+  ~ServerCore() { closing = true; }
+
+  void accept();
+  void on_accept(tcp::socket socket);
+  void add(std::uint64_t id, std::weak_ptr<SessionBase> session) {
+    std::lock_guard lock(sessions_mutex);
+    sessions.emplace(id, std::move(session));
+  }
+  void remove(std::uint64_t id) {
+    bool last = false;
+    {
+      std::lock_guard lock(sessions_mutex);
+      sessions.erase(id);
+      last = sessions.empty();
+    }
+    if (last && stopping.load() && !closing.load()) {
+      net::post(control, [this] { drain_timer.cancel(); });
+    }
+  }
+  std::size_t open_connections() {
+    std::lock_guard lock(sessions_mutex);
+    return sessions.size();
+  }
+  template <class F>
+  void for_each_session(F f) {
+    std::vector<std::shared_ptr<SessionBase>> live;
+    {
+      std::lock_guard lock(sessions_mutex);
+      for (auto& [id, weak] : sessions) {
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+      }
+    }
+    for (auto& s : live) f(*s);
+  }
+  void begin_drain(std::chrono::milliseconds timeout);
+
+  // Declared first so they outlive the io_context: sessions it destroys
+  // unregister themselves.
+  std::mutex sessions_mutex;
+  std::unordered_map<std::uint64_t, std::weak_ptr<SessionBase>> sessions;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> closing{false};  // being destroyed: no more posts
+  std::atomic<std::uint64_t> next_connection{0};
+  std::atomic<std::uint64_t> next_request{0};
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> busy{0};
+
+  Options options;
+  const std::size_t io_threads;
+  net::io_context ioc;
+  net::strand<net::io_context::executor_type> control;  // acceptor and drain
+  tcp::acceptor acceptor;
+  net::steady_timer retry_timer;
+  net::steady_timer drain_timer;
+  net::executor_work_guard<net::io_context::executor_type> work;
+  std::unique_ptr<WorkerPool> pool;
+};
+}  // namespace detail
+
+namespace {
+
+template <class Stream>
+constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+// One connection: TLS handshake, then requests one after the other. Every
+// member runs on the connection's strand; the object lives as long as an
+// operation (or a worker job) holds a shared_ptr to it.
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(detail::ServerCore& server, Stream stream, ConnectionInfo info)
+      : server_(server), stream_(std::move(stream)), info_(std::move(info)) {}
+  ~Session() override { server_.remove(info_.id); }
+
+  void start() {
+    if constexpr (kIsTls<Stream>) {
+      state_ = State::kHandshake;
+      lowest().expires_after(server_.options.handshake_timeout);
+      stream_.async_handshake(
+          net::ssl::stream_base::server,
+          [self = this->shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
+    } else {
+      wait_for_request(server_.options.handshake_timeout);
+    }
+  }
+
+  void drain() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->draining_ = true;
+      // A handshake may carry a request right behind it (TLS 1.3): it goes
+      // on, under its deadline. A request being read or answered gets its
+      // response, then the connection closes.
+      if (self->state_ != State::kIdle) return;
+      // Idle: end the wait for a request unless one has begun to arrive.
+      // cancel() leaves a wait that already completed with bytes alone.
+      beast::error_code ec;
+      auto& socket = self->lowest().socket();
+      if (socket.available(ec) == 0 || ec) socket.cancel(ec);
+    });
+  }
+
+  auto executor() { return stream_.get_executor(); }
+
+  void force_close() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->close(); });
+  }
+
+ private:
+  enum class State { kHandshake, kIdle, kReading, kHandling, kWriting, kClosing };
+  using Self = Session<Stream>;
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  const Options& options() const { return server_.options; }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) return close();
+    info_.client_names = peer_names(stream_.native_handle());
+    wait_for_request(options().idle_timeout);
+  }
+
+  // Waits up to `timeout` for the first byte of the next request; an idle
+  // connection is one a drain may close.
+  void wait_for_request(std::chrono::milliseconds timeout) {
+    if (buffer_.size() > 0) return read_header();  // pipelined
+    state_ = State::kIdle;
+    // Draining: only a handshake that just ended gets here; its request is
+    // on its way or never comes.
+    lowest().expires_after(draining_ ? std::min(timeout, options().header_timeout) : timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->close();
+                              self->buffer_.commit(n);
+                              self->read_header();
+                            });
+  }
+
+  void read_header() {
+    state_ = State::kReading;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(options().header_limit));
+    parser_->body_limit(options().body_limit);
+    lowest().expires_after(options().header_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec) return self->on_read_error(ec);
+                               self->received_ = Clock::now();
+                               self->lowest().expires_after(self->options().body_timeout);
+                               bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                                                 [self](beast::error_code ec, std::size_t) {
+                                                   if (ec) return self->on_read_error(ec);
+                                                   self->handle();
+                                                 });
+                             });
+  }
+
+  void on_read_error(beast::error_code ec) {
+    ProtocolError error{0, {}, {}};
+    if (ec == bhttp::error::header_limit) {
+      error = {431,
+               {},
+               "request header larger than " + std::to_string(options().header_limit) + " bytes"};
+    } else if (ec == bhttp::error::body_limit) {
+      error = {413, {}, "body larger than " + std::to_string(options().body_limit) + " bytes"};
+    } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+               ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+      error = {400, {}, "malformed HTTP request"};
+    } else {
+      return close();  // end of stream, timeout, reset
+    }
+    if (parser_->is_header_done()) error.target = parser_->get().target();
+    if (received_ == Clock::time_point{}) received_ = Clock::now();
+    unread_body_ = true;
+    write(options().protocol_error(error), nullptr);
+  }
+
+  void handle() {
+    state_ = State::kHandling;
+    const auto& message = parser_->get();
+    request_.method = message.method_string();
+    request_.target = message.target();
+    request_.body = message.body();
+    request_.headers.clear();
+    for (const auto& field : message)
+      request_.headers.emplace_back(field.name_string(), field.value());
+    request_number_ = ++server_.next_request;
+    const RequestContext context{info_, request_number_, received_};
+
+    const Router::Match match = options().router.find(request_.method, request_.path());
+    if (match.handler == nullptr) {
+      return write(options().router.not_allowed(request_, context, match.allow), &message);
+    }
+    if (match.run == Run::kInline || !server_.pool) {
+      return write(invoke(*match.handler, context), &message);
+    }
+    auto job = [self = this->shared_from_this(), handler = match.handler,
+                guard = net::make_work_guard(stream_.get_executor())] {
+      const RequestContext context{self->info_, self->request_number_, self->received_};
+      Response response = self->invoke(*handler, context);
+      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->write(std::move(response), &self->parser_->get());
+      });
+    };
+    if (!server_.pool->try_post(std::move(job))) {
+      ++server_.busy;
+      Response busy = options().busy(request_, context);
+      bool has_retry_after = false;
+      for (const auto& [name, value] : busy.headers)
+        has_retry_after |= iequals(name, "Retry-After");
+      if (!has_retry_after) busy.header("Retry-After", "1");
+      write(std::move(busy), &message);
+    }
+  }
+
+  Response invoke(const Handler& handler, const RequestContext& context) {
+    try {
+      return handler(request_, context);
+    } catch (const std::exception& e) {
+      return options().internal_error(request_, context, e.what());
+    } catch (...) {
+      return options().internal_error(request_, context, "unknown exception");
+    }
+  }
+
+  // Sends `response`; `request` is null when the request was refused unread.
+  void write(Response response, const bhttp::request<bhttp::string_body>* request) {
+    if (closed_) return;  // force-closed while a worker ran the handler
+    state_ = State::kWriting;
+    response_ = std::move(response);
+    res_ = {};
+    res_.version(request != nullptr ? request->version() : 11);
+    res_.result(static_cast<unsigned>(response_.status));
+    for (const auto& [name, value] : options().default_headers) res_.insert(name, value);
+    for (const auto& [name, value] : response_.headers) res_.insert(name, value);
+    ++requests_served_;
+    keep_alive_ = request != nullptr && request->keep_alive() && !draining_ &&
+                  !server_.stopping.load() && requests_served_ < options().keep_alive_max_requests;
+    res_.keep_alive(keep_alive_);
+    const bool head = request != nullptr && request->method() == bhttp::verb::head;
+    const bool bodiless = response_.status == 204 || response_.status == 304 ||
+                          (response_.status >= 100 && response_.status < 200);
+    if (head) {
+      res_.content_length(response_.body.size());
+    } else if (!bodiless) {
+      res_.body() = response_.body;
+      res_.prepare_payload();
+    }
+    lowest().expires_after(options().write_timeout);
+    bhttp::async_write(stream_, res_,
+                       [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                         self->on_written(ec);
+                       });
+  }
+
+  void on_written(beast::error_code ec) {
+    ++server_.requests;
+    if (options().access_log) {
+      const bool parsed = parser_ && parser_->is_header_done();
+      const auto& message = parser_->get();
+      options().access_log(AccessRecord{
+          info_, request_number_, parsed ? std::string_view(message.method_string()) : "-",
+          parsed ? std::string_view(message.target()) : "-", response_,
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - received_)});
+    }
+    received_ = {};
+    request_number_ = 0;
+    if (ec) return close();
+    if (unread_body_) return linger();
+    if (!keep_alive_) return shutdown();
+    wait_for_request(options().idle_timeout);
+  }
+
+  // The request was refused before its body was read: read and discard
+  // what the client still sends (bounded), so closing does not reset the
+  // connection before the client has read the answer.
+  void linger() {
+    state_ = State::kClosing;
+    lowest().expires_after(std::chrono::seconds(2));
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(16 * 1024),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > 1024 * 1024) return self->close();
+                              self->linger();
+                            });
+  }
+
+  void shutdown() {
+    state_ = State::kClosing;
+    if constexpr (kIsTls<Stream>) {
+      lowest().expires_after(std::chrono::seconds(1));
+      stream_.async_shutdown(
+          [self = this->shared_from_this()](beast::error_code) { self->close(); });
+    } else {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      close();
+    }
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    state_ = State::kClosing;
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
+  }
+
+  detail::ServerCore& server_;
+  Stream stream_;
+  ConnectionInfo info_;
+  State state_ = State::kIdle;
+  bool draining_ = false;
+  bool closed_ = false;
+  bool keep_alive_ = false;
+  bool unread_body_ = false;
+  std::size_t requests_served_ = 0;
+  std::size_t lingered_ = 0;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request request_;
+  std::uint64_t request_number_ = 0;
+  Clock::time_point received_{};
+  Response response_;
+  bhttp::response<bhttp::string_body> res_;
+};
+
+}  // namespace
+
+void detail::ServerCore::accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping.load() || ec == net::error::operation_aborted) return;
+    if (ec) {
+      // Out of file descriptors, say: pause rather than spin.
+      retry_timer.expires_after(std::chrono::milliseconds(50));
+      retry_timer.async_wait([this](beast::error_code ec) {
+        if (!ec && !stopping.load()) accept();
+      });
+      return;
+    }
+    on_accept(std::move(socket));
+    accept();
+  });
+}
+
+void detail::ServerCore::on_accept(tcp::socket socket) {
+  beast::error_code ec;
+  if (open_connections() >= options.max_connections) {
+    ++rejected;
+    socket.close(ec);
+    return;
+  }
+  ++accepted;
+  socket.set_option(tcp::no_delay(true), ec);
+  ConnectionInfo info;
+  info.id = ++next_connection;
+  const auto remote = socket.remote_endpoint(ec);
+  if (!ec) {
+    info.remote_address = remote.address().to_string();
+    info.remote_port = remote.port();
+  }
+  info.tls = options.tls != nullptr;
+  const std::uint64_t id = info.id;
+  auto launch = [this, id](auto session) {
+    add(id, session);
+    net::dispatch(session->executor(), [session] { session->start(); });
+  };
+  if (options.tls) {
+    using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+    launch(std::make_shared<Session<TlsStream>>(
+        *this, TlsStream(beast::tcp_stream(std::move(socket)), *options.tls), std::move(info)));
+  } else {
+    launch(std::make_shared<Session<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)),
+                                                        std::move(info)));
+  }
+}
+
+void detail::ServerCore::begin_drain(std::chrono::milliseconds timeout) {
+  beast::error_code ignored;
+  acceptor.close(ignored);
+  retry_timer.cancel();
+  work.reset();
+  for_each_session([](SessionBase& session) { session.drain(); });
+  drain_timer.expires_after(timeout);
+  drain_timer.async_wait([this](beast::error_code ec) {
+    if (!ec) for_each_session([](SessionBase& session) { session.force_close(); });
+  });
+  if (open_connections() == 0) drain_timer.cancel();
+}
+
+Server::Server(Options options) : impl_(std::make_unique<detail::ServerCore>(std::move(options))) {}
+
+Server::~Server() { stop(std::chrono::milliseconds(0)); }
+
+int Server::bind() {
+  auto& i = *impl_;
+  const auto& o = i.options;
+  beast::error_code ec;
+  const auto address = net::ip::make_address(o.listen, ec);
+  const std::string where = o.listen + ":" + std::to_string(o.port);
+  if (ec) throw Error(ErrorCode::kIo, "cannot listen on " + where + ": not an IP address");
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(o.port));
+  i.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) i.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) i.acceptor.bind(endpoint, ec);
+  if (!ec) i.acceptor.listen(o.backlog > 0 ? o.backlog : default_backlog(), ec);
+  if (ec) throw Error(ErrorCode::kIo, "cannot listen on " + where + ": " + ec.message());
+  return i.acceptor.local_endpoint().port();
+}
+
+void Server::serve() {
+  auto& i = *impl_;
+  net::post(i.control, [&i] {
+    if (!i.stopping.load() && i.acceptor.is_open()) i.accept();
+  });
+  std::vector<std::thread> threads;
+  for (std::size_t n = 1; n < i.io_threads; ++n) threads.emplace_back([&i] { i.ioc.run(); });
+  i.ioc.run();
+  for (auto& thread : threads) thread.join();
+}
+
+void Server::stop(std::chrono::milliseconds drain_timeout) {
+  auto& i = *impl_;
+  if (i.stopping.exchange(true)) return;
+  net::post(i.control, [&i, drain_timeout] { i.begin_drain(drain_timeout); });
+}
+
+bool Server::draining() const { return impl_->stopping.load(); }
+
+bool Server::tls() const { return impl_->options.tls != nullptr; }
+
+Stats Server::stats() const {
+  auto& i = *impl_;
+  Stats s;
+  s.accepted_connections = i.accepted.load();
+  s.rejected_connections = i.rejected.load();
+  s.open_connections = i.open_connections();
+  s.requests = i.requests.load();
+  s.busy_rejections = i.busy.load();
+  if (i.pool) {
+    const auto [queued, running] = i.pool->load();
+    s.worker_queue_length = queued;
+    s.workers_busy = running;
+  }
+  return s;
+}
+
+}  // namespace stir::http

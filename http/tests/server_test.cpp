@@ -1,0 +1,350 @@
+// stir::http::Server with real sockets on 127.0.0.1:0 and real TLS clients
+// (httplib's client, raw OpenSSL, raw TCP): the limits that keep a server
+// answering under bursts, idle and slow clients, oversize requests and a
+// full worker pool; keep-alive; the TLS 1.3 certificate-required alert;
+// the drain.
+#include "stir/http/server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+#include <vector>
+
+#include "raw_clients.h"
+#include "stir/http/tls.h"
+#include "test_files.h"
+
+namespace stir::http {
+namespace {
+
+using namespace std::chrono_literals;
+using stir::testing::connect_loopback;
+using stir::testing::RawTlsClient;
+using stir::testing::status_of;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ::signal(SIGPIPE, SIG_IGN);
+    pki_ = new stir::testing::TlsPki(stir::testing::make_tls_pki("client.example.net"));
+  }
+  static void TearDownTestSuite() { delete pki_; }
+
+  void SetUp() override {
+    const std::string d = dir_.path();
+    stir::testing::write_file(d + "/server.pem",
+                              pki_->server.certificate_pem() + pki_->server_ca.certificate_pem());
+    stir::testing::write_file(d + "/server.key", pki_->server.private_key_pem(), 0600);
+    stir::testing::write_file(d + "/server-ca.pem", pki_->server_ca.certificate_pem());
+    stir::testing::write_file(d + "/client-ca.pem", pki_->client_ca.certificate_pem());
+    stir::testing::write_file(d + "/client.pem", pki_->client.certificate_pem());
+    stir::testing::write_file(d + "/client.key", pki_->client.private_key_pem(), 0600);
+    options_.tls = make_server_tls_context({d + "/server.pem", d + "/server.key", ""});
+    options_.io_threads = 2;
+    options_.router.add("GET", "/hello", [](const Request&, const RequestContext& context) {
+      Response response = Response::text(200, "hello\n", "text/plain");
+      if (!context.connection.client_names.empty()) {
+        response.body = "hello " + context.connection.client_names.front() + "\n";
+      }
+      return response;
+    });
+    options_.router.add("POST", "/echo", [](const Request& request, const RequestContext&) {
+      return Response::text(200, std::string(request.body), "text/plain");
+    });
+  }
+
+  void TearDown() override { stop(); }
+
+  void start() {
+    server_ = std::make_unique<Server>(std::move(options_));
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->serve(); });
+  }
+
+  void stop() {
+    if (!server_) return;
+    server_->stop(2s);
+    thread_.join();
+    server_.reset();
+  }
+
+  std::unique_ptr<httplib::SSLClient> client(bool with_certificate = false) const {
+    const std::string d = dir_.path();
+    auto c = with_certificate ? std::make_unique<httplib::SSLClient>(
+                                    "127.0.0.1", port_, d + "/client.pem", d + "/client.key")
+                              : std::make_unique<httplib::SSLClient>("127.0.0.1", port_);
+    c->set_ca_cert_path(d + "/server-ca.pem");
+    c->enable_server_certificate_verification(true);
+    c->set_connection_timeout(10);
+    c->set_read_timeout(10);
+    c->set_keep_alive(true);
+    return c;
+  }
+
+  std::string ca_file() const { return dir_.path() + "/server-ca.pem"; }
+
+  // Polls `condition` until it holds or a generous bound passes.
+  template <class F>
+  static bool eventually(F condition, std::chrono::seconds bound = 30s) {
+    const auto deadline = Clock::now() + bound;
+    while (!condition()) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::yield();
+      ::poll(nullptr, 0, 2);
+    }
+    return true;
+  }
+
+  static stir::testing::TlsPki* pki_;
+  stir::testing::TempDir dir_;
+  Options options_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+stir::testing::TlsPki* HttpServerTest::pki_ = nullptr;
+
+TEST_F(HttpServerTest, KeepAliveServesManyRequestsOverOneAcceptedConnection) {
+  start();
+  auto c = client();
+  for (int i = 0; i < 50; ++i) {
+    auto res = c->Get("/hello");
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    ASSERT_EQ(res->status, 200);
+    EXPECT_EQ(res->body, "hello\n");
+  }
+  EXPECT_EQ(server_->stats().accepted_connections, 1u);
+  // Counted once the last write completed, just after the client read it.
+  EXPECT_TRUE(eventually([&] { return server_->stats().requests == 50; }));
+}
+
+TEST_F(HttpServerTest, KeepAliveEndsAfterTheMaximumRequests) {
+  options_.keep_alive_max_requests = 3;
+  start();
+  auto c = client();
+  for (int i = 0; i < 9; ++i) {
+    auto res = c->Get("/hello");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->get_header_value("Connection"), i % 3 == 2 ? "close" : "") << i;
+  }
+  EXPECT_EQ(server_->stats().accepted_connections, 3u);
+}
+
+TEST_F(HttpServerTest, UnknownMethodOnAKnownPathIs405WithAllow) {
+  start();
+  auto res = client()->Delete("/hello");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 405);
+  EXPECT_EQ(res->get_header_value("Allow"), "GET");
+  res = client()->Get("/nothing");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+}
+
+TEST_F(HttpServerTest, BurstOfFiveHundredNewTlsConnectionsAllServed) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  start();
+  // Every connection is opened before any is served: the listen queue
+  // holds them all (none refused).
+  constexpr int kConnections = 500;
+  std::vector<int> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    const int fd = connect_loopback(port_);
+    ASSERT_GE(fd, 0) << "connection " << i << " refused";
+    fds.push_back(fd);
+  }
+  for (int fd : fds) ::close(fd);
+  std::atomic<int> served{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 25; ++t) {
+    threads.emplace_back([&] {
+      std::vector<std::unique_ptr<RawTlsClient>> clients;
+      for (int i = 0; i < kConnections / 25; ++i) {
+        clients.push_back(std::make_unique<RawTlsClient>(port_, ca_file()));
+      }
+      for (auto& c : clients) {
+        if (c->handshake() &&
+            c->write("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
+            status_of(c->read_to_end()) == 200) {
+          ++served;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(served.load(), kConnections);
+}
+
+TEST_F(HttpServerTest, ThousandIdleConnectionsNeitherBlockNorStay) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  options_.handshake_timeout = 500ms;
+  start();
+  const auto idle = stir::testing::open_idle_connections(port_, 1000);
+  ASSERT_EQ(idle.size(), 1000u) << "an idle connection was refused";
+  auto res = client()->Get("/hello");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(stir::testing::count_closed_by_peer(idle, Clock::now() + 60s), 1000);
+}
+
+TEST_F(HttpServerTest, ConnectionsOverTheCapAreClosedAtOnce) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  options_.max_connections = 100;
+  options_.handshake_timeout = 60s;  // the idle ones under the cap stay
+  start();
+  const auto idle = stir::testing::open_idle_connections(port_, 1000);
+  ASSERT_EQ(idle.size(), 1000u);
+  ASSERT_TRUE(eventually([&] { return server_->stats().rejected_connections == 900; }))
+      << server_->stats().rejected_connections;
+  EXPECT_EQ(server_->stats().accepted_connections, 100u);
+  // The excess see end of file well before the 60 s handshake timeout: they
+  // were closed at once, not timed out.
+  auto closed_now = [&idle] {
+    int closed = 0;
+    for (int fd : idle) {
+      char byte = 0;
+      const ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+      closed += (n == 0 || (n < 0 && errno != EAGAIN)) ? 1 : 0;
+    }
+    return closed;
+  };
+  EXPECT_TRUE(eventually([&] { return closed_now() == 900; })) << closed_now();
+  for (int fd : idle) ::close(fd);
+}
+
+TEST_F(HttpServerTest, Tls13ClientWithoutCertificateGetsCertificateRequired) {
+  const std::string d = dir_.path();
+  options_.tls =
+      make_server_tls_context({d + "/server.pem", d + "/server.key", d + "/client-ca.pem"});
+  start();
+  RawTlsClient anonymous(port_, ca_file(), "", "", TLS1_3_VERSION);
+  // The client's side of a TLS 1.3 handshake ends before the server has
+  // seen the (empty) certificate; the alert comes with the first read.
+  ASSERT_TRUE(anonymous.handshake());
+  EXPECT_EQ(anonymous.version(), TLS1_3_VERSION);
+  anonymous.write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(anonymous.read_to_end(), "");
+  EXPECT_EQ(anonymous.error_reason(), SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED);
+
+  // With its certificate, the client's names reach the handler.
+  RawTlsClient known(port_, ca_file(), d + "/client.pem", d + "/client.key", TLS1_3_VERSION);
+  ASSERT_TRUE(known.handshake());
+  known.write("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string answer = known.read_to_end();
+  EXPECT_EQ(status_of(answer), 200) << answer;
+  EXPECT_NE(answer.find("hello client.example.net\n"), std::string::npos) << answer;
+}
+
+TEST_F(HttpServerTest, SlowHeaderIsClosedAtTheHeaderTimeout) {
+  options_.header_timeout = 300ms;
+  start();
+  RawTlsClient slow(port_, ca_file());
+  ASSERT_TRUE(slow.handshake());
+  ASSERT_TRUE(slow.write("GET /hello HTTP/1.1\r\nHost: x\r\n"));  // and never the end
+  EXPECT_EQ(slow.read_to_end(), "");                              // closed, without a response
+  auto res = client()->Get("/hello");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(HttpServerTest, OversizeHeaderIs431AndOversizeBodyIs413) {
+  options_.header_limit = 4096;
+  options_.body_limit = 1024;
+  start();
+  auto c = client();
+  auto res = c->Get("/hello", {{"X-Padding", std::string(8000, 'a')}});
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 431);
+  EXPECT_EQ(res->get_header_value("Connection"), "close");
+  res = c->Post("/echo", std::string(2000, 'b'), "text/plain");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 413);
+  res = c->Post("/echo", std::string(1000, 'c'), "text/plain");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, std::string(1000, 'c'));
+}
+
+TEST_F(HttpServerTest, FullWorkerQueueAnswers503WithRetryAfter) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  options_.workers = 1;
+  options_.worker_queue = 1;
+  options_.router.add(
+      "GET", "/slow",
+      [released](const Request&, const RequestContext&) {
+        released.wait();
+        return Response::text(200, "done\n", "text/plain");
+      },
+      Run::kBlocking);
+  start();
+  auto running = std::async(std::launch::async, [&] { return client()->Get("/slow"); });
+  ASSERT_TRUE(eventually([&] { return server_->stats().workers_busy == 1; }));
+  auto queued = std::async(std::launch::async, [&] { return client()->Get("/slow"); });
+  ASSERT_TRUE(eventually([&] { return server_->stats().worker_queue_length == 1; }));
+  auto refused = client()->Get("/slow");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(server_->stats().busy_rejections, 1u);
+  // Inline routes still answer while the workers are busy.
+  auto hello = client()->Get("/hello");
+  ASSERT_TRUE(hello);
+  EXPECT_EQ(hello->status, 200);
+  release.set_value();
+  for (auto* pending : {&running, &queued}) {
+    auto res = pending->get();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+  }
+}
+
+TEST_F(HttpServerTest, DrainFinishesTheRequestInFlightAndClosesIdleOnes) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  options_.workers = 1;
+  options_.router.add(
+      "GET", "/slow",
+      [released](const Request&, const RequestContext&) {
+        released.wait();
+        return Response::text(200, "done\n", "text/plain");
+      },
+      Run::kBlocking);
+  std::atomic<int> logged{0};
+  options_.access_log = [&logged](const AccessRecord&) { ++logged; };
+  start();
+  auto idle = client();
+  ASSERT_TRUE(idle->Get("/hello"));  // a kept-alive connection, now idle
+  auto in_flight = std::async(std::launch::async, [&] { return client()->Get("/slow"); });
+  ASSERT_TRUE(eventually([&] { return server_->stats().workers_busy == 1; }));
+  server_->stop(30s);
+  ASSERT_TRUE(eventually([&] { return server_->stats().open_connections == 1; }));
+  EXPECT_LT(connect_loopback(port_), 0) << "still accepting while draining";
+  release.set_value();
+  auto res = in_flight.get();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Connection"), "close");
+  thread_.join();  // serve() returns once the drain is over
+  server_.reset();
+  EXPECT_EQ(logged.load(), 2);
+}
+
+TEST_F(HttpServerTest, PlainHttpForTheLab) {
+  options_.tls = nullptr;
+  start();
+  httplib::Client c("127.0.0.1", port_);
+  auto res = c.Get("/hello");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_FALSE(server_->tls());
+}
+
+}  // namespace
+}  // namespace stir::http

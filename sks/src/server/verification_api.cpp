@@ -1,0 +1,45 @@
+#include "sks/server/verification_api.h"
+
+#include <nlohmann/json.hpp>
+
+#include "stir/verifier/request.h"
+
+namespace sks::server {
+
+ParsedVerification parse_verification_body(std::string_view body) {
+  ParsedVerification out;
+  if (body.empty()) {
+    out.error = ApiError::missing_body();
+    return out;
+  }
+  const auto document = nlohmann::json::parse(body, nullptr, false);
+  if (document.is_discarded()) {
+    out.error = ApiError::parse_failure("not valid JSON");
+    return out;
+  }
+  auto parsed = stir::vs::parse_verification_request(document);
+  if (parsed.error) {
+    const auto& problem = *parsed.error;
+    out.error = problem.kind == stir::vs::RequestProblem::Kind::kMissing
+                    ? ApiError::missing_parameter(problem.parameter)
+                    : ApiError::invalid_value(problem.parameter, problem.why);
+    return out;
+  }
+  out.request = std::move(parsed.request);
+  return out;
+}
+
+VerificationOutcome verify_request(std::string_view body, stir::vs::Verifier& verifier) {
+  VerificationOutcome out;
+  auto parsed = parse_verification_body(body);
+  if (parsed.error) {
+    out.error = std::move(parsed.error);
+    return out;
+  }
+  const auto result = verifier.verify(*parsed.request);
+  out.response_body = stir::vs::to_verification_response(result).dump();
+  out.outcome = result.passed() ? "ok" : result.error_case_id();
+  return out;
+}
+
+}  // namespace sks::server
