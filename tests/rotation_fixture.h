@@ -176,6 +176,8 @@ class RotationStackTest : public ::testing::Test {
         std::make_unique<httplib::SSLClient>("127.0.0.1", port, t + "client.pem", t + "client.key");
     client->set_ca_cert_path((t + "server-ca.pem").c_str());
     client->enable_server_certificate_verification(true);
+    // Without it the body waits for the ACK of the headers: ~40 ms a request.
+    client->set_tcp_nodelay(true);
     return client;
   }
 
