@@ -145,7 +145,9 @@ TEST_F(RotationCliTest, RunWithAFakeClockWalksAWholeRotationAndRenewsWithTheSame
   // Nothing is due: run changes nothing, plan says when renewal starts.
   result = rotate({"run", "--json"}, now + 10);
   ASSERT_EQ(result.exit_code, 0);
-  for (const auto& a : json::parse(result.out)["actions"]) EXPECT_FALSE(a["changed"]) << a;
+  // Kept in a local: a range-for over a temporary's member reads freed memory.
+  const json run_report = json::parse(result.out);
+  for (const auto& a : run_report["actions"]) EXPECT_FALSE(a["changed"]) << a;
   EXPECT_NE(rotate({"plan"}, now).out.find("renewal of key '" + first + "' (#1) starts at"),
             std::string::npos);
 

@@ -183,6 +183,19 @@ TEST(StepTest, PlaceholdersEnvironmentAndExitCodes) {
   }
 }
 
+// A step that closes its output and keeps running is killed at its deadline
+// too, not waited for.
+TEST(StepTest, AStepThatClosesItsOutputStillHasADeadline) {
+  try {
+    rotation::run_step("publish", {"/bin/sh", "-c", "echo started; exec sleep 30 >&- 2>&-"}, {},
+                       std::chrono::seconds(1));
+    ADD_FAILURE() << "a step that closed its output was waited for past its timeout";
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), stir::ErrorCode::kIo);
+    EXPECT_EQ(std::string(e.what()), "publish step (/bin/sh) was killed after 1 s: started\n");
+  }
+}
+
 class KeyRingSwapTest : public SoftHsmTest {};
 
 // Eight threads sign through sign_request while the main thread swaps the

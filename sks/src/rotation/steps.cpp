@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,6 +130,25 @@ StepResult run_step(const std::string& step, const std::vector<std::string>& arg
     }
   }
   ::close(pipe_fds[0]);
+  // A step may close its output and still run: the deadline holds for its
+  // exit too (a pidfd becomes readable when the process ends).
+  if (!timed_out) {
+    const int exited = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) {
+        timed_out = true;
+        ::kill(-pid, SIGKILL);
+        break;
+      }
+      if (exited < 0) break;  // no pidfd (old kernel): wait without a deadline
+      pollfd fd{exited, POLLIN, 0};
+      const int ready = ::poll(&fd, 1, static_cast<int>(std::min<long long>(left, 1000)));
+      if (ready > 0 || (ready < 0 && errno != EINTR)) break;
+    }
+    if (exited >= 0) ::close(exited);
+  }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }

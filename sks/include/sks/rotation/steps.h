@@ -13,8 +13,8 @@
 // - exit 0: done (also when it was already done: steps are run again after
 //   a crash). For unpublish, exit 66 (not found) means already gone.
 //   Anything else fails the step, and the rotation state does not move.
-// - A step still running after the timeout is killed (SIGKILL to its
-//   process group) and fails.
+// - A step still running after the timeout (even one that closed its
+//   output) is killed (SIGKILL to its process group) and fails.
 // - issue: reads the PEM CSR at {csr} and writes the PEM chain, end-entity
 //   first, to {chain} (an ACME client or an STI-CA portal script fits the
 //   same contract: CSR in, chain out).
