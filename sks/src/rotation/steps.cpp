@@ -73,6 +73,20 @@ std::vector<std::string> expand(const std::vector<std::string>& argv, const Step
   return out;
 }
 
+// Waits until `fd` is readable or `deadline` passes: 1 readable, 0 deadline
+// passed, -1 poll failed.
+static int wait_readable(int fd, Clock::time_point deadline) {
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return 0;
+    pollfd p{fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
+    if (ready > 0) return 1;
+    if (ready < 0 && errno != EINTR) return -1;
+  }
+}
+
 StepResult run_step(const std::string& step, const std::vector<std::string>& argv,
                     const StepValues& values, std::chrono::seconds timeout) {
   if (argv.empty())
@@ -109,17 +123,9 @@ StepResult run_step(const std::string& step, const std::vector<std::string>& arg
   const auto deadline = Clock::now() + timeout;
   bool timed_out = false;
   for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) {
-      timed_out = true;
-      ::kill(-pid, SIGKILL);
-      break;
-    }
-    pollfd fd{pipe_fds[0], POLLIN, 0};
-    const int ready = ::poll(&fd, 1, static_cast<int>(std::min<long long>(left, 1000)));
-    if (ready < 0 && errno != EINTR) break;
-    if (ready <= 0) continue;
+    const int ready = wait_readable(pipe_fds[0], deadline);
+    if (ready == 0) timed_out = true;
+    if (ready <= 0) break;
     char buffer[4096];
     const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
@@ -131,24 +137,16 @@ StepResult run_step(const std::string& step, const std::vector<std::string>& arg
   }
   ::close(pipe_fds[0]);
   // A step may close its output and still run: the deadline holds for its
-  // exit too (a pidfd becomes readable when the process ends).
+  // exit too (a pidfd becomes readable when the process ends; without one,
+  // on an old kernel, the exit is waited for without a deadline).
   if (!timed_out) {
     const int exited = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    for (;;) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) {
-        timed_out = true;
-        ::kill(-pid, SIGKILL);
-        break;
-      }
-      if (exited < 0) break;  // no pidfd (old kernel): wait without a deadline
-      pollfd fd{exited, POLLIN, 0};
-      const int ready = ::poll(&fd, 1, static_cast<int>(std::min<long long>(left, 1000)));
-      if (ready > 0 || (ready < 0 && errno != EINTR)) break;
+    if (exited >= 0) {
+      timed_out = wait_readable(exited, deadline) == 0;
+      ::close(exited);
     }
-    if (exited >= 0) ::close(exited);
   }
+  if (timed_out) ::kill(-pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
