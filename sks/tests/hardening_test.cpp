@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -519,6 +520,45 @@ TEST_F(HardeningTest, AuditLogRotatesBySizeAndKeepsTheConfiguredNumberOfFiles) {
   EXPECT_GE(kept, 3u);
   EXPECT_LT(kept, static_cast<std::size_t>(kSignatures));
   EXPECT_EQ(text.find("sks_audit_rotations_total 0\n"), std::string::npos) << text;
+}
+
+// Every token session is held, so the signing workers wait and the next
+// request is refused by the full queue (503 POL5003): audited as well.
+TEST_F(HardeningTest, AuditLogHasTheRefusalOfAFullSigningQueue) {
+  fs::create_directories(dir.path() + "/audit");
+  config.audit.file = dir.path() + "/audit/audit.jsonl";
+  config.server.signing_queue_depth = 0;
+  start_server();
+  std::vector<p11::SessionPool::Lease> held;
+  const std::size_t sessions = pool->size();
+  for (std::size_t i = 0; i < sessions; ++i) held.push_back(pool->acquire());
+  std::vector<std::future<httplib::Result>> waiting;
+  for (std::size_t i = 0; i < sessions; ++i) {
+    waiting.push_back(std::async(std::launch::async, [this] { return sign(*client("sbc2")); }));
+  }
+  ASSERT_TRUE(eventually([&] { return server->connection_stats().workers_busy == sessions; }));
+  auto refused = sign(*client("sbc1"));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  held.clear();
+  for (auto& request : waiting) {
+    auto result = request.get();
+    EXPECT_TRUE(result && result->status == 200);
+  }
+  stop_server();
+  std::vector<json> busy;
+  for (const auto& line : lines_of(config.audit.file)) {
+    const json record = json::parse(line);
+    if (record["status"] == 503) busy.push_back(record);
+  }
+  ASSERT_EQ(busy.size(), 1u);
+  EXPECT_EQ(busy[0]["outcome"], "POL5003");
+  EXPECT_EQ(busy[0]["client"], "sbc1.example.net");
+  EXPECT_EQ(busy[0]["profile"], "subscribers-a");
+  EXPECT_EQ(busy[0]["key"], "key-a");
+  EXPECT_EQ(busy[0]["attest"], "A");
+  EXPECT_EQ(busy[0]["request_id"], refused->get_header_value("X-RequestID"));
+  EXPECT_EQ(lines_of(config.audit.file).size(), sessions + 1);
 }
 
 // The audit file is a FIFO nobody reads: the writer blocks in open(), as
