@@ -29,6 +29,7 @@ PACKAGES=(
   secsipidx ca-certificates curl libcpp-httplib-dev
   python3 libboost1.81-dev  # bench/run.sh, bench/loadgen
   clang-14 libclang-rt-14-dev  # fuzz/run.sh (libFuzzer)
+  python3-jinja2 systemd  # scripts/unit-security.sh (systemd-analyze security)
 )
 
 log() { printf '== %s\n' "$*" >&2; }

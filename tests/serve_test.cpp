@@ -5,7 +5,9 @@
 #include <httplib.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -210,6 +212,45 @@ TEST_F(ServeTest, MissingTlsSettingsAreAConfigErrorBeforeAnythingStarts) {
   const auto result = sks({"serve"});
   EXPECT_EQ(result.exit_code, 78) << result.describe();
   EXPECT_NE(result.err.find("server.tls_cert and server.tls_key are required"), std::string::npos);
+}
+
+// Start-up refusals: exit 77 with the exact reason, before anything listens.
+TEST_F(ServeTest, PinFileReadableByGroupStopsServeWithExit77BeforeListening) {
+  const std::string pin = dir.path() + "/dev/user.pin";
+  std::filesystem::permissions(pin, std::filesystem::perms(0640));
+  const auto result = sks({"serve"});
+  EXPECT_EQ(result.exit_code, 77) << result.describe();
+  EXPECT_EQ(result.out, "");
+  EXPECT_NE(result.err.find("PIN file " + pin +
+                            " has mode 0640; it must be readable by its owner only (chmod 600)"),
+            std::string::npos)
+      << result.err;
+}
+
+TEST_F(ServeTest, WrongPinStopsServeWithExit77AndNamesCkrPinIncorrect) {
+  const std::string pin_file = dir.path() + "/dev/user.pin";
+  const std::string pin = read_file(pin_file).substr(0, 16);
+  write_file(pin_file, "wrong-pin-0000\n", 0600);
+  const auto result = sks({"serve"});
+  EXPECT_EQ(result.exit_code, 77) << result.describe();
+  EXPECT_EQ(result.out, "");
+  EXPECT_NE(result.err.find("CKR_PIN_INCORRECT"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("wrong-pin-0000"), std::string::npos);
+  EXPECT_EQ(result.err.find(pin), std::string::npos);
+}
+
+TEST_F(ServeTest, TlsKeyOfAnotherOwnerStopsServeWithExit77BeforeListening) {
+  if (::geteuid() != 0) GTEST_SKIP() << "changing a file's owner needs root";
+  const std::string key = dir.path() + "/tls/server.key";
+  ASSERT_EQ(::chown(key.c_str(), 65534, 65534), 0);
+  const auto result = sks({"serve"});
+  EXPECT_EQ(result.exit_code, 77) << result.describe();
+  EXPECT_EQ(result.out, "");
+  EXPECT_NE(result.err.find("TLS key " + key +
+                            " is owned by uid 65534; it must be owned by the user sks runs as "
+                            "(uid 0) or root"),
+            std::string::npos)
+      << result.err;
 }
 
 }  // namespace

@@ -361,7 +361,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void on_handshake(beast::error_code ec) {
     if (ec) return close();
     info_.client_names = peer_names(stream_.native_handle());
-    wait_for_request(options().idle_timeout);
+    // The first request is due now: a client that completed the handshake
+    // and sends nothing is a slow client, not an idle keep-alive one.
+    wait_for_request(options().header_timeout);
   }
 
   // Waits up to `timeout` for the first byte of the next request; an idle

@@ -258,6 +258,30 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
 
 bool is_attestation(const std::string& a) { return a == "A" || a == "B" || a == "C"; }
 
+void read_rate_limit(const Reader& reader, const toml::table& root, RateLimitConfig& r) {
+  const toml::table* table = sub_table(reader, root, "rate_limit");
+  if (table == nullptr) return;
+  reader.only_keys(*table, "[rate_limit]", {"per_client_per_s", "burst"});
+  r.per_client_per_s = reader.integer(*table, "per_client_per_s", "rate_limit", 0, 0, 10000000);
+  r.burst = reader.integer(*table, "burst", "rate_limit", r.per_client_per_s, 0, 10000000);
+  if (r.per_client_per_s > 0 && r.burst == 0) {
+    reader.fail(table->get("burst"), "rate_limit.burst must be at least 1 when the limit is on");
+  }
+}
+
+void read_audit(const Reader& reader, const toml::table& root, AuditConfig& a) {
+  const toml::table* table = sub_table(reader, root, "audit");
+  if (table == nullptr) return;
+  reader.only_keys(*table, "[audit]", {"file", "max_file_bytes", "keep_files", "queue_depth"});
+  a.file = reader.path(*table, "file", "audit");
+  if (a.file.empty()) reader.fail(table, "audit.file is required in [audit]");
+  a.max_file_bytes =
+      reader.integer(*table, "max_file_bytes", "audit", a.max_file_bytes, 4096, 1LL << 40);
+  a.keep_files = static_cast<int>(reader.integer(*table, "keep_files", "audit", 10, 1, 1000));
+  a.queue_depth =
+      static_cast<std::size_t>(reader.integer(*table, "queue_depth", "audit", 65536, 1, 10000000));
+}
+
 void read_profiles(const Reader& reader, const toml::table& root, Config& config) {
   const toml::node* node = root.get("profile");
   std::set<std::string> names;
@@ -423,9 +447,9 @@ Config load_config(const std::string& path) {
   Config config;
   config.path = path;
   const Reader reader(path);
-  reader.only_keys(
-      root, "the top level",
-      {"token", "keyring", "certificates", "server", "profile", "verifier", "rotation"});
+  reader.only_keys(root, "the top level",
+                   {"token", "keyring", "certificates", "server", "profile", "verifier", "rotation",
+                    "rate_limit", "audit"});
 
   read_token(reader, root, config);
   read_keyring(reader, root, config);
@@ -433,6 +457,8 @@ Config load_config(const std::string& path) {
   read_profiles(reader, root, config);
   read_verifier(reader, root, config);
   read_rotation(reader, root, config);
+  read_rate_limit(reader, root, config.rate_limit);
+  read_audit(reader, root, config.audit);
   if (config.server.present && config.server.verification && !config.verifier) {
     reader.fail(nullptr, "server.roles has \"verification\" but there is no [verifier] table");
   }

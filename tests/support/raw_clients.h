@@ -119,6 +119,7 @@ class RawTlsClient {
   RawTlsClient& operator=(const RawTlsClient&) = delete;
 
   bool connected() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
   bool handshake() { return connected() && SSL_connect(ssl_.get()) == 1; }
   int version() const { return SSL_version(ssl_.get()); }
   bool write(std::string_view bytes) {

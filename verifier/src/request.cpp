@@ -1,5 +1,6 @@
 #include "stir/verifier/request.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace stir::vs {
@@ -58,7 +59,11 @@ ParsedVerificationRequest parse_verification_request(const json& body) {
   } else {
     return invalid("to.tn", "not an array of strings");
   }
-  if (request.to_tns.empty()) return missing("to.tn");
+  // An empty number is no number: "" (or [""]) is missing, as from.tn is.
+  if (request.to_tns.empty() || std::any_of(request.to_tns.begin(), request.to_tns.end(),
+                                            [](const std::string& tn) { return tn.empty(); })) {
+    return missing("to.tn");
+  }
 
   if (const auto time = root->find("time"); time != root->end() && !time->is_null()) {
     if (!time->is_number_integer()) return invalid("time", "not an integer");

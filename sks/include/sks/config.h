@@ -25,6 +25,12 @@
 //   client_ca = "tls/clients-ca.pem"
 //   admins = ["ops.example.net"]   # client identities allowed on GET /admin/v1/keys
 //
+//   [rate_limit]                 # `sks serve`, signing route; see RateLimitConfig
+//   per_client_per_s = 0         # 0 = off (the default)
+//
+//   [audit]                      # `sks serve`; see AuditConfig. No table: no audit log
+//   file = "/var/log/sks/audit.jsonl"
+//
 //   [verifier]                   # the verification role and `sks verify --from/--to`
 //   trust_anchors = "sti-pa-roots"  # STI-PA root(s): a PEM file or a folder of them
 //   (every stir::vs::VerifierConfig field, by the same name)
@@ -155,6 +161,23 @@ struct ServerConfig {
   std::vector<std::string> admins;        // client identities allowed on /admin/v1/ (CN or DNS SAN)
 };
 
+// Per-client token buckets on the signing route (sks/server/rate_limiter.h).
+// Off by default: the right rate is the client's busy-hour calls per second
+// with headroom, which only the carrier knows, and a refused signature is a
+// call that leaves unsigned.
+struct RateLimitConfig {
+  std::int64_t per_client_per_s = 0;  // sustained signings/s per client identity; 0 = off
+  std::int64_t burst = 0;             // bucket size; 0 = per_client_per_s (1..10000000)
+};
+
+// The audit log (sks/server/audit_log.h): one JSON line per signing request.
+struct AuditConfig {
+  std::string file;                        // empty = no audit log
+  std::int64_t max_file_bytes = 64 << 20;  // rotate beyond this (4096..1 TiB)
+  int keep_files = 10;                     // rotated files kept: file.1 .. file.N (1..1000)
+  std::size_t queue_depth = 65536;         // records waiting for the writer; more are dropped
+};
+
 struct SigningProfile {
   std::string name;
   std::string key;                   // key label in the token
@@ -174,6 +197,8 @@ struct Config {
   std::vector<SigningProfile> profiles;
   std::optional<stir::vs::VerifierConfig> verifier;  // a [verifier] table was given
   RotationConfig rotation;
+  RateLimitConfig rate_limit;
+  AuditConfig audit;
   std::vector<std::string> warnings;  // deprecations; the CLI prints them
 };
 

@@ -48,6 +48,10 @@ ApiError ApiError::forbidden(const std::string& why) {
   return {"POL4003", 403, "Not permitted: %1", {why}};
 }
 
+ApiError ApiError::too_many_requests(const std::string& why) {
+  return {"POL4029", 429, "Too many requests: %1", {why}};
+}
+
 ApiError ApiError::method_not_allowed(const std::string& method) {
   return {"POL4050", 405, "Method not allowed: '%1'", {method}};
 }

@@ -1,7 +1,7 @@
 #include "sks/server/server.h"
 
 #include <openssl/rand.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include "sks/server/admin_api.h"
 #include "sks/server/api_error.h"
 #include "sks/server/signing_api.h"
+#include "sks/server/startup_checks.h"
 #include "sks/server/verification_api.h"
 #include "stir/error.h"
 #include "stir/http/tls.h"
@@ -102,23 +103,12 @@ std::string utc_now() {
   return text;
 }
 
-// TLS keys may be group-readable (ssl-cert group), never world-readable.
-void check_key_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw Error(ErrorCode::kNotFound, "TLS key " + path + " cannot be read");
-  }
-  if ((st.st_mode & 007) != 0) {
-    throw Error(ErrorCode::kPermission,
-                "TLS key " + path + " is readable by others; chmod 600 (or 640) it");
-  }
-}
-
 }  // namespace
 
 SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
-    : config_(config), keys_(keys) {
+    : config_(config), keys_(keys), rate_limiter_(config.rate_limit) {
   check_roles();
+  if (!config_.audit.file.empty()) audit_ = std::make_unique<AuditLog>(config_.audit);
   http_ = std::make_unique<stir::http::Server>(http_options());
 }
 
@@ -154,7 +144,7 @@ std::shared_ptr<boost::asio::ssl::context> SigningServer::make_tls() {
     scheme_ = "http";
     return nullptr;
   }
-  check_key_file(s.tls_key);
+  check_tls_files(s, ::geteuid());
   if (s.lab_no_client_cert) {
     std::fprintf(stderr,
                  "WARNING: lab_no_client_cert: clients are not authenticated. Never in "
@@ -186,16 +176,21 @@ stir::http::Options SigningServer::http_options() {
   o.workers = keys_ != nullptr ? keys_->pool().size() : 0;
   o.worker_queue = s.signing_queue_depth;
   add_routes(o.router);
-  o.busy = [](const Request& request, const RequestContext&) {
+  o.busy = [this, signing_path = s.api_root + "/signing"](const Request& request,
+                                                          const RequestContext& context) {
     Response response = begin_response(request, "busy");
     reply_error(response, ApiError::unavailable());
-    return response.header("Retry-After", "1");
+    response.header("Retry-After", "1");
+    if (request.path() == signing_path) audit(request, context, response, {});
+    return response;
   };
   o.protocol_error = [max_body = s.max_body_bytes](const stir::http::ProtocolError& refused) {
     Response response = begin_response(Request{}, "other");
     ApiError error = ApiError::parse_failure("malformed HTTP request");
     if (refused.status == 413) {
       error = ApiError::parse_failure("body larger than " + std::to_string(max_body) + " bytes");
+    } else if (refused.status == 431) {
+      error = ApiError::parse_failure(refused.reason);  // "request header larger than N bytes"
     }
     error.http_status = refused.status;
     return reply_error(response, error);
@@ -219,7 +214,7 @@ void SigningServer::add_routes(stir::http::Router& router) {
     router.add(
         "POST", signing_path,
         [this](const Request& request, const RequestContext& context) {
-          return sign(request, context);
+          return signing_route(request, context);
         },
         Run::kBlocking);
   }
@@ -253,6 +248,8 @@ void SigningServer::add_routes(stir::http::Router& router) {
     response.body = metrics_.render() + Metrics::render_connections(http_->stats());
     if (verifier_) response.body += Metrics::render_verification(verifier_->metrics());
     if (const auto ring = ring_.get()) response.body += ring->render_metrics(std::time(nullptr));
+    response.body += rate_limiter_.render_metrics();
+    if (audit_) response.body += audit_->render_metrics();
     response.outcome = "ok";
     return response.header("Content-Type", "text/plain; version=0.0.4");
   });
@@ -289,7 +286,51 @@ void SigningServer::add_routes(stir::http::Router& router) {
   });
 }
 
-Response SigningServer::sign(const Request& request, const RequestContext& context) {
+Response SigningServer::signing_route(const Request& request, const RequestContext& context) {
+  const auto& names = context.connection.client_names;
+  const std::string& client = names.empty() ? context.connection.remote_address : names.front();
+  if (const auto wait = rate_limiter_.admit(client)) {
+    Response response = begin_response(request, "signing");
+    reply_error(response, ApiError::too_many_requests(
+                              "client '" + client + "' is over its rate limit of " +
+                              std::to_string(config_.rate_limit.per_client_per_s) + "/s"));
+    response.header("Retry-After", std::to_string(*wait));
+    audit(request, context, response, {});
+    return response;
+  }
+  if (!audit_) return sign(request, context, nullptr);
+  AuditRecord record;
+  Response response = sign(request, context, &record);
+  audit(request, context, response, std::move(record));
+  return response;
+}
+
+void SigningServer::audit(const Request& request, const RequestContext& context,
+                          const Response& response, AuditRecord record) {
+  if (!audit_) return;
+  record.time = std::chrono::system_clock::now();
+  record.request_id = response.request_id;
+  const auto& names = context.connection.client_names;
+  if (!names.empty()) record.client = names.front();
+  record.status = response.status;
+  record.outcome = response.status == 200 ? "ok" : response.outcome;
+  if (record.profile.empty()) {
+    if (const auto ring = ring_.get()) {
+      if (const Profile* profile = ring->profile_for(names)) {
+        record.profile = profile->name;
+        if (record.key.empty() && profile->key) {
+          record.key = profile->key->label;
+          record.x5u = profile->key->x5u;
+        }
+      }
+    }
+  }
+  if (response.status != 200) record.request_body = std::string(request.body);
+  audit_->submit(std::move(record));
+}
+
+Response SigningServer::sign(const Request& request, const RequestContext& context,
+                             AuditRecord* record) {
   Response response = begin_response(request, "signing");
   if (auto error = json_header_error(request)) return reply_error(response, *error);
   const auto ring = ring_.get();  // this request's snapshot, kept to the end
@@ -310,6 +351,12 @@ Response SigningServer::sign(const Request& request, const RequestContext& conte
   if (result.profile != nullptr) response.detail = result.profile->name;
   if (result.error) return reply_error(response, *result.error);
   metrics_.sign_duration().observe(Clock::now() - start);
+  if (record != nullptr) {
+    record->profile = result.profile->name;
+    record->key = result.profile->key->label;
+    record->x5u = result.profile->key->x5u;
+    record->response_body = result.response_body;
+  }
   return reply_json(response, std::move(result.response_body), "ok");
 }
 

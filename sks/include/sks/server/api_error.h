@@ -11,6 +11,8 @@
 //   SVC4007 411 missing Content-Length
 //   POL4003 403 client not permitted (ours: mutual TLS identity or attestation
 //               level outside the client's signing profile)
+//   POL4029 429 too many requests (ours: the client is over its rate limit;
+//               sent with Retry-After)
 //   POL4050 405 method not allowed
 //   POL5000 500 internal error, try again later
 //   POL5003 503 service unavailable, try again later (ours: token down)
@@ -42,6 +44,7 @@ struct ApiError {
   static ApiError parse_failure(const std::string& why);
   static ApiError missing_content_length();
   static ApiError forbidden(const std::string& why);
+  static ApiError too_many_requests(const std::string& why);
   static ApiError method_not_allowed(const std::string& method);
   static ApiError internal();
   static ApiError unavailable();

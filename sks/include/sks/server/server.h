@@ -24,6 +24,12 @@
 // server.signing_queue_depth requests already waiting, the next is
 // answered 503 POL5003 with Retry-After at once.
 //
+// Hardening: the TLS files are checked before use (startup_checks.h);
+// [rate_limit] limits each client identity on the signing route (429
+// POL4029 with Retry-After); with [audit], every request that reaches the
+// signing route, signed or refused (4xx, 429, 503), is written to the
+// audit log off the request's thread (audit_log.h).
+//
 // Ownership: borrows the KeyStore, and through it the session pool and the
 // token (all must outlive it); owns the HTTP server, key ring and metrics.
 // Threads: serve() blocks the calling thread; stop() and reload() may be
@@ -44,8 +50,10 @@
 
 #include "sks/config.h"
 #include "sks/pkcs11/key_store.h"
+#include "sks/server/audit_log.h"
 #include "sks/server/key_ring.h"
 #include "sks/server/metrics.h"
+#include "sks/server/rate_limiter.h"
 #include "stir/http/server.h"
 #include "stir/verifier/verifier.h"
 
@@ -85,8 +93,16 @@ class SigningServer {
   std::shared_ptr<boost::asio::ssl::context> make_tls();
   stir::http::Options http_options();
   void add_routes(stir::http::Router& router);
+  // The signing route: the client's rate limit (429 POL4029), then sign(),
+  // then the audit record.
+  stir::http::Response signing_route(const stir::http::Request& request,
+                                     const stir::http::RequestContext& context);
+  // `record`, when given, gets the profile, key and response of a signature.
   stir::http::Response sign(const stir::http::Request& request,
-                            const stir::http::RequestContext& context);
+                            const stir::http::RequestContext& context, AuditRecord* record);
+  // Queues the audit record of a signing request answered with `response`.
+  void audit(const stir::http::Request& request, const stir::http::RequestContext& context,
+             const stir::http::Response& response, AuditRecord record);
   stir::http::Response verify(const stir::http::Request& request);
   void log_access(const stir::http::AccessRecord& record);
 
@@ -97,6 +113,8 @@ class SigningServer {
   std::string scheme_;
   std::atomic<bool> draining_{false};
   std::unique_ptr<stir::vs::Verifier> verifier_;  // with the verification role
+  RateLimiter rate_limiter_;                      // the signing route's, per client
+  std::unique_ptr<AuditLog> audit_;               // with [audit]; outlives http_
   std::unique_ptr<stir::http::Server> http_;
 };
 

@@ -1,0 +1,103 @@
+// The audit log: one JSON line per signing request, signed or refused,
+// written by a thread of its own so that no request ever waits for a disk.
+//
+// A request hands over an AuditRecord (a few strings, moved) to a bounded
+// queue and goes on; when the queue is full the record is dropped and
+// counted (sks_audit_records_total{result="dropped"}), never waited for.
+// The writer decodes what the request thread did not: the claims from the
+// signed PASSporT (or, for a refusal, from the request body as sent) and
+// the SHA-256 of the JWS signing input (BASE64URL(header) "."
+// BASE64URL(payload)), then appends the line:
+//
+//   {"attest":"A","client":"sbc1.example.net","dest":["12155550131"],
+//    "iat":1795720950,"key":"shaken-2026-11","orig":"12155550121",
+//    "origid":"de305d54-...","outcome":"ok","profile":"subscribers-east",
+//    "request_id":"...","signing_input_sha256":"9f2c...","status":200,
+//    "time":"2026-12-02T01:55:00.123Z","x5u":"https://cr.example.net/..."}
+//
+// Refusals have the same members with their status and outcome (POL4003,
+// POL4029, SVC4005, ...) and no signing_input_sha256; members the request
+// did not carry are absent.
+//
+// Rotation by size: a line that would take the file past max_file_bytes
+// first moves FILE.(N-1) to FILE.N, ..., FILE to FILE.1 (FILE.N is
+// replaced, so at most keep_files old files remain) and starts a new FILE.
+// Files are created 0600.
+//
+// Ownership: owns the writer thread and the open file. Threads: submit()
+// and counters() are safe from any thread; the destructor writes what is
+// queued, then joins the writer (it waits for a writer blocked in the file
+// system). Errors: the constructor throws stir::Error (kNotFound,
+// kPermission) when the file's folder is missing or not writable; write
+// failures later are counted (result="failed") and reported on stderr.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "sks/config.h"
+
+namespace sks::server {
+
+struct AuditRecord {
+  std::chrono::system_clock::time_point time;
+  std::string request_id;
+  std::string client;   // the client identity (first certificate name), "" without one
+  std::string profile;  // "" when no profile was found
+  std::string key;      // key label that signed (or would have)
+  std::string x5u;
+  int status = 0;             // HTTP status of the response
+  std::string outcome;        // "ok" or the messageId
+  std::string response_body;  // signed: {"signingResponse":{"identity":...}} as returned
+  std::string request_body;   // refused: the body as received
+};
+
+class AuditLog {
+ public:
+  struct Counters {
+    std::uint64_t written = 0;
+    std::uint64_t dropped = 0;  // queue full: the writer fell behind
+    std::uint64_t failed = 0;   // lines the file system refused
+    std::uint64_t rotations = 0;
+    std::uint64_t queued = 0;  // now
+  };
+
+  explicit AuditLog(const AuditConfig& config);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Queues the record, or drops and counts it when the queue is full.
+  void submit(AuditRecord record);
+  Counters counters() const;
+  // sks_audit_records_total{result}, sks_audit_rotations_total,
+  // sks_audit_queue_length; Prometheus text.
+  std::string render_metrics() const;
+
+  // The JSON line (without newline) the writer appends for `record`.
+  static std::string format(const AuditRecord& record);
+
+ private:
+  void run();
+  bool open_file();
+  void append(const std::string& lines);
+  void rotate();
+
+  AuditConfig config_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<AuditRecord> queue_;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> written_{0}, dropped_{0}, failed_{0}, rotations_{0};
+  int fd_ = -1;                   // writer thread only
+  std::uint64_t file_bytes_ = 0;  // writer thread only
+  std::thread writer_;
+};
+
+}  // namespace sks::server
