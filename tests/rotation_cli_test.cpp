@@ -458,6 +458,35 @@ TEST_F(RotationCliTest, AdoptTakesTheControllersStateOnlyWhenItsX5uIsServedAndNe
                              "' (#1) of profile 'east' is draining here and active there; adopt "
                              "the controller's current state file\n");
   EXPECT_EQ(read_file(instance_state), adopted_state);
+
+  // A fresh instance: a state naming a profile it does not have, or a key
+  // its token lacks, is refused and nothing is written.
+  std::string fresh_text = read_file(instance);
+  fresh_text.replace(fresh_text.find(instance_state), instance_state.size(),
+                     d + "/fresh/state.json");
+  const std::string fresh = d + "/fresh.toml";
+  write_file(fresh, fresh_text, 0600);
+  auto edited_copy = [&](const std::string& from, const std::string& to, const std::string& path) {
+    std::string state = read_file(controller_state);
+    for (auto at = state.find(from); at != std::string::npos; at = state.find(from, at + to.size()))
+      state.replace(at, from.size(), to);
+    write_file(path, state, 0640);
+    return path;
+  };
+  const std::string west = edited_copy("\"east\"", "\"west\"", d + "/west.json");
+  refused = run({STIR_SKS_BINARY, "rotate", "adopt", "--state", west, "--config", fresh});
+  EXPECT_EQ(refused.exit_code, 66);
+  EXPECT_EQ(refused.err,
+            "sks: " + west + " names profile 'west', which " + fresh + " does not have\n");
+  const std::string missing = edited_copy("\"" + next["label"].get<std::string>() + "\"",
+                                          "\"missing-key\"", d + "/missing.json");
+  refused = run({STIR_SKS_BINARY, "rotate", "adopt", "--state", missing, "--config", fresh});
+  EXPECT_EQ(refused.exit_code, 66);
+  EXPECT_EQ(
+      refused.err,
+      "sks: cannot adopt key 'missing-key' (#2) of profile 'east': the token has no such key; "
+      "does this instance use the controller's token (the same HSM partition)?\n");
+  EXPECT_FALSE(std::filesystem::exists(d + "/fresh/state.json"));
 }
 
 }  // namespace
