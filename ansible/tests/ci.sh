@@ -112,7 +112,8 @@ playbook() {
     fail "ansible-playbook $* failed"
   fi
   sed -n '/^PLAY RECAP/,$p' "$out" >&2
-  RECAP_CHANGED=$(sed -n '/^PLAY RECAP/,$p' "$out" | grep -o 'changed=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)
+  # awk, not bc: a fresh Debian 12 (minimal image) has no bc.
+  RECAP_CHANGED=$(sed -n '/^PLAY RECAP/,$p' "$out" | grep -o 'changed=[0-9]*' | cut -d= -f2 | awk '{ n += $1 } END { print n + 0 }')
   local bad
   bad=$(sed -n '/^PLAY RECAP/,$p' "$out" | grep -Eo '(failed|unreachable)=[1-9][0-9]*' || true)
   [ -z "$bad" ] || fail "$name: $bad"
