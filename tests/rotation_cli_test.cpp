@@ -15,7 +15,12 @@
 //  - compromise: the URL is gone, the test CA's CRL lists the serial and
 //    revokes the certificate, and the running server stops signing with it;
 //  - `sks serve` on SIGHUP switches key and x5u together, shows them at
-//    /admin/v1/keys and /metrics, and a failed reload keeps the old ring.
+//    /admin/v1/keys and /metrics, and a failed reload keeps the old ring;
+//  - `sks rotate adopt` (a fleet instance taking the controller's state):
+//    refused while the active key's x5u is not served and for an older
+//    state, nothing changed then; idempotent; the running instance, whose
+//    token sessions opened before the controller generated the new key,
+//    finds it on SIGHUP and signs with it.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -352,6 +357,136 @@ TEST_F(RotationCliTest, ServeSwitchesOnReloadShowsKeysAndKeepsTheRingWhenAReload
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("sks_keyring_reloads_total{result=\"failed\"} 1"),
             std::string::npos);
+}
+
+TEST_F(RotationCliTest, AdoptTakesTheControllersStateOnlyWhenItsX5uIsServedAndNeverAnOlderOne) {
+  const std::string d = dir.path();
+  // A fleet instance: the same token, its own state file.
+  std::string text = read_file(config);
+  const std::string controller_state = d + "/rot/state.json";
+  text.replace(text.find(controller_state), controller_state.size(), d + "/instance/state.json");
+  const std::string instance = d + "/instance.toml";
+  write_file(instance, text, 0600);
+  const std::string instance_state = d + "/instance/state.json";
+  auto adopt = [&](const std::string& state) {
+    return run(
+        {STIR_SKS_BINARY, "rotate", "adopt", "--state", state, "--json", "--config", instance});
+  };
+  auto copy_state = [&](const std::string& to) {
+    write_file(to, read_file(controller_state), 0640);
+    return to;
+  };
+
+  auto refused = adopt(d + "/absent.json");
+  EXPECT_EQ(refused.exit_code, 66);
+  EXPECT_EQ(refused.err, "sks: cannot read " + d + "/absent.json\n");
+  EXPECT_FALSE(std::filesystem::exists(instance_state));
+
+  ASSERT_EQ(rotate({"run"}).exit_code, 0);
+  const std::string first = state_keys()[0]["x5u"];
+  const std::string first_copy = copy_state(d + "/first.json");
+  auto adopted = adopt(first_copy);
+  ASSERT_EQ(adopted.exit_code, 0) << adopted.describe();
+  json action = json::parse(adopted.out)["actions"][0];
+  EXPECT_EQ(action["action"], "adopt");
+  EXPECT_TRUE(action["changed"].get<bool>());
+  EXPECT_EQ(action["key"], state_keys()[0]["label"]);
+  EXPECT_EQ(read_file(instance_state), read_file(controller_state));
+  adopted = adopt(first_copy);
+  ASSERT_EQ(adopted.exit_code, 0) << adopted.describe();
+  EXPECT_FALSE(json::parse(adopted.out)["actions"][0]["changed"].get<bool>());
+
+  // The instance serves from its own state, before the next key exists.
+  sks = std::make_unique<BackgroundProcess>(
+      std::vector<std::string>{STIR_SKS_BINARY, "serve", "--config", instance},
+      d + "/instance.log");
+  const int port =
+      listening_port(*sks, R"(^listening on https://127\.0\.0\.1:(\d+)/stir/v1/signing$)");
+  ASSERT_GT(port, 0);
+  auto client = sks_client(port);
+  const std::string request = json{{"signingRequest",
+                                    {{"attest", "A"},
+                                     {"dest", {{"tn", {"12155550131"}}}},
+                                     {"orig", {{"tn", "12155550121"}}}}}}
+                                  .dump();
+  auto x5u_signed = [&] {
+    auto response = client->Post("/stir/v1/signing", request, "application/json");
+    if (!response || response->status != 200)
+      return std::string("status ") + (response ? std::to_string(response->status) : "none");
+    const std::string identity = json::parse(response->body)["signingResponse"]["identity"];
+    const auto start = identity.find(";info=<") + 7;
+    return identity.substr(start, identity.find('>', start) - start);
+  };
+  EXPECT_EQ(x5u_signed(), first);
+
+  // The controller rotates; the new chain is not served yet.
+  ASSERT_EQ(rotate({"start"}).exit_code, 0);
+  ASSERT_EQ(rotate({"run"}).exit_code, 0);
+  const json next = state_keys()[1];
+  ASSERT_EQ(next["state"], "active");
+  const std::string second = next["x5u"];
+  const std::string name = second.substr(second.rfind('/') + 1);
+  must({STIR_TNCR_BINARY, "unpublish", name, "--yes", "--dir", d + "/cr"});
+  const std::string second_copy = copy_state(d + "/second.json");
+  const std::string before = read_file(instance_state);
+  refused = adopt(second_copy);
+  EXPECT_EQ(refused.exit_code, 65);
+  const std::string why = "sks: cannot adopt key '" + next["label"].get<std::string>() +
+                          "' (#2) of profile 'east': " + second + " does not answer: ";
+  EXPECT_EQ(refused.err.rfind(why, 0), 0u) << refused.err;
+  EXPECT_NE(refused.err.find("; publish it on every TN-CR first\n"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(read_file(instance_state), before);
+
+  must({STIR_TNCR_BINARY, "publish", "--dir", d + "/cr", "--chain", next["chain"], "--name", name});
+  adopted = adopt(second_copy);
+  ASSERT_EQ(adopted.exit_code, 0) << adopted.describe();
+  EXPECT_TRUE(json::parse(adopted.out)["actions"][0]["changed"].get<bool>());
+  EXPECT_EQ(x5u_signed(), first);  // until the instance reloads
+  sks->signal(SIGHUP);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (x5u_signed() != second && Clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(x5u_signed(), second);
+
+  // An older copy of the controller's state never replaces a newer one.
+  const std::string adopted_state = read_file(instance_state);
+  refused = adopt(first_copy);
+  EXPECT_EQ(refused.exit_code, 65);
+  EXPECT_EQ(refused.err, "sks: " + first_copy +
+                             " is older than this instance's rotation state: key '" +
+                             state_keys()[0]["label"].get<std::string>() +
+                             "' (#1) of profile 'east' is draining here and active there; adopt "
+                             "the controller's current state file\n");
+  EXPECT_EQ(read_file(instance_state), adopted_state);
+
+  // A fresh instance: a state naming a profile it does not have, or a key
+  // its token lacks, is refused and nothing is written.
+  std::string fresh_text = read_file(instance);
+  fresh_text.replace(fresh_text.find(instance_state), instance_state.size(),
+                     d + "/fresh/state.json");
+  const std::string fresh = d + "/fresh.toml";
+  write_file(fresh, fresh_text, 0600);
+  auto edited_copy = [&](const std::string& from, const std::string& to, const std::string& path) {
+    std::string state = read_file(controller_state);
+    for (auto at = state.find(from); at != std::string::npos; at = state.find(from, at + to.size()))
+      state.replace(at, from.size(), to);
+    write_file(path, state, 0640);
+    return path;
+  };
+  const std::string west = edited_copy("\"east\"", "\"west\"", d + "/west.json");
+  refused = run({STIR_SKS_BINARY, "rotate", "adopt", "--state", west, "--config", fresh});
+  EXPECT_EQ(refused.exit_code, 66);
+  EXPECT_EQ(refused.err,
+            "sks: " + west + " names profile 'west', which " + fresh + " does not have\n");
+  const std::string missing = edited_copy("\"" + next["label"].get<std::string>() + "\"",
+                                          "\"missing-key\"", d + "/missing.json");
+  refused = run({STIR_SKS_BINARY, "rotate", "adopt", "--state", missing, "--config", fresh});
+  EXPECT_EQ(refused.exit_code, 66);
+  EXPECT_EQ(
+      refused.err,
+      "sks: cannot adopt key 'missing-key' (#2) of profile 'east': the token has no such key; "
+      "does this instance use the controller's token (the same HSM partition)?\n");
+  EXPECT_FALSE(std::filesystem::exists(d + "/fresh/state.json"));
 }
 
 }  // namespace

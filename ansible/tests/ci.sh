@@ -10,7 +10,15 @@
 #      test STI-PA root);
 #   5. one sks instance is killed under ~200 req/s through HAProxy: HAProxy
 #      takes it out by its health check and requests keep succeeding; the
-#      failures before the check noticed are printed; site.yml starts it again.
+#      failures before the check noticed are printed; site.yml starts it again;
+#   6. rotate.yml rotates the key across the fleet under >= 200 signing
+#      requests/s through HAProxy (mutual TLS), in two runs: the first stops
+#      before retire (the drain has not passed), tokens from before, during
+#      and after the switch (old and new x5u) are verified while the old URL
+#      is still served; the second waits out the drain, retires and destroys.
+#      No request fails; both instances sign with the new key and x5u; the
+#      old URL is gone and the old key is no longer in the token; a third run
+#      and a --check run change nothing, and neither does site.yml.
 # Everything it started is stopped on exit, and the state folder removed
 # (SKS_CI_KEEP_LOGS=DIR keeps the logs of a failed run there).
 set -euo pipefail
@@ -32,8 +40,11 @@ TLS=$STATE/tls
 log() { printf '== ci.sh %s: %s\n' "$(date -u +%T)" "$*" >&2; }
 fail() { printf 'ci.sh: FAIL: %s\n' "$*" >&2; exit 1; }
 
+LOAD_PID=
 cleanup() {
   local rc=$?
+  # The load of the rotation runs until a file appears: stop it first.
+  [ -z "$LOAD_PID" ] || kill "$LOAD_PID" 2>/dev/null || true
   for pidfile in "$STATE"/*/run/*.pid; do
     [ -f "$pidfile" ] || continue
     start-stop-daemon --stop --quiet --oknodo --pidfile "$pidfile" --retry TERM/10/KILL/2 || true
@@ -101,7 +112,8 @@ playbook() {
     fail "ansible-playbook $* failed"
   fi
   sed -n '/^PLAY RECAP/,$p' "$out" >&2
-  RECAP_CHANGED=$(sed -n '/^PLAY RECAP/,$p' "$out" | grep -o 'changed=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)
+  # awk, not bc: a fresh Debian 12 (minimal image) has no bc.
+  RECAP_CHANGED=$(sed -n '/^PLAY RECAP/,$p' "$out" | grep -o 'changed=[0-9]*' | cut -d= -f2 | awk '{ n += $1 } END { print n + 0 }')
   local bad
   bad=$(sed -n '/^PLAY RECAP/,$p' "$out" | grep -Eo '(failed|unreachable)=[1-9][0-9]*' || true)
   [ -z "$bad" ] || fail "$name: $bad"
@@ -136,19 +148,20 @@ TOML
 chmod 600 "$VERIFY_CONFIG"
 SKS=$STATE/prefix/bin/sks
 
-verify_identities() { # file of JSON lines {identity, orig, dest}; checks every Nth
-  local file=$1 every=$2 n=0 checked=0
-  while IFS= read -r line; do
+verify_identities() { # file of JSON lines {identity, orig, dest[, iat]}; checks every Nth
+  local file=$1 every=$2 n=0 checked=0 identity orig dest iat
+  # A token is checked as a verifier did when it arrived (at its iat).
+  while IFS=$'\t' read -r identity orig dest iat; do
     n=$((n + 1))
     [ $((n % every)) -eq 1 ] || [ "$every" -eq 1 ] || continue
-    local identity orig dest
-    identity=$(printf '%s' "$line" | python3 -c 'import json,sys; print(json.load(sys.stdin)["identity"])')
-    orig=$(printf '%s' "$line" | python3 -c 'import json,sys; print(json.load(sys.stdin)["orig"])')
-    dest=$(printf '%s' "$line" | python3 -c 'import json,sys; print(json.load(sys.stdin)["dest"])')
-    "$SKS" verify --config "$VERIFY_CONFIG" --identity "$identity" --from "$orig" --to "$dest" >/dev/null ||
-      fail "token $n does not verify: $identity"
+    "$SKS" verify --config "$VERIFY_CONFIG" --identity "$identity" --from "$orig" --to "$dest" \
+      ${iat:+--time "$iat"} >/dev/null || fail "token $n does not verify: $identity"
     checked=$((checked + 1))
-  done <"$file"
+  done < <(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print("\t".join([r["identity"], r["orig"], r["dest"], str(r.get("iat", ""))]))' "$file")
   [ "$checked" -gt 0 ] || fail "no token to verify in $file"
   log "verified $checked token(s) against the chain at their x5u"
 }
@@ -181,4 +194,88 @@ playbook site-heal site.yml --limit sks2
 [ "$RECAP_CHANGED" -ge 1 ] || fail "site.yml did not start sks2 again"
 curl -sS --fail --cacert "$TLS/ca.pem" --cert "$TLS/check.pem" --key "$TLS/check.key" \
   https://127.0.0.1:9445/readyz >/dev/null || fail "sks2 is not ready after site.yml"
+
+# ---- 6. key rotation across the fleet under load
+FLEET_CONFIG=$STATE/sks1/etc/fleet-rotation.toml
+OLD_KEY=shaken-ci-1
+OLD_X5U=https://127.0.0.1:8443/$OLD_KEY.pem
+json_field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
+info_of() { sed -n 's/.*;info=<\([^>]*\)>.*/\1/p'; }
+
+STOP=$STATE/rotation-load.stop
+SIGNED=$STATE/signed-rotation.jsonl
+log "rotate.yml under ~220 signing requests/s through HAProxy (mutual TLS), for the whole rotation"
+python3 "$HERE/load.py" --port 9440 --cert "$TLS/client.pem" --key "$TLS/client.key" \
+  --ca "$TLS/ca.pem" --rate 220 --workers 8 --until-file "$STOP" \
+  --identities "$SIGNED" >"$STATE/rotation-load.json" &
+LOAD_PID=$!
+ROTATE_ARGS=(-e key_rotation_replace_key=$OLD_KEY)
+playbook rotate-1 rotate.yml "${ROTATE_ARGS[@]}" -e key_rotation_stop_before_retire=true
+"$SKS" rotate status --config "$FLEET_CONFIG" --json >"$STATE/fleet-status.json"
+NEW_KEY=$(json_field "$STATE/fleet-status.json" "[k['label'] for k in d['profiles'][0]['keys'] if k['state'] == 'active'][0]")
+NEW_X5U=$(json_field "$STATE/fleet-status.json" "[k['x5u'] for k in d['profiles'][0]['keys'] if k['state'] == 'active'][0]")
+[ "$NEW_KEY" != "$OLD_KEY" ] || fail "no new key is active after rotate.yml"
+log "active: $NEW_KEY ($NEW_X5U); $OLD_KEY drains"
+
+# Tokens from before, during and after the switch of the two instances
+# (both x5u), checked while the old URL is still served.
+python3 - "$SIGNED" "$OLD_X5U" "$NEW_X5U" >"$STATE/sample-switch.jsonl" <<'PY'
+import json, sys
+rows = sorted((json.loads(line) for line in open(sys.argv[1]) if line.strip()), key=lambda r: r["t"])
+x5u = [r["identity"].split(";info=<", 1)[1].split(">", 1)[0] for r in rows]
+old, new = sys.argv[2], sys.argv[3]
+assert set(x5u) <= {old, new}, set(x5u) - {old, new}
+first_new = x5u.index(new)
+last_old = len(x5u) - 1 - x5u[::-1].index(old)
+pick = set(range(5)) | set(range(len(rows) - 5, len(rows)))
+for at in (first_new, last_old):
+    pick |= set(range(max(0, at - 5), min(len(rows), at + 5)))
+pick |= set(range(0, len(rows), 2000))
+for i in sorted(pick):
+    print(json.dumps(rows[i]))
+print(f"switch: first new-x5u token at {rows[first_new]['t']} s, last old-x5u token at "
+      f"{rows[last_old]['t']} s; {x5u.count(old)} old, {x5u.count(new)} new so far; checking {len(pick)}",
+      file=sys.stderr)
+PY
+verify_identities "$STATE/sample-switch.jsonl" 1
+
+playbook rotate-2 rotate.yml "${ROTATE_ARGS[@]}"
+touch "$STOP"
+rc=0
+wait "$LOAD_PID" || rc=$?
+LOAD_PID=
+[ "$rc" -eq 0 ] || { cat "$STATE/rotation-load.json" >&2; fail "the load during the rotation failed"; }
+cat "$STATE/rotation-load.json" >&2
+[ "$(json_field "$STATE/rotation-load.json" "d['failed']")" -eq 0 ] || fail "requests failed during the rotation"
+[ "$(json_field "$STATE/rotation-load.json" "int(d['rate'] >= 200)")" -eq 1 ] || fail "the load was under 200 requests/s"
+[ "$(json_field "$STATE/rotation-load.json" "len(d['x5u'])")" -eq 2 ] || fail "the load did not see both x5u"
+log "load during the rotation: $(json_field "$STATE/rotation-load.json" "f\"{d['requests']} requests, {d['failed']} failed, {d['rate']}/s over {d['seconds']} s, by x5u {d['x5u']}\"")"
+tail -n 5 "$SIGNED" >"$STATE/sample-after.jsonl"
+verify_identities "$STATE/sample-after.jsonl" 1
+
+log "both instances sign with $NEW_KEY and $NEW_X5U; $OLD_X5U is gone; $OLD_KEY is destroyed"
+for port in 9444 9445; do
+  python3 "$HERE/load.py" --port "$port" --cert "$TLS/client.pem" --key "$TLS/client.key" \
+    --ca "$TLS/ca.pem" --rate 20 --duration 1 --workers 2 --expect-no-failures \
+    --identities "$STATE/direct-$port.jsonl" >/dev/null || fail "signing on 127.0.0.1:$port"
+  [ "$(info_of <"$STATE/direct-$port.jsonl" | sort -u)" = "$NEW_X5U" ] ||
+    fail "127.0.0.1:$port does not sign with $NEW_X5U only"
+  curl -sS --fail --cacert "$TLS/ca.pem" --cert "$TLS/check.pem" --key "$TLS/check.key" \
+    "https://127.0.0.1:$port/admin/v1/keys" | grep -q "\"key\":\"$NEW_KEY\"" || fail "127.0.0.1:$port: /admin/v1/keys"
+done
+code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$TLS/ca.pem" "$OLD_X5U")
+[ "$code" = 404 ] || fail "$OLD_X5U answers $code after retire"
+"$SKS" keys list --config "$STATE/sks1/etc/sks.toml" --json >"$STATE/token-keys.json"
+[ "$(json_field "$STATE/token-keys.json" "int('$OLD_KEY' in [k['label'] for k in d])")" -eq 0 ] || fail "$OLD_KEY is still in the token"
+[ "$(json_field "$STATE/token-keys.json" "int('$NEW_KEY' in [k['label'] for k in d])")" -eq 1 ] || fail "$NEW_KEY is not in the token"
+
+playbook rotate-3 rotate.yml "${ROTATE_ARGS[@]}"
+[ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/rotate-3.out" >&2 || true; fail "a second run of rotate.yml changed $RECAP_CHANGED task(s)"; }
+log "rotate.yml again: changed=0"
+playbook rotate-check rotate.yml "${ROTATE_ARGS[@]}" --check --diff
+[ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/rotate-check.out" >&2 || true; fail "rotate.yml in check mode would change $RECAP_CHANGED task(s)"; }
+log "rotate.yml --check: changed=0"
+playbook site-3 site.yml
+[ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/site-3.out" >&2 || true; fail "site.yml after the rotation changed $RECAP_CHANGED task(s)"; }
+log "site.yml after the rotation: changed=0"
 log "PASS"

@@ -5,7 +5,11 @@ Each worker keeps one keep-alive HTTPS connection (as an SBC does) and
 reconnects after a failure. Optionally kills one sks instance (SIGKILL, read
 from its pidfile) part-way and watches HAProxy's stats CSV for the moment
 the health check marks it DOWN. Prints one JSON summary line; writes every
-signed Identity header (with its orig/dest) to --identities for checking.
+signed Identity header (with its orig/dest, the iat sent and the seconds
+into the run) to --identities for checking, as it arrives (one JSON line
+each, flushed), so a caller can check tokens while the load goes on.
+With --until-file, the load runs until that file exists (a key rotation
+under load: the caller creates it when the rotation is done).
 
 Exit status: 0 when every request after the instance was marked down (or
 every request, with --expect-no-failures) succeeded; 1 otherwise.
@@ -38,6 +42,7 @@ def parse_args():
     p.add_argument("--stats-url", help="HAProxy stats CSV URL (…/;csv)")
     p.add_argument("--server", help="server name to watch in the stats")
     p.add_argument("--identities", help="write signed identities here (JSON lines)")
+    p.add_argument("--until-file", help="run until this file exists (instead of --duration)")
     p.add_argument("--expect-no-failures", action="store_true")
     return p.parse_args()
 
@@ -47,8 +52,11 @@ class Run:
         self.args = args
         self.lock = threading.Lock()
         self.next_index = 0
-        self.total = int(args.rate * args.duration)
+        self.total = None if args.until_file else int(args.rate * args.duration)
         self.start = time.monotonic()
+        self.stop_checked = 0.0
+        self.stopped = False
+        self.out = open(args.identities, "w") if args.identities else None
         self.results = []  # (t, ok, detail)
         self.identities = []
         self.kill_time = None
@@ -57,7 +65,14 @@ class Run:
 
     def take(self):
         with self.lock:
-            if self.next_index >= self.total:
+            if self.total is None:
+                now = time.monotonic()
+                if now - self.stop_checked >= 0.1:  # one stat per 100 ms
+                    self.stop_checked = now
+                    self.stopped = os.path.exists(self.args.until_file)
+                if self.stopped:
+                    return None
+            elif self.next_index >= self.total:
                 return None
             i = self.next_index
             self.next_index += 1
@@ -68,6 +83,9 @@ class Run:
             self.results.append((t, ok, detail))
             if identity is not None:
                 self.identities.append(identity)
+                if self.out is not None:
+                    self.out.write(json.dumps(identity) + "\n")
+                    self.out.flush()
 
 
 def tls_context(args):
@@ -88,8 +106,9 @@ def worker(run, ctx):
         if delay > 0:
             time.sleep(delay)  # pacing to the request rate
         orig, dest = "12155550121", "1215555%04d" % (i % 10000)
+        iat = int(time.time())
         body = json.dumps({"signingRequest": {"attest": "A", "dest": {"tn": [dest]},
-                                              "iat": int(time.time()), "orig": {"tn": orig}}})
+                                              "iat": iat, "orig": {"tn": orig}}})
         t = time.monotonic() - run.start
         try:
             if conn is None:
@@ -102,7 +121,8 @@ def worker(run, ctx):
                 run.record(t, False, "HTTP %d %s" % (resp.status, data[:200]))
                 continue
             identity = json.loads(data)["signingResponse"]["identity"]
-            run.record(t, True, "", {"identity": identity, "orig": orig, "dest": dest})
+            run.record(t, True, "", {"identity": identity, "orig": orig, "dest": dest,
+                                     "iat": iat, "t": round(t, 3)})
         except Exception as e:  # any failure counts; reconnect for the next one
             run.record(t, False, "%s: %s" % (type(e).__name__, e))
             if conn is not None:
@@ -180,10 +200,13 @@ def main():
     if args.expect_no_failures and failures:
         ok = False
     summary["first_failures"] = [f"{r[0]:.3f}s {r[2]}" for r in failures[:5]]
-    if args.identities:
-        with open(args.identities, "w") as f:
-            for item in run.identities:
-                f.write(json.dumps(item) + "\n")
+    x5u = {}
+    for item in run.identities:
+        url = item["identity"].split(";info=<", 1)[-1].split(">", 1)[0]
+        x5u[url] = x5u.get(url, 0) + 1
+    summary["x5u"] = x5u
+    if run.out is not None:
+        run.out.close()
     print(json.dumps(summary))
     return 0 if ok else 1
 

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "sks/rotation/adopt.h"
 #include "sks/rotation/state.h"
 #include "sks/rotation/steps.h"
 #include "sks/server/admin_api.h"
@@ -92,6 +93,25 @@ TEST(RotationStateTest, EveryIllegalTransitionIsRefusedWithWhyAndWhatNext) {
   EXPECT_EQ(refusal(entry_in(KeyState::kDraining), KeyState::kActive),
             "cannot make key 'p-k7' (#7) of profile 'p' active: it is draining; next: `sks "
             "rotate retire` once the drain period has passed");
+}
+
+// What `sks rotate adopt` accepts from a fleet controller's state: a key
+// at the same or a later step, never an earlier one.
+TEST(RotationStateTest, AnAdoptedStateOnlyMovesKeysForward) {
+  using enum KeyState;
+  EXPECT_TRUE(rotation::moves_forward(kCsr, kCsr));
+  EXPECT_TRUE(rotation::moves_forward(kGenerated, kPublished));
+  EXPECT_TRUE(rotation::moves_forward(kPublished, kActive));
+  EXPECT_TRUE(rotation::moves_forward(kActive, kDraining));
+  EXPECT_TRUE(rotation::moves_forward(kDraining, kDestroyed));
+  EXPECT_TRUE(rotation::moves_forward(kPublished, kCompromised));
+  EXPECT_TRUE(rotation::moves_forward(kCompromised, kDestroyed));
+  EXPECT_FALSE(rotation::moves_forward(kDraining, kActive));
+  EXPECT_FALSE(rotation::moves_forward(kActive, kPublished));
+  EXPECT_FALSE(rotation::moves_forward(kRetired, kDraining));
+  EXPECT_FALSE(rotation::moves_forward(kCompromised, kActive));
+  EXPECT_FALSE(rotation::moves_forward(kDestroyed, kCompromised));
+  EXPECT_FALSE(rotation::moves_forward(kDestroyed, kActive));
 }
 
 TEST(RotationStateTest, DrainAndRetentionHold) {

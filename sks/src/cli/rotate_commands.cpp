@@ -1,5 +1,5 @@
 // sks rotate status|plan|start|install-cert|publish|activate|retire|destroy|
-// compromise|run: the rotation manager (sks/rotation/manager.h) on the
+// compromise|run|adopt: the rotation manager (sks/rotation/manager.h) on the
 // command line. Every command is idempotent; --json prints
 // {"actions":[...]} (status: the status document) for automation. Exit
 // codes are the project's table (stir/exit_codes.h): 0 done or nothing to
@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli_support.h"
+#include "sks/rotation/adopt.h"
 #include "sks/rotation/manager.h"
 #include "stir/error.h"
 
@@ -24,6 +25,7 @@ struct RotateOptions {
   std::string profile;
   std::string chain;
   std::string key;
+  std::string state;
   bool json = false;
   bool force = false;
   bool reuse_key = false;
@@ -202,6 +204,16 @@ void add_rotate_commands(CLI::App& rotate, Context& context) {
     with_manager(context, false, [o](const Config&, rotation::Manager& m) {
       print(m.compromise(o->key), o->json);
     });
+  });
+  auto* adopt = command("adopt",
+                        "take the fleet controller's rotation state as this instance's, once its "
+                        "active keys are in the token and their x5u are served",
+                        false);
+  adopt->add_option("--state", o->state, "the controller's state file (a copy)")->required();
+  adopt->callback([&context, o] {
+    const Config config = load_cli_config(context);
+    const std::unique_ptr<Hsm> hsm = Hsm::open(config.token);
+    print(rotation::adopt_state(config, hsm->keys(), o->state), o->json);
   });
   command("run", "advance every profile as far as is safe now (for a timer; safe to repeat)", true)
       ->callback([&context, o] {

@@ -7,14 +7,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "sks/rotation/adopt.h"
 #include "sks/rotation/steps.h"
 #include "sks/x509/csr.h"
 #include "sks/x509/key_certificates.h"
 #include "stir/error.h"
 #include "stir/files.h"
 #include "stir/openssl.h"
-#include "stir/verifier/fetcher.h"
-#include "stir/verifier/url.h"
 #include "stir/x509.h"
 
 namespace sks::rotation {
@@ -68,6 +67,34 @@ void set_state(KeyEntry& entry, KeyState state, std::int64_t now) {
 
 std::string entry_name(const KeyEntry& e) {
   return "key '" + e.label + "' (#" + std::to_string(e.id) + ")";
+}
+
+// Migration: the key and x5u a rotating profile's config names from before
+// rotation become its active entry when the state first needs it (a
+// rotation starts, or the key is compromised), so that key drains, retires
+// (its URL unpublished) and is destroyed like any other. Its certificate
+// comes from the certificate store when one is installed there.
+void record_config_key(RotationState& state, const SigningProfile& p,
+                       const std::string& certificates_dir, std::int64_t now) {
+  if (p.key.empty() || p.x5u.empty()) return;
+  for (const auto& k : state.profiles[p.name].keys) {
+    if (k.label == p.key) return;
+  }
+  KeyEntry e;
+  e.id = state.next_id++;
+  e.label = p.key;
+  e.x5u = p.x5u;
+  e.name = p.x5u.substr(p.x5u.rfind('/') + 1);
+  const x509::KeyCertificates store(certificates_dir);
+  if (const auto chain = store.chain_pem(p.key)) {
+    const auto parsed = stir::parse_pem_chain(*chain);
+    e.chain_path = store.chain_path(p.key);
+    e.serial = store.show(p.key).serial;
+    e.not_before = epoch_of(X509_get0_notBefore(parsed.front().get()));
+    e.not_after = epoch_of(X509_get0_notAfter(parsed.front().get()));
+  }
+  set_state(e, KeyState::kActive, now);
+  state.profiles[p.name].keys.push_back(std::move(e));
 }
 
 }  // namespace
@@ -229,19 +256,12 @@ void Manager::do_activate(RotationState& state, const std::string& profile, KeyE
   check_transition(profile, entry, KeyState::kActive, now_, 0, 0);
   const std::string installed = read_text(entry.chain_path);
   // The x5u must serve exactly this chain before the first token names it.
-  std::string error;
-  const auto url = stir::vs::parse_https_url(entry.x5u, error);
-  if (!url) throw Error(ErrorCode::kInvalidArgument, entry.x5u + ": " + error);
-  stir::vs::FetchPolicy policy;
-  policy.allowed_ports = {url->port};
-  policy.allow_loopback = policy.allow_private = true;  // our own repository
-  policy.tls_ca_file = config_.rotation.x5u_ca_file;
   std::string served;
   try {
-    served = stir::vs::HttpsFetcher(policy).get(entry.x5u, 64 * 1024).body;
+    served = fetch_x5u(entry.x5u, config_.rotation.x5u_ca_file);
   } catch (const Error& e) {
     throw Error(ErrorCode::kInvalidArgument, "cannot activate " + entry_name(entry) + ": " +
-                                                 entry.x5u + " does not answer: " + e.what() +
+                                                 e.what() +
                                                  "; run `sks rotate publish` and check the TN-CR");
   }
   std::string normalised_served;
@@ -318,7 +338,13 @@ void Manager::do_destroy(RotationState& state, const std::string& profile, KeyEn
                 k.state != KeyState::kCompromised && k.state != KeyState::kRetired);
     }
   }
-  std::string what = "certificate forgotten; the key stays for " + entry.label + "'s other entry";
+  // So may a profile still signing with the key its config names.
+  for (const auto& p : config_.profiles) {
+    const auto it = state.profiles.find(p.name);
+    shared = shared || (p.name != profile && p.key == entry.label &&
+                        (it == state.profiles.end() || it->second.active() == nullptr));
+  }
+  std::string what = "certificate forgotten; the key stays: another entry or profile uses it";
   if (!shared) {
     if (keys().find(entry.label)) keys().destroy(entry.label);
     what = "key destroyed in the token";
@@ -353,6 +379,9 @@ std::vector<Action> Manager::start(const std::string& profile, bool reuse_key) {
     return out;
   }
   if (entry == nullptr) {
+    if (state.profiles[profile].keys.empty()) {
+      record_config_key(state, rotation_profile(profile), config_.certificates.dir, now_);
+    }
     entry = &new_entry(state, profile, reuse_key);
     save(state);  // the label is reserved before the key exists
     fault_point("after-reserve");
@@ -473,17 +502,8 @@ std::vector<Action> Manager::compromise(const std::string& label) {
   // A key the config names but the state does not know (from before
   // rotation): recorded, so the server drops it too.
   for (const auto& p : config_.profiles) {
-    if (p.key != label || !p.rotation.enabled) continue;
-    bool known = false;
-    for (const auto& k : state.profiles[p.name].keys) known = known || k.label == label;
-    if (!known) {
-      KeyEntry e;
-      e.id = state.next_id++;
-      e.label = label;
-      e.x5u = p.x5u;
-      e.name = p.x5u.substr(p.x5u.rfind('/') + 1);
-      set_state(e, KeyState::kActive, now_);
-      state.profiles[p.name].keys.push_back(std::move(e));
+    if (p.key == label && p.rotation.enabled) {
+      record_config_key(state, p, config_.certificates.dir, now_);
     }
   }
   bool found = false;
@@ -571,6 +591,9 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
       } else {
         do_destroy(state, name, k, out);
       }
+    }
+    if (state.profiles[name].keys.empty()) {
+      record_config_key(state, profile, config_.certificates.dir, now_);
     }
     ProfileState& p = state.profiles[name];
     const KeyEntry* active = p.active();
