@@ -4,11 +4,15 @@
 # says what each row means and the targets.
 #
 #   bench/run.sh [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke]
+#                [--perf DIR]
 #
 # Builds in Release in build-bench/ (ccache if present) unless --build-dir
 # names a tree already configured. --smoke: a run of a few seconds that
 # fails (exit 1) on any non-2xx answer, transport error or zero rate; CI
 # runs it (scripts/dev.sh test). Targets missed are reported, not fatal.
+# --perf DIR: `perf record -g` of sks serve during the saturation row, and
+# its report (DIR/sks-saturation.txt); a build with -fno-omit-frame-pointer
+# gives whole call graphs. The profiler slows the row it records.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build-bench
@@ -16,8 +20,9 @@ SECONDS_EACH=10
 CONNECTIONS=8 # httplib's server: one thread per connection, 16 threads on 2 cores
 KEYS=1000
 SMOKE=0
+PERF_DIR=
 usage() {
-  echo "usage: $0 [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke]" >&2
+  echo "usage: $0 [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke] [--perf DIR]" >&2
   exit 64
 }
 while [ $# -gt 0 ]; do
@@ -27,6 +32,7 @@ while [ $# -gt 0 ]; do
     --keys) KEYS=${2:-}; shift 2 || usage ;;
     --build-dir) BUILD=$(cd "${2:-}" && pwd); shift 2 || usage ;;
     --smoke) SMOKE=1; SECONDS_EACH=1; KEYS=20; shift ;;
+    --perf) PERF_DIR=$(mkdir -p "${2:-}" && cd "${2:-}" && pwd) || usage; shift 2 ;;
     *) usage ;;
   esac
 done
@@ -172,7 +178,18 @@ load() {
 log "in process: C_Sign and PASSporT, 1 and 2 threads; $KEYS keys in a token against 1 (making them takes a while)"
 "$BUILD/sks/sks_sign_bench" --seconds "$IN_PROCESS" --keys "$KEYS" --json >sign.json ||
   fail "sks_sign_bench failed"
+if [ -n "$PERF_DIR" ]; then
+  perf record -g -o "$PERF_DIR/sks-saturation.data" -p "$sks_pid" -- sleep "$SECONDS_EACH" \
+    2>"$PERF_DIR/perf-record.log" &
+  perf_pid=$!
+fi
 load sks_saturation "${MTLS[@]}" "${SKS_REQUEST[@]}" "$SIGNING_URL"
+if [ -n "$PERF_DIR" ]; then
+  wait "$perf_pid" || true
+  perf report -i "$PERF_DIR/sks-saturation.data" --children --percent-limit 1 --stdio -g none \
+    --sort symbol 2>/dev/null | sed 's/  *$//' >"$PERF_DIR/sks-saturation.txt" || true
+  log "profile: $PERF_DIR/sks-saturation.txt"
+fi
 half=$(json sks_saturation.json 'max(1, round(j["rate_per_s"] / 2))')
 load sks_half_rate --rate "$half" "${MTLS[@]}" "${SKS_REQUEST[@]}" "$SIGNING_URL"
 rss_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sks_pid/status")

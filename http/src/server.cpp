@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -63,8 +64,9 @@ Response Response::text(int status, std::string body, std::string content_type) 
   return r;
 }
 
-Router& Router::add(std::string method, std::string path, Handler handler, Run run) {
-  routes_.push_back({std::move(method), std::move(path), std::move(handler), run});
+Router& Router::add(std::string method, std::string path, Handler handler, Run run,
+                    std::string pool) {
+  routes_.push_back({std::move(method), std::move(path), std::move(handler), run, std::move(pool)});
   return *this;
 }
 
@@ -83,12 +85,12 @@ Router::Match Router::find(std::string_view method, std::string_view path) const
   Match match;
   for (const auto& route : routes_) {
     if (route.path != path) continue;
-    if (route.method == method) return {&route.handler, route.run, {}};
+    if (route.method == method) return {&route.handler, route.run, route.pool, {}};
     if (!match.allow.empty()) match.allow += ", ";
     match.allow += route.method;
   }
   if (!match.allow.empty()) return match;
-  if (fallback_) return {&fallback_, fallback_run_, {}};
+  if (fallback_) return {&fallback_, fallback_run_, {}, {}};
   return match;
 }
 
@@ -102,12 +104,16 @@ Response Router::not_allowed(const Request& request, const RequestContext& conte
   return method_not_allowed_(request, context, allow);
 }
 
-bool Router::has_blocking() const {
-  if (fallback_ && fallback_run_ == Run::kBlocking) return true;
+std::vector<std::string> Router::blocking_pools() const {
+  std::vector<std::string> names;
+  const auto note = [&names](const std::string& name) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  };
+  if (fallback_ && fallback_run_ == Run::kBlocking) note({});
   for (const auto& route : routes_) {
-    if (route.run == Run::kBlocking) return true;
+    if (route.run == Run::kBlocking) note(route.pool);
   }
-  return false;
+  return names;
 }
 
 namespace {
@@ -236,10 +242,31 @@ class ServerCore {
         return Response::text(500, "internal error\n", "text/plain");
       };
     }
-    if (options.router.has_blocking()) {
-      pool = std::make_unique<WorkerPool>(options.workers != 0 ? options.workers : cores(),
-                                          options.worker_queue);
+    for (const std::string& name : options.router.blocking_pools()) {
+      if (name.empty()) {
+        pools.emplace_back(
+            name, std::make_unique<WorkerPool>(options.workers != 0 ? options.workers : cores(),
+                                               options.worker_queue));
+        continue;
+      }
+      const auto named = std::find_if(options.pools.begin(), options.pools.end(),
+                                      [&name](const auto& pool) { return pool.first == name; });
+      if (named == options.pools.end()) {
+        throw Error(ErrorCode::kConfig, "a route names the worker pool '" + name +
+                                            "', which Options::pools does not list");
+      }
+      pools.emplace_back(
+          name, std::make_unique<WorkerPool>(std::max<std::size_t>(1, named->second.threads),
+                                             named->second.queue));
     }
+  }
+
+  // The pool a Run::kBlocking route names; null when the router has none.
+  WorkerPool* pool(std::string_view name) const {
+    for (const auto& [pool_name, pool] : pools) {
+      if (pool_name == name) return pool.get();
+    }
+    return nullptr;
   }
 
   ~ServerCore() { closing = true; }
@@ -299,7 +326,7 @@ class ServerCore {
   net::steady_timer retry_timer;
   net::steady_timer drain_timer;
   net::executor_work_guard<net::io_context::executor_type> work;
-  std::unique_ptr<WorkerPool> pool;
+  std::vector<std::pair<std::string, std::unique_ptr<WorkerPool>>> pools;
 };
 }  // namespace detail
 
@@ -437,9 +464,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (match.handler == nullptr) {
       return write(options().router.not_allowed(request_, context, match.allow), &message);
     }
-    if (match.run == Run::kInline || !server_.pool) {
-      return write(invoke(*match.handler, context), &message);
-    }
+    WorkerPool* pool = match.run == Run::kBlocking ? server_.pool(match.pool) : nullptr;
+    if (pool == nullptr) return write(invoke(*match.handler, context), &message);
     auto job = [self = this->shared_from_this(), handler = match.handler,
                 guard = net::make_work_guard(stream_.get_executor())] {
       const RequestContext context{self->info_, self->request_number_, self->received_};
@@ -448,7 +474,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         self->write(std::move(response), &self->parser_->get());
       });
     };
-    if (!server_.pool->try_post(std::move(job))) {
+    if (!pool->try_post(std::move(job))) {
       ++server_.busy;
       Response busy = options().busy(request_, context);
       bool has_retry_after = false;
@@ -488,6 +514,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                           (response_.status >= 100 && response_.status < 200);
     if (head) {
       res_.content_length(response_.body.size());
+    } else if (!bodiless && response_.chunk_size > 0 && res_.version() == 11) {
+      return write_chunked();
     } else if (!bodiless) {
       res_.body() = response_.body;
       res_.prepare_payload();
@@ -497,6 +525,33 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                          self->on_written(ec);
                        });
+  }
+
+  // The header, then the body in chunks of response_.chunk_size and the
+  // last chunk, encoded by Beast, in one more write.
+  void write_chunked() {
+    res_.chunked(true);
+    chunked_body_.clear();
+    const std::string& body = response_.body;
+    const auto append = [this](const auto& buffers) {
+      const std::size_t at = chunked_body_.size();
+      chunked_body_.resize(at + beast::buffer_bytes(buffers));
+      net::buffer_copy(net::buffer(chunked_body_.data() + at, chunked_body_.size() - at), buffers);
+    };
+    for (std::size_t at = 0; at < body.size(); at += response_.chunk_size) {
+      append(bhttp::make_chunk(
+          net::const_buffer(body.data() + at, std::min(response_.chunk_size, body.size() - at))));
+    }
+    append(bhttp::make_chunk_last());
+    header_serializer_.emplace(res_);
+    lowest().expires_after(options().write_timeout);
+    bhttp::async_write_header(
+        stream_, *header_serializer_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) return self->on_written(ec);
+          net::async_write(self->stream_, net::buffer(self->chunked_body_),
+                           [self](beast::error_code ec, std::size_t) { self->on_written(ec); });
+        });
   }
 
   void on_written(beast::error_code ec) {
@@ -571,6 +626,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Clock::time_point received_{};
   Response response_;
   bhttp::response<bhttp::string_body> res_;
+  std::optional<bhttp::response_serializer<bhttp::string_body>> header_serializer_;
+  std::string chunked_body_;
 };
 
 }  // namespace
@@ -685,8 +742,8 @@ Stats Server::stats() const {
   s.open_connections = i.open_connections();
   s.requests = i.requests.load();
   s.busy_rejections = i.busy.load();
-  if (i.pool) {
-    const auto [queued, running] = i.pool->load();
+  if (const WorkerPool* pool = i.pool({})) {
+    const auto [queued, running] = pool->load();
     s.worker_queue_length = queued;
     s.workers_busy = running;
   }

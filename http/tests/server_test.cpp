@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "raw_clients.h"
+#include "stir/error.h"
 #include "stir/http/tls.h"
 #include "test_files.h"
 
@@ -152,33 +153,10 @@ TEST_F(HttpServerTest, BurstOfFiveHundredNewTlsConnectionsAllServed) {
   start();
   // Every connection is opened before any is served: the listen queue
   // holds them all (none refused).
-  constexpr int kConnections = 500;
-  std::vector<int> fds;
-  for (int i = 0; i < kConnections; ++i) {
-    const int fd = connect_loopback(port_);
-    ASSERT_GE(fd, 0) << "connection " << i << " refused";
-    fds.push_back(fd);
-  }
-  for (int fd : fds) ::close(fd);
-  std::atomic<int> served{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 25; ++t) {
-    threads.emplace_back([&] {
-      std::vector<std::unique_ptr<RawTlsClient>> clients;
-      for (int i = 0; i < kConnections / 25; ++i) {
-        clients.push_back(std::make_unique<RawTlsClient>(port_, ca_file()));
-      }
-      for (auto& c : clients) {
-        if (c->handshake() &&
-            c->write("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
-            status_of(c->read_to_end()) == 200) {
-          ++served;
-        }
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  EXPECT_EQ(served.load(), kConnections);
+  const auto burst = stir::testing::tls_burst(
+      port_, 500, ca_file(), "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(burst.refused, 0);
+  EXPECT_EQ(burst.served, 500);
 }
 
 TEST_F(HttpServerTest, ThousandIdleConnectionsNeitherBlockNorStay) {
@@ -303,6 +281,79 @@ TEST_F(HttpServerTest, FullWorkerQueueAnswers503WithRetryAfter) {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200);
   }
+}
+
+// A route on a pool of its own answers while the default pool is full.
+TEST_F(HttpServerTest, ANamedPoolAnswersWhileTheDefaultPoolIsFull) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  options_.workers = 1;
+  options_.worker_queue = 0;
+  options_.pools = {{"other", {1, 0}}};
+  options_.router.add(
+      "GET", "/slow",
+      [released](const Request&, const RequestContext&) {
+        released.wait();
+        return Response::text(200, "done\n", "text/plain");
+      },
+      Run::kBlocking);
+  options_.router.add(
+      "GET", "/other",
+      [](const Request&, const RequestContext&) {
+        return Response::text(200, "other\n", "text/plain");
+      },
+      Run::kBlocking, "other");
+  start();
+  auto running = std::async(std::launch::async, [&] { return client()->Get("/slow"); });
+  ASSERT_TRUE(eventually([&] { return server_->stats().workers_busy == 1; }));
+  auto refused = client()->Get("/slow");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  auto other = client()->Get("/other");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 200);
+  EXPECT_EQ(other->body, "other\n");
+  release.set_value();
+  auto res = running.get();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(HttpServerTest, ARouteNamingAnUnknownPoolIsRefused) {
+  options_.router.add(
+      "GET", "/x",
+      [](const Request&, const RequestContext&) { return Response::text(200, "", "text/plain"); },
+      Run::kBlocking, "nowhere");
+  try {
+    Server server(std::move(options_));
+    FAIL() << "a route named an unknown pool";
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), stir::ErrorCode::kConfig);
+    EXPECT_STREQ(e.what(),
+                 "a route names the worker pool 'nowhere', which Options::pools does not list");
+  }
+}
+
+// The body in chunks of chunk_size, decoded by a client to the same bytes.
+TEST_F(HttpServerTest, ChunkedResponseCarriesTheWholeBody) {
+  std::string body;
+  for (int i = 0; i < 300; ++i) body += std::to_string(i) + ",";
+  options_.router.add("GET", "/chunked", [body](const Request&, const RequestContext&) {
+    Response response = Response::text(200, body, "text/plain");
+    response.chunk_size = 100;
+    return response;
+  });
+  start();
+  RawTlsClient raw(port_, ca_file());
+  ASSERT_TRUE(raw.handshake());
+  ASSERT_TRUE(raw.write("GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  const std::string text = raw.read_to_end();
+  EXPECT_EQ(status_of(text), 200);
+  EXPECT_NE(text.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\r\n64\r\n"), std::string::npos) << "no 100-byte chunk: " << text;
+  auto res = client()->Get("/chunked");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->body, body);
 }
 
 TEST_F(HttpServerTest, DrainFinishesTheRequestInFlightAndClosesIdleOnes) {

@@ -477,11 +477,17 @@ TEST_F(SigningServerTest, FullSigningQueueAnswers503Pol5003WithRetryAfter) {
       refused, 503,
       R"({"requestError":{"policyException":{"messageId":"POL5003","text":"Service temporarily unavailable, please try again later"}}})");
   EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
-  // /healthz is answered on an I/O thread meanwhile.
+  // /healthz is answered on an I/O thread meanwhile; /readyz has a thread
+  // of its own: it waits for a session (held here), never for the full
+  // signing queue, so it is not refused.
   auto health = sbc()->Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
+  auto ready = std::async(std::launch::async, [this] { return sbc()->Get("/readyz"); });
   held.clear();
+  const auto readiness = ready.get();
+  ASSERT_TRUE(readiness);
+  EXPECT_EQ(readiness->status, 200) << readiness->body;
   for (auto& request : waiting) {
     auto result = request.get();
     ASSERT_TRUE(result);
@@ -505,6 +511,23 @@ TEST_F(SigningServerTest, KeepAliveSignsOverOneAcceptedConnection) {
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("sks_connections_accepted_total 1\n"), std::string::npos)
       << metrics->body;
+}
+
+// ATIS-1000082 over mutual TLS: 500 new connections at once, none refused
+// (the listen queue holds them), every one signs.
+TEST_F(SigningServerTest, BurstOfFiveHundredNewTlsConnectionsAllSign) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  start_server();
+  const std::string request_body = body(claims());
+  const std::string request =
+      "POST /stir/v1/signing HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(request_body.size()) + "\r\nConnection: close\r\n\r\n" + request_body;
+  const std::string d = dir.path();
+  const auto burst = stir::testing::tls_burst(port, 500, d + "/tls/server-ca.pem", request,
+                                              d + "/tls/client.pem", d + "/tls/client.key");
+  EXPECT_EQ(burst.refused, 0);
+  EXPECT_EQ(burst.served, 500);
 }
 
 TEST_F(SigningServerTest, ThousandIdleConnectionsDoNotDelayASignature) {

@@ -1,9 +1,10 @@
 // Raw clients for server limit tests: plain TCP sockets that connect and
-// never send (idle or slow clients), and a blocking OpenSSL client that
-// writes exact bytes and sees the exact alert a server sends.
+// never send (idle or slow clients), a blocking OpenSSL client that writes
+// exact bytes and sees the exact alert a server sends, and a burst of new
+// TLS connections.
 //
-// Threads: no shared state. Errors: std::runtime_error for set-up bugs;
-// network outcomes are return values.
+// Threads: no shared state; tls_burst() runs its own threads. Errors: std::runtime_error for set-up
+// bugs; network outcomes are return values.
 #pragma once
 
 #include <arpa/inet.h>
@@ -15,12 +16,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace stir::testing {
@@ -152,6 +155,44 @@ class RawTlsClient {
 inline int status_of(const std::string& text) {
   if (text.rfind("HTTP/1.", 0) != 0 || text.size() < 12) return 0;
   return std::stoi(text.substr(9, 3));
+}
+
+struct BurstResult {
+  int refused = 0;  // TCP connections the server's listen queue did not take
+  int served = 0;   // TLS handshakes that ended with a 200 answer to `request`
+};
+
+// A burst of `count` new TLS connections at once: every one is connected
+// before any handshake begins (so the listen queue must hold them all), then
+// 25 threads each handshake their share, send `request` (which should ask
+// for Connection: close) and read the answer to the end. The caller raises
+// the descriptor limit (raise_fd_limit).
+inline BurstResult tls_burst(int port, int count, const std::string& ca_file,
+                             const std::string& request, const std::string& cert_file = "",
+                             const std::string& key_file = "") {
+  constexpr int kThreads = 25;
+  std::vector<std::vector<std::unique_ptr<RawTlsClient>>> shares(kThreads);
+  BurstResult result;
+  for (int i = 0; i < count; ++i) {
+    auto client = std::make_unique<RawTlsClient>(port, ca_file, cert_file, key_file);
+    if (!client->connected()) ++result.refused;
+    shares[static_cast<std::size_t>(i % kThreads)].push_back(std::move(client));
+  }
+  std::atomic<int> served{0};
+  std::vector<std::thread> threads;
+  for (auto& share : shares) {
+    threads.emplace_back([&share, &served, &request] {
+      for (auto& client : share) {
+        if (client->handshake() && client->write(request) &&
+            status_of(client->read_to_end()) == 200) {
+          ++served;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  result.served = served.load();
+  return result;
 }
 
 }  // namespace stir::testing

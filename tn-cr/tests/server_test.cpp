@@ -506,6 +506,18 @@ TEST_F(ServerTest, BadTlsMaterialIsAConfigError) {
   }
 }
 
+// Verifiers all over the network fetch at once: 500 new TLS connections at
+// once, none refused (the listen queue holds them), every one served.
+TEST_F(ServerTest, BurstOfFiveHundredNewTlsConnectionsAllServed) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  start();
+  const auto burst = stir::testing::tls_burst(
+      port_, 500, ca_file_,
+      std::string("GET /") + kName + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(burst.refused, 0);
+  EXPECT_EQ(burst.served, 500);
+}
+
 // Idle TCP connections hold no thread: a verifier's fetch is answered while
 // 1,000 of them are open, and they are closed at the handshake timeout.
 TEST_F(ServerTest, ThousandIdleConnectionsDoNotBlockAFetch) {

@@ -18,30 +18,31 @@ using testing::unix_now;
 
 class Cache : public testing::VerifierFixture {
  protected:
-  void add_routes(httplib::SSLServer& server) override {
+  void add_routes(testing::TestHttpsServer& server) override {
+    using testing::TestHttpsServer;
     // Cache-Control from the request path: /cc/<max-age>/x.pem
-    server.Get(R"(/cc/(\d+)/x\.pem)", [this](const httplib::Request& req, httplib::Response& res) {
+    server.get(R"(/cc/(\d+)/x\.pem)", [this](const std::smatch& path) {
       ++counted_;
-      res.set_header("Cache-Control", "max-age=" + req.matches[1].str());
-      res.set_content(pki_.chain_pem(), "application/pem-certificate-chain");
+      return TestHttpsServer::ok(pki_.chain_pem(), "application/pem-certificate-chain",
+                                 {{"Cache-Control", "max-age=" + path[1].str()}});
     });
-    server.Get("/plain.pem", [this](const httplib::Request&, httplib::Response& res) {
+    server.get(R"(/plain\.pem)", [this](const std::smatch&) {
       ++counted_;
-      res.set_content(pki_.chain_pem(), "application/pem-certificate-chain");
+      return TestHttpsServer::ok(pki_.chain_pem(), "application/pem-certificate-chain");
     });
-    server.Get("/slow.pem", [this](const httplib::Request&, httplib::Response& res) {
+    server.get(R"(/slow\.pem)", [this](const std::smatch&) {
       ++counted_;
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      res.set_content(pki_.chain_pem(), "application/pem-certificate-chain");
+      return TestHttpsServer::ok(pki_.chain_pem(), "application/pem-certificate-chain");
     });
-    server.Get("/dead.pem", [this](const httplib::Request&, httplib::Response& res) {
+    server.get(R"(/dead\.pem)", [this](const std::smatch&) {
       ++counted_;
-      res.status = 503;
+      return TestHttpsServer::Response::text(503, "", "text/plain");
     });
-    server.Get("/short-lived.pem", [this](const httplib::Request&, httplib::Response& res) {
+    server.get(R"(/short-lived\.pem)", [this](const std::smatch&) {
       ++counted_;
-      res.set_header("Cache-Control", "max-age=31536000");
-      res.set_content(short_lived_chain_, "application/pem-certificate-chain");
+      return TestHttpsServer::ok(short_lived_chain_, "application/pem-certificate-chain",
+                                 {{"Cache-Control", "max-age=31536000"}});
     });
   }
 

@@ -28,13 +28,13 @@ std::uint64_t serial_of(const TestCert& cert) {
 
 class Chain : public testing::VerifierFixture {
  protected:
-  void add_routes(httplib::SSLServer& server) override {
-    server.Get("/crl/ca.crl", [this](const httplib::Request&, httplib::Response& res) {
+  void add_routes(testing::TestHttpsServer& server) override {
+    server.get(R"(/crl/ca\.crl)", [this](const std::smatch&) {
       ++crl_hits_;
-      res.set_content(crl_body_, "application/pkix-crl");
+      return testing::TestHttpsServer::ok(crl_body_, "application/pkix-crl");
     });
-    server.Get("/dp-leaf.pem", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(dp_chain_, "application/pem-certificate-chain");
+    server.get(R"(/dp-leaf\.pem)", [this](const std::smatch&) {
+      return testing::TestHttpsServer::ok(dp_chain_, "application/pem-certificate-chain");
     });
   }
 

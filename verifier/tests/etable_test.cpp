@@ -155,9 +155,8 @@ TEST_F(ETable, E8InfoCannotBeDereferenced) {
 TEST_F(ETable, E8BodyIsNotACertificate) {
   VerifierConfig c = config();
   testing::TestHttpsServer other(tls_);
-  other.server().Get("/x.pem", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("hello", "text/plain");
-  });
+  other.get(R"(/x\.pem)",
+            [](const std::smatch&) { return testing::TestHttpsServer::ok("hello", "text/plain"); });
   other.start();
   c.allowed_ports.push_back(static_cast<std::uint16_t>(other.port()));
   Verifier with_port(c);
@@ -252,8 +251,8 @@ TEST_F(ETable, E16OrigOrDestMismatch) {
 TEST_F(ETable, E17UntrustedRoot) {
   const stir::testing::ShakenPki other = stir::testing::make_shaken_pki("1234");
   testing::TestHttpsServer foreign(tls_);
-  foreign.server().Get("/foreign.pem", [&](const httplib::Request&, httplib::Response& res) {
-    res.set_content(other.chain_pem(), "application/pem-certificate-chain");
+  foreign.get(R"(/foreign\.pem)", [&](const std::smatch&) {
+    return testing::TestHttpsServer::ok(other.chain_pem(), "application/pem-certificate-chain");
   });
   foreign.start();
   VerifierConfig c = config();
@@ -273,8 +272,8 @@ class ETableCerts : public ETable {
     leaf_ = stir::testing::issue(spec, &pki_.ca);
     chain_ = leaf_.certificate_pem() + pki_.ca.certificate_pem();
     testing::TestHttpsServer other(tls_);
-    other.server().Get("/leaf.pem", [&](const httplib::Request&, httplib::Response& res) {
-      res.set_content(chain_, "application/pem-certificate-chain");
+    other.get(R"(/leaf\.pem)", [&](const std::smatch&) {
+      return testing::TestHttpsServer::ok(chain_, "application/pem-certificate-chain");
     });
     other.start();
     c.allowed_ports.push_back(static_cast<std::uint16_t>(other.port()));

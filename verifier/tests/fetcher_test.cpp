@@ -19,38 +19,27 @@ using testing::unix_now;
 
 class Fetcher : public testing::VerifierFixture {
  protected:
-  void add_routes(httplib::SSLServer& server) override {
-    server.Get("/redirect.pem", [](const httplib::Request&, httplib::Response& res) {
-      res.set_redirect("/sp.pem");
+  void add_routes(testing::TestHttpsServer& server) override {
+    using testing::TestHttpsServer;
+    server.get(R"(/redirect\.pem)", [](const std::smatch&) {
+      return TestHttpsServer::Response::text(302, "", "text/plain").header("Location", "/sp.pem");
     });
-    server.Get("/big.pem", [this](const httplib::Request&, httplib::Response& res) {
+    server.get(R"(/big\.pem)", [this](const std::smatch&) {
       std::string body = pki_.chain_pem();
       while (body.size() <= 20000) body += pki_.chain_pem();
-      res.set_content(body, "application/pem-certificate-chain");
+      return TestHttpsServer::ok(body, "application/pem-certificate-chain");
     });
-    server.Get("/chunked.pem", [this](const httplib::Request&, httplib::Response& res) {
-      const std::string body = pki_.chain_pem();
-      res.set_chunked_content_provider(
-          "application/pem-certificate-chain", [body](std::size_t offset, httplib::DataSink& sink) {
-            if (offset < body.size()) {
-              sink.write(body.data() + offset, std::min<std::size_t>(100, body.size() - offset));
-            } else {
-              sink.done();
-            }
-            return true;
-          });
+    // Transfer-Encoding: chunked, 100 bytes a chunk.
+    server.get(R"(/chunked\.pem)", [this](const std::smatch&) {
+      auto response = TestHttpsServer::ok(pki_.chain_pem(), "application/pem-certificate-chain");
+      response.chunk_size = 100;
+      return response;
     });
-    server.Get("/big-chunked.pem", [](const httplib::Request&, httplib::Response& res) {
-      res.set_chunked_content_provider("application/pem-certificate-chain",
-                                       [](std::size_t offset, httplib::DataSink& sink) {
-                                         if (offset < 100000) {
-                                           const std::string block(1000, 'A');
-                                           sink.write(block.data(), block.size());
-                                         } else {
-                                           sink.done();
-                                         }
-                                         return true;
-                                       });
+    server.get(R"(/big-chunked\.pem)", [](const std::smatch&) {
+      auto response =
+          TestHttpsServer::ok(std::string(100000, 'A'), "application/pem-certificate-chain");
+      response.chunk_size = 1000;
+      return response;
     });
   }
 
@@ -204,8 +193,8 @@ TEST_F(Fetcher, ServerCertificateForAnotherName) {
   stir::testing::TlsPki wrong = stir::testing::make_tls_pki();
   wrong.server = stir::testing::issue(spec, &tls_.server_ca);
   testing::TestHttpsServer server(wrong);
-  server.server().Get("/sp.pem", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(pki_.chain_pem(), "application/pem-certificate-chain");
+  server.get(R"(/sp\.pem)", [this](const std::smatch&) {
+    return testing::TestHttpsServer::ok(pki_.chain_pem(), "application/pem-certificate-chain");
   });
   server.start();
   FetchPolicy p = policy();

@@ -31,19 +31,19 @@ class VerifierFixture : public ::testing::Test {
     tls_ca_file_ =
         stir::testing::write_file(dir_.file("tls-ca.pem"), tls_.server_ca.certificate_pem());
     server_ = std::make_unique<TestHttpsServer>(tls_);
-    server_->server().Get("/sp.pem", [this](const httplib::Request&, httplib::Response& res) {
+    server_->get("/sp\\.pem", [this](const std::smatch&) {
       ++x5u_hits_;
-      res.set_header("Cache-Control", "max-age=86400");
-      res.set_content(pki_.chain_pem(), "application/pem-certificate-chain");
+      return TestHttpsServer::ok(pki_.chain_pem(), "application/pem-certificate-chain",
+                                 {{"Cache-Control", "max-age=86400"}});
     });
-    add_routes(server_->server());
+    add_routes(*server_);
     server_->start();
   }
 
   void TearDown() override { server_->stop(); }
 
   // Extra routes for a test suite, before the server starts.
-  virtual void add_routes(httplib::SSLServer&) {}
+  virtual void add_routes(TestHttpsServer&) {}
 
   VerifierConfig config() const {
     VerifierConfig c;

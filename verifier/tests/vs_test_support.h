@@ -1,31 +1,41 @@
 // TEST ONLY: helpers for the verifier tests: a temporary folder, real HTTPS
-// test servers on 127.0.0.1 (cpp-httplib), a silent TCP listener, a signer
-// over a test certificate's key, and hand-built JWS for malformed headers.
+// test servers on 127.0.0.1 (stir::http, the servers' own layer: a listen
+// queue of min(4096, somaxconn), so no fetch waits for a SYN retransmit), a
+// silent TCP listener, a signer over a test certificate's key, and
+// hand-built JWS for malformed headers.
 //
-// Threads: a TestHttpsServer runs its own listener thread; handlers may run
-// on several server threads. Everything else is single-threaded test code.
+// Threads: a TestHttpsServer runs its own I/O and worker threads; handlers
+// may run on several of them at once. Everything else is single-threaded
+// test code.
 // Errors: set-up failures throw std::runtime_error or fail the test.
 #pragma once
 
 #include <arpa/inet.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <random>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "stir/base64url.h"
 #include "stir/digest_signer.h"
+#include "stir/http/server.h"
 #include "stir/openssl.h"
 #include "stir/passport.h"
 #include "test_pki.h"
@@ -87,40 +97,75 @@ inline std::string make_jws(const std::string& header_json, const std::string& p
 }
 
 // An HTTPS server on 127.0.0.1, ephemeral port, TLS certificate from
-// make_tls_pki (SAN IP 127.0.0.1, DNS localhost).
+// make_tls_pki (SAN IP 127.0.0.1, DNS localhost). Routes are GET by a
+// regular expression over the whole path, added before start(); the
+// handler gets the match. Handlers run on worker threads, so one may take
+// its time (a slow x5u server). Unknown paths are 404.
 class TestHttpsServer {
  public:
-  explicit TestHttpsServer(const stir::testing::TlsPki& tls)
-      : server_(tls.server.certificate.get(), tls.server.key.get()) {
-    if (!server_.is_valid()) throw std::runtime_error("SSLServer is not valid");
+  using Response = stir::http::Response;
+  using Handler = std::function<Response(const std::smatch& path)>;
+
+  explicit TestHttpsServer(const stir::testing::TlsPki& tls) {
+    const std::string chain = tls.server.certificate_pem() + tls.server_ca.certificate_pem();
+    const std::string key = tls.server.private_key_pem();
+    options_.tls =
+        std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);
+    options_.tls->use_certificate_chain(boost::asio::buffer(chain));
+    options_.tls->use_private_key(boost::asio::buffer(key), boost::asio::ssl::context::pem);
+    options_.io_threads = 2;
+    options_.workers = 8;
+    options_.worker_queue = 64;
   }
   ~TestHttpsServer() { stop(); }
   TestHttpsServer(const TestHttpsServer&) = delete;
   TestHttpsServer& operator=(const TestHttpsServer&) = delete;
 
-  httplib::SSLServer& server() { return server_; }
+  void get(const std::string& path_pattern, Handler handler) {
+    routes_->emplace_back(std::regex(path_pattern), std::move(handler));
+  }
 
   void start() {
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    if (port_ <= 0) throw std::runtime_error("bind_to_any_port failed");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    for (int i = 0; i < 500 && !server_.is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    options_.router.fallback(
+        [routes = routes_](const stir::http::Request& request, const stir::http::RequestContext&) {
+          const std::string path(request.path());
+          std::smatch match;
+          for (const auto& [pattern, handler] : *routes) {
+            if (request.method == "GET" && std::regex_match(path, match, pattern)) {
+              return handler(match);
+            }
+          }
+          return Response::text(404, "not found\n", "text/plain");
+        },
+        stir::http::Run::kBlocking);
+    server_ = std::make_unique<stir::http::Server>(std::move(options_));
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->serve(); });
   }
   void stop() {
-    if (thread_.joinable()) {
-      server_.stop();
-      thread_.join();
-    }
+    if (!server_) return;
+    server_->stop(std::chrono::seconds(2));
+    thread_.join();
+    server_.reset();
   }
   int port() const { return port_; }
   std::string url(const std::string& path, const std::string& host = "127.0.0.1") const {
     return "https://" + host + ":" + std::to_string(port_) + path;
   }
 
+  // A 200 answer with `body`, `content_type` and any extra headers.
+  static Response ok(std::string body, std::string content_type,
+                     std::vector<std::pair<std::string, std::string>> headers = {}) {
+    Response response = Response::text(200, std::move(body), std::move(content_type));
+    for (auto& [name, value] : headers) response.header(std::move(name), std::move(value));
+    return response;
+  }
+
  private:
-  httplib::SSLServer server_;
+  using Routes = std::vector<std::pair<std::regex, Handler>>;
+  std::shared_ptr<Routes> routes_ = std::make_shared<Routes>();
+  stir::http::Options options_;
+  std::unique_ptr<stir::http::Server> server_;
   std::thread thread_;
   int port_ = 0;
 };

@@ -97,7 +97,7 @@ std::string Metrics::render_connections(const stir::http::Stats& stats) {
          stats.rejected_connections);
   metric("sks_connections_open", "gauge", "Open connections.", stats.open_connections);
   metric("sks_worker_busy_rejections_total", "counter",
-         "Requests answered 503 POL5003: the signing queue was full.", stats.busy_rejections);
+         "Requests answered 503 POL5003: a worker queue was full.", stats.busy_rejections);
   metric("sks_worker_queue_length", "gauge", "Requests waiting for a signing worker.",
          stats.worker_queue_length);
   return out;

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -175,6 +176,11 @@ stir::http::Options SigningServer::http_options() {
   // thread, and more workers than sessions would only wait for a session.
   o.workers = keys_ != nullptr ? keys_->pool().size() : 0;
   o.worker_queue = s.signing_queue_depth;
+  // Verification and readiness have pools of their own, so a burst of
+  // verifications (x5u fetches wait on the network) never fills the signing
+  // queue, and /readyz never answers 503 because signing is busy.
+  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  o.pools = {{"verification", {2 * cores, s.signing_queue_depth}}, {"readiness", {1, 8}}};
   add_routes(o.router);
   o.busy = [this, signing_path = s.api_root + "/signing"](const Request& request,
                                                           const RequestContext& context) {
@@ -223,7 +229,7 @@ void SigningServer::add_routes(stir::http::Router& router) {
     router.add(
         "POST", verification_path,
         [this](const Request& request, const RequestContext&) { return verify(request); },
-        Run::kBlocking);
+        Run::kBlocking, "verification");
   }
   router.add("GET", "/healthz", [](const Request& request, const RequestContext&) {
     Response response = begin_response(request, "healthz");
@@ -231,7 +237,7 @@ void SigningServer::add_routes(stir::http::Router& router) {
     response.outcome = "ok";
     return response.header("Content-Type", "text/plain");
   });
-  // Signs a self-test with every key: token work, on a worker.
+  // Signs a self-test with every key: token work, on a thread of its own.
   router.add(
       "GET", "/readyz",
       [this](const Request& request, const RequestContext&) {
@@ -242,7 +248,7 @@ void SigningServer::add_routes(stir::http::Router& router) {
                           nlohmann::json{{"ready", reason.empty()}, {"reason", reason}}.dump(),
                           reason.empty() ? "ok" : "not_ready");
       },
-      Run::kBlocking);
+      Run::kBlocking, "readiness");
   router.add("GET", "/metrics", [this](const Request& request, const RequestContext&) {
     Response response = begin_response(request, "metrics");
     response.body = metrics_.render() + Metrics::render_connections(http_->stats());

@@ -9,7 +9,9 @@
 // a bounded worker pool instead (PKCS#11 C_Sign may block for a token
 // session); its response is written back on the connection's strand. When
 // the pool's queue is full the request is answered at once with
-// Options::busy (503 and Retry-After), never queued without bound.
+// Options::busy (503 and Retry-After), never queued without bound. Routes
+// may name their own pool (Options::pools), so a burst on one route cannot
+// fill the queue of another.
 //
 // Limits, each a deadline or a count:
 // - handshake_timeout from TCP accept to the end of the TLS handshake, and
@@ -95,6 +97,9 @@ struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // Non-zero: the body goes with Transfer-Encoding: chunked, in chunks of at
+  // most this many bytes (HTTP/1.1 requests only; for tests of clients).
+  std::size_t chunk_size = 0;
   // Recorded for the access log only, never sent: the route's name and
   // what came of the request ("ok", an error id, ...), request id, detail.
   std::string route;
@@ -125,19 +130,24 @@ class Router {
   using MethodNotAllowed =
       std::function<Response(const Request&, const RequestContext&, const std::string& allow)>;
 
-  Router& add(std::string method, std::string path, Handler handler, Run run = Run::kInline);
+  // `pool` names one of Options::pools for a Run::kBlocking route; empty is
+  // the default pool (Options::workers, Options::worker_queue).
+  Router& add(std::string method, std::string path, Handler handler, Run run = Run::kInline,
+              std::string pool = {});
   Router& fallback(Handler handler, Run run = Run::kInline);
   Router& method_not_allowed(MethodNotAllowed handler);
 
   struct Match {
     const Handler* handler = nullptr;  // null: method not allowed
     Run run = Run::kInline;
-    std::string allow;  // with handler == null
+    std::string_view pool;  // with Run::kBlocking
+    std::string allow;      // with handler == null
   };
   Match find(std::string_view method, std::string_view path) const;
   Response not_allowed(const Request& request, const RequestContext& context,
                        const std::string& allow) const;
-  bool has_blocking() const;
+  // The pools the Run::kBlocking routes name, each once ("" the default).
+  std::vector<std::string> blocking_pools() const;
 
  private:
   struct Route {
@@ -145,6 +155,7 @@ class Router {
     std::string path;
     Handler handler;
     Run run;
+    std::string pool;
   };
   std::vector<Route> routes_;
   Handler fallback_;
@@ -185,8 +196,16 @@ struct Options {
   std::size_t keep_alive_max_requests = 100000;
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 16 * 1024;
-  std::size_t workers = 0;       // Run::kBlocking pool threads; 0 = CPU cores
+  // The default pool of Run::kBlocking routes.
+  std::size_t workers = 0;       // threads; 0 = CPU cores
   std::size_t worker_queue = 0;  // jobs waiting for a worker; more get `busy`
+  struct Pool {
+    std::size_t threads = 1;
+    std::size_t queue = 0;
+  };
+  // Named pools for routes that must not share the default pool's queue.
+  // A route naming a pool not listed here makes the constructor throw.
+  std::vector<std::pair<std::string, Pool>> pools;
 
   Router router;
   // The answer when the worker pool's queue is full (default: 503 text,
@@ -210,9 +229,9 @@ struct Stats {
   std::uint64_t rejected_connections = 0;  // closed at once: over max_connections
   std::uint64_t open_connections = 0;      // now
   std::uint64_t requests = 0;              // responses written
-  std::uint64_t busy_rejections = 0;       // answered `busy`: worker queue full
-  std::uint64_t worker_queue_length = 0;   // now: jobs waiting for a worker
-  std::uint64_t workers_busy = 0;          // now: jobs running
+  std::uint64_t busy_rejections = 0;       // answered `busy`: a pool's queue full
+  std::uint64_t worker_queue_length = 0;   // now: jobs waiting for a default-pool worker
+  std::uint64_t workers_busy = 0;          // now: default-pool jobs running
 };
 
 namespace detail {
@@ -221,6 +240,8 @@ class ServerCore;
 
 class Server {
  public:
+  // Throws stir::Error(kConfig) when a route names a pool not in
+  // Options::pools.
   explicit Server(Options options);
   // Stops without a drain; serve() must have returned (its caller joins).
   ~Server();

@@ -10,7 +10,7 @@
 //   sks_connections_accepted_total           TCP connections served
 //   sks_connections_rejected_total           closed at once: over max_connections
 //   sks_connections_open                     gauge
-//   sks_worker_busy_rejections_total         503 POL5003: signing queue full
+//   sks_worker_busy_rejections_total         503 POL5003: a worker queue full
 //   sks_worker_queue_length                  gauge: waiting for a signing worker
 //
 // Threads: every member is safe to call from any thread. Counters with

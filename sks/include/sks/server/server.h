@@ -18,11 +18,12 @@
 // Connections: server.io_threads I/O threads serve every connection
 // asynchronously, so idle or slow connections hold no thread; deadlines for
 // the TLS handshake, header, body, write and keep-alive wait; over
-// server.max_connections a new connection is closed at once. Signing,
-// verification and /readyz (token and network work) run on a worker pool
-// of one thread per token session, never on an I/O thread; with
-// server.signing_queue_depth requests already waiting, the next is
-// answered 503 POL5003 with Retry-After at once.
+// server.max_connections a new connection is closed at once. Signing runs
+// on a worker pool of one thread per token session; verification (x5u
+// fetches wait on the network) on a pool of two threads per core; /readyz
+// on a thread of its own, so neither waits behind the other routes. With
+// server.signing_queue_depth requests already waiting for a pool, the next
+// is answered 503 POL5003 with Retry-After at once.
 //
 // Hardening: the TLS files are checked before use (startup_checks.h);
 // [rate_limit] limits each client identity on the signing route (429
