@@ -4,11 +4,14 @@
 # says what each row means and the targets.
 #
 #   bench/run.sh [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke]
+#                [--signature-check]
 #
 # Builds in Release in build-bench/ (ccache if present) unless --build-dir
 # names a tree already configured. --smoke: a run of a few seconds that
 # fails (exit 1) on any non-2xx answer, transport error or zero rate; CI
 # runs it (scripts/dev.sh test). Targets missed are reported, not fatal.
+# --signature-check: only the cost of each [token] signature_check mode
+# (the full run prints it too, after the table).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build-bench
@@ -16,6 +19,7 @@ SECONDS_EACH=10
 CONNECTIONS=8 # httplib's server: one thread per connection, 16 threads on 2 cores
 KEYS=1000
 SMOKE=0
+ONLY_SIGNATURE_CHECK=0
 usage() {
   echo "usage: $0 [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke]" >&2
   exit 64
@@ -27,6 +31,7 @@ while [ $# -gt 0 ]; do
     --keys) KEYS=${2:-}; shift 2 || usage ;;
     --build-dir) BUILD=$(cd "${2:-}" && pwd); shift 2 || usage ;;
     --smoke) SMOKE=1; SECONDS_EACH=1; KEYS=20; shift ;;
+    --signature-check) ONLY_SIGNATURE_CHECK=1; shift ;;
     *) usage ;;
   esac
 done
@@ -49,6 +54,16 @@ fi
 log "build: $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt"))"
 cmake --build "$BUILD" --parallel "$(nproc)" \
   --target sks tn-cr sti-dev-ca sks_sign_bench stir_verify_bench stir_loadgen >/dev/null
+# The cost of each signature check mode (bench/README.md, "Signature check").
+cmake --build "$BUILD" --parallel "$(nproc)" --target sks_signature_check_bench >/dev/null
+signature_check() {
+  log "in process: PASSporT signing with signature_check off, sample (1 in 100), always"
+  "$BUILD/sks/sks_signature_check_bench" --seconds "$IN_PROCESS"
+}
+if [ "$ONLY_SIGNATURE_CHECK" = 1 ]; then
+  signature_check
+  exit 0
+fi
 SKS=$BUILD/sks/sks
 TNCR=$BUILD/tn-cr/tn-cr
 LOADGEN=$BUILD/bench/stir_loadgen
@@ -233,3 +248,5 @@ for name, value, target, met in ratios:
 if smoke == "1":
     print("(smoke run: seconds-long, the figures are not measurements)")
 PY
+echo
+signature_check

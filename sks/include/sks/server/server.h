@@ -7,7 +7,8 @@
 //                             (role "verification": server.roles, [verifier])
 //   GET  /healthz             the process is alive
 //   GET  /readyz              token logged in, every profile's key signs and
-//                             verifies a self-test digest (200, else 503)
+//                             verifies a self-test digest (200, else 503;
+//                             503 at once while the token's breaker is open)
 //   GET  /metrics             Prometheus text (see metrics.h), with the active
 //                             key per profile and seconds to notAfter
 //   GET  /admin/v1/keys       the keys this process signs with (admin_api.h;
@@ -22,7 +23,10 @@
 // verification and /readyz (token and network work) run on a worker pool
 // of one thread per token session, never on an I/O thread; with
 // server.signing_queue_depth requests already waiting, the next is
-// answered 503 POL5003 with Retry-After at once.
+// answered 503 POL5003 with Retry-After at once. While the token is down
+// (p11::CircuitBreaker open) signing answers 503 POL5003 with Retry-After
+// at once too; /metrics adds the breaker's and the signature check's
+// counters.
 //
 // Ownership: borrows the KeyStore, and through it the session pool and the
 // token (all must outlive it); owns the HTTP server, key ring and metrics.
