@@ -6,6 +6,7 @@
 // they never pile up behind a dead token, and /readyz fails. TokenRecovery
 // (recovery.h) waits for the breaker to open, reconnects, and closes it.
 //
+// Ownership: one per SessionPool (SessionPool::breaker()).
 // Threads: every member is safe to call from any thread; allow() is one
 // atomic load. Errors: none, except check() which throws kUnavailable.
 #pragma once

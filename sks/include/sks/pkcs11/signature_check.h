@@ -10,6 +10,7 @@
 // A failed check is counted, the session is discarded, and the signer
 // throws stir::Error kCrypto (HTTP 500 POL5000).
 //
+// Ownership: one per KeyStore, shared by its signers.
 // Threads: every member is safe to call from any thread. Errors: none.
 #pragma once
 
@@ -22,7 +23,7 @@ namespace sks::p11 {
 
 enum class SignatureCheckMode { kAlways, kSample, kOff };
 
-// "always" | "sample" | "off"; nullopt-like: returns false for anything else.
+// "always" | "sample" | "off" into `mode`; false (mode untouched) otherwise.
 bool parse_signature_check_mode(std::string_view text, SignatureCheckMode& mode);
 std::string_view to_string(SignatureCheckMode mode) noexcept;
 
