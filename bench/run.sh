@@ -5,6 +5,7 @@
 #
 #   bench/run.sh [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke]
 #                [--perf DIR]
+#                [--signature-check]
 #
 # Builds in Release in build-bench/ (ccache if present) unless --build-dir
 # names a tree already configured. --smoke: a run of a few seconds that
@@ -13,6 +14,8 @@
 # --perf DIR: `perf record -g` of sks serve during the saturation row, and
 # its report (DIR/sks-saturation.txt); a build with -fno-omit-frame-pointer
 # gives whole call graphs. The profiler slows the row it records.
+# --signature-check: only the cost of each [token] signature_check mode
+# (the full run prints it too, after the table).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build-bench
@@ -21,8 +24,9 @@ CONNECTIONS=8 # httplib's server: one thread per connection, 16 threads on 2 cor
 KEYS=1000
 SMOKE=0
 PERF_DIR=
+ONLY_SIGNATURE_CHECK=0
 usage() {
-  echo "usage: $0 [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke] [--perf DIR]" >&2
+  echo "usage: $0 [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke] [--perf DIR] [--signature-check]" >&2
   exit 64
 }
 while [ $# -gt 0 ]; do
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
     --build-dir) BUILD=$(cd "${2:-}" && pwd); shift 2 || usage ;;
     --smoke) SMOKE=1; SECONDS_EACH=1; KEYS=20; shift ;;
     --perf) PERF_DIR=$(mkdir -p "${2:-}" && cd "${2:-}" && pwd) || usage; shift 2 ;;
+    --signature-check) ONLY_SIGNATURE_CHECK=1; shift ;;
     *) usage ;;
   esac
 done
@@ -55,6 +60,16 @@ fi
 log "build: $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt"))"
 cmake --build "$BUILD" --parallel "$(nproc)" \
   --target sks tn-cr sti-dev-ca sks_sign_bench stir_verify_bench stir_loadgen >/dev/null
+# The cost of each signature check mode (bench/README.md, "Signature check").
+cmake --build "$BUILD" --parallel "$(nproc)" --target sks_signature_check_bench >/dev/null
+signature_check() {
+  log "in process: PASSporT signing with signature_check off, sample (1 in 100), always"
+  "$BUILD/sks/sks_signature_check_bench" --seconds "$IN_PROCESS"
+}
+if [ "$ONLY_SIGNATURE_CHECK" = 1 ]; then
+  signature_check
+  exit 0
+fi
 SKS=$BUILD/sks/sks
 TNCR=$BUILD/tn-cr/tn-cr
 LOADGEN=$BUILD/bench/stir_loadgen
@@ -250,3 +265,5 @@ for name, value, target, met in ratios:
 if smoke == "1":
     print("(smoke run: seconds-long, the figures are not measurements)")
 PY
+echo
+signature_check

@@ -11,6 +11,7 @@ int exit_code_for(ErrorCode code) noexcept {
       return 66;
     case ErrorCode::kPkcs11:
     case ErrorCode::kCrypto:
+    case ErrorCode::kUnavailable:
       return 69;
     case ErrorCode::kInternal:
       return 70;

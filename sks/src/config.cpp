@@ -30,7 +30,8 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
   const toml::table* token = sub_table(reader, root, "token");
   if (token == nullptr) return;
   reader.only_keys(*token, "[token]",
-                   {"module", "label", "serial", "pin_file", "pin_env", "sessions", "module_env"});
+                   {"module", "label", "serial", "pin_file", "pin_env", "sessions", "module_env",
+                    "signature_check", "signature_check_every"});
 
   TokenConfig& t = config.token;
   t.module = reader.path(*token, "module", "token");
@@ -60,6 +61,15 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
     }
     t.sessions = static_cast<std::size_t>(value->get());
   }
+  if (const toml::node* node = token->get("signature_check")) {
+    const auto* value = node->as_string();
+    if (value == nullptr || !p11::parse_signature_check_mode(value->get(), t.signature_check)) {
+      reader.fail(node, "token.signature_check must be \"always\", \"sample\" or \"off\"");
+    }
+  }
+  t.signature_check_every = static_cast<std::uint64_t>(
+      reader.integer(*token, "signature_check_every", "token",
+                     static_cast<std::int64_t>(p11::SignatureCheck::kDefaultEvery), 1, 1000000));
   if (const toml::node* node = token->get("module_env")) {
     const toml::table* env = node->as_table();
     if (env == nullptr) reader.fail(node, "token.module_env must be a table");

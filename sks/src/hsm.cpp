@@ -15,7 +15,13 @@ Hsm::Hsm(const TokenConfig& config, const Secret& pin)
     : module_(config.module),
       token_(module_, {config.label, config.serial}),
       pool_(logged_in(token_, pin), config.sessions),
-      keys_(pool_) {}
+      keys_(pool_) {
+  keys_.signature_check().configure(config.signature_check, config.signature_check_every);
+}
+
+void Hsm::start_recovery() {
+  if (!recovery_) recovery_ = std::make_unique<p11::TokenRecovery>(token_, pool_, keys_);
+}
 
 std::unique_ptr<Hsm> Hsm::open(const TokenConfig& config) {
   if (config.module.empty()) {

@@ -28,6 +28,7 @@ enum class ErrorCode {
   kCrypto,           // OpenSSL failure
   kIo,               // file system or network I/O
   kInternal,         // a bug: a broken invariant
+  kUnavailable,      // the token is down (circuit breaker open): try again later
 };
 
 std::string_view to_string(ErrorCode code) noexcept;

@@ -7,7 +7,7 @@
 //   64 usage error (bad command line)
 //   65 bad input data (claims, labels, names, malformed files)
 //   66 not found (key, token, file, published name)
-//   69 unavailable (PKCS#11 or OpenSSL failure)
+//   69 unavailable (PKCS#11 or OpenSSL failure, token down)
 //   70 internal error
 //   73 already exists (would change something that must not change)
 //   74 I/O error

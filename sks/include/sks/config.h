@@ -11,6 +11,8 @@
 //   label = "sks"                               # or serial = "..."; never a slot number
 //   pin_file = "user.pin"                       # mode 0600; or pin_env = "SKS_PIN"
 //   sessions = 0                                # session pool size; 0 = CPU cores
+//   signature_check = "sample"                  # always | sample | off
+//   signature_check_every = 100                 # sample: 1 in N (and after errors)
 //   [token.module_env]                          # set before the module loads
 //   SOFTHSM2_CONF = "/var/lib/sks/softhsm2.conf"
 //
@@ -69,6 +71,7 @@
 #include <string>
 #include <vector>
 
+#include "sks/pkcs11/signature_check.h"
 #include "sks/secret.h"
 #include "stir/verifier/config.h"
 
@@ -82,6 +85,11 @@ struct TokenConfig {
   std::string serial;        // token serial (alternative or addition to label)
   PinSource pin;             // where the user PIN comes from
   std::size_t sessions = 0;  // session pool size; 0 = number of CPU cores
+  // Signatures verified with the key's public key before they leave
+  // (sks/pkcs11/signature_check.h): always, sample (1 in
+  // signature_check_every, plus each session's first after an error), off.
+  p11::SignatureCheckMode signature_check = p11::SignatureCheckMode::kSample;
+  std::uint64_t signature_check_every = p11::SignatureCheck::kDefaultEvery;  // 1..1000000
   // Environment for the module (SOFTHSM2_CONF, ChrystokiConfigurationPath,
   // ...), used verbatim: give absolute paths.
   std::map<std::string, std::string> module_env;

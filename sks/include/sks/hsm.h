@@ -14,6 +14,7 @@
 #include "sks/config.h"
 #include "sks/pkcs11/key_store.h"
 #include "sks/pkcs11/module.h"
+#include "sks/pkcs11/recovery.h"
 #include "sks/pkcs11/session_pool.h"
 #include "sks/pkcs11/token.h"
 
@@ -28,6 +29,10 @@ class Hsm {
   p11::SessionPool& pool() noexcept { return pool_; }
   p11::KeyStore& keys() noexcept { return keys_; }
 
+  // Starts the thread that reconnects the token when the circuit breaker
+  // opens (p11::TokenRecovery); for long-lived processes (`sks serve`).
+  void start_recovery();
+
  private:
   Hsm(const TokenConfig& config, const Secret& pin);
 
@@ -35,6 +40,7 @@ class Hsm {
   p11::Token token_;
   p11::SessionPool pool_;
   p11::KeyStore keys_;
+  std::unique_ptr<p11::TokenRecovery> recovery_;  // last: stopped first
 };
 
 }  // namespace sks

@@ -53,6 +53,7 @@ void run_serve(const Context& context) {
   // A verification-only server has no token to open.
   std::unique_ptr<Hsm> hsm;
   if (config.server.signing) hsm = Hsm::open(config.token);
+  if (hsm) hsm->start_recovery();  // reconnects by itself when the token comes back
   server::SigningServer server(config, hsm ? &hsm->keys() : nullptr);
   const int port = server.bind();
   const std::string ready = server.readiness();

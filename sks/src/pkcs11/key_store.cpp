@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <optional>
 
 #include "sks/pkcs11/attributes.h"
 #include "stir/error.h"
@@ -314,22 +315,62 @@ std::shared_ptr<TokenKey> KeyStore::signing_key(const std::string& label) {
     if (auto it = signers_.find(label); it != signers_.end()) return it->second;
   }
   require_valid_label(label);
-  std::shared_ptr<TokenKey> signer;
+  CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+  std::vector<std::uint8_t> id;
   {
     auto lease = pool_.acquire();
     CK_FUNCTION_LIST* api = pool_.token().api();
     auto key = find_private(api, lease.handle(), label);
     if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
-    auto id = read_bytes(api, lease.handle(), *key, CKA_ID, "CKA_ID");
-    signer = std::make_shared<TokenKey>(pool_, label, std::move(id), *key);
+    id = read_bytes(api, lease.handle(), *key, CKA_ID, "CKA_ID");
+    handle = *key;
   }
+  stir::EvpPkeyPtr public_key;
+  try {
+    public_key = stir::load_public_key_pem(public_key_pem(label));
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;  // no public object: nothing to check with
+  }
+  auto signer = std::make_shared<TokenKey>(pool_, check_, label, std::move(id), handle,
+                                           std::move(public_key));
   std::lock_guard lock(cache_mutex_);
   return signers_.emplace(label, std::move(signer)).first->second;
 }
 
-TokenKey::TokenKey(SessionPool& pool, std::string label, std::vector<std::uint8_t> id,
-                   CK_OBJECT_HANDLE handle)
-    : pool_(pool), label_(std::move(label)), id_(std::move(id)), handle_(handle) {}
+void KeyStore::reconnected(CK_SESSION_HANDLE session) {
+  std::lock_guard lock(cache_mutex_);
+  CK_FUNCTION_LIST* api = pool_.token().api();
+  const stir::Sha256Digest digest = stir::sha256("sks reconnect self-test");
+  for (const auto& [label, signer] : signers_) {
+    const auto handles = find_by(api, session, CKO_PRIVATE_KEY, CKA_ID, signer->id_);
+    // Never keep an old handle: after a reset it may name another object.
+    signer->handle_.store(handles.empty() ? CK_INVALID_HANDLE : handles.front());
+    if (handles.empty()) continue;
+    CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
+    stir::Es256Signature signature{};
+    CK_ULONG length = signature.size();
+    check(api->C_SignInit(session, &mechanism, handles.front()), "C_SignInit", label);
+    check(api->C_Sign(session, const_cast<unsigned char*>(digest.data()), digest.size(),
+                      signature.data(), &length),
+          "C_Sign", label);
+    if (length != signature.size() ||
+        (signer->public_key_ &&
+         !stir::verify_es256_digest(signer->public_key_.get(), digest, signature))) {
+      throw Error(ErrorCode::kCrypto,
+                  "key '" + label + "' signed a reconnect self-test that does not verify");
+    }
+  }
+}
+
+TokenKey::TokenKey(SessionPool& pool, SignatureCheck& check, std::string label,
+                   std::vector<std::uint8_t> id, CK_OBJECT_HANDLE handle,
+                   stir::EvpPkeyPtr public_key)
+    : pool_(pool),
+      check_(check),
+      label_(std::move(label)),
+      id_(std::move(id)),
+      handle_(handle),
+      public_key_(std::move(public_key)) {}
 
 CK_OBJECT_HANDLE TokenKey::refresh_handle(CK_SESSION_HANDLE session) const {
   auto handles = find_by(pool_.token().api(), session, CKO_PRIVATE_KEY, CKA_ID, id_);
@@ -340,47 +381,101 @@ CK_OBJECT_HANDLE TokenKey::refresh_handle(CK_SESSION_HANDLE session) const {
   return handles.front();
 }
 
+void TokenKey::token_down(SessionPool::Lease* lease, const std::string& why) const {
+  if (lease != nullptr) lease->discard();
+  pool_.breaker().trip(why);
+  throw Error(ErrorCode::kUnavailable, "token unavailable: " + why);
+}
+
+namespace {
+// A PKCS#11 failure that says the token (not this request) is broken.
+bool is_token_failure(const Error& e) {
+  return !e.pkcs11_function().empty() &&
+         (is_token_down(e.pkcs11_rv()) || is_device_fault(e.pkcs11_rv()) ||
+          is_session_lost(e.pkcs11_rv()));
+}
+}  // namespace
+
+stir::Es256Signature TokenKey::checked(SessionPool::Lease& lease, const stir::Sha256Digest& digest,
+                                       const stir::Es256Signature& signature,
+                                       CK_ULONG length) const {
+  if (length != signature.size()) {
+    lease.discard();
+    check_.count_failure("length");
+    throw Error(ErrorCode::kCrypto, "C_Sign returned " + std::to_string(length) +
+                                        " bytes for key '" + label_ +
+                                        "', expected 64; session discarded");
+  }
+  if (public_key_ && check_.should_check(lease.fresh())) {
+    check_.count_checked();
+    if (!stir::verify_es256_digest(public_key_.get(), digest, signature)) {
+      lease.discard();
+      check_.count_failure("verify");
+      throw Error(ErrorCode::kCrypto, "the token's signature with key '" + label_ +
+                                          "' does not verify with its public key; session "
+                                          "discarded");
+    }
+  }
+  lease.mark_used();
+  return signature;
+}
+
 stir::Es256Signature TokenKey::sign_digest(const stir::Sha256Digest& digest) const {
+  CircuitBreaker& breaker = pool_.breaker();
+  breaker.check();  // a dead token answers at once, nothing waits for it
   CK_FUNCTION_LIST* api = pool_.token().api();
-  auto lease = pool_.acquire();
+  std::optional<SessionPool::Lease> lease;
+  try {
+    lease.emplace(pool_.acquire());
+  } catch (const Error& e) {
+    if (is_token_failure(e)) token_down(nullptr, e.what());
+    throw;
+  }
+  // Tripped while this request waited for its session: the handles and
+  // the login are trustworthy only once a reconnect has closed it again.
+  breaker.check();
   CK_OBJECT_HANDLE key = handle_.load(std::memory_order_relaxed);
   for (int attempt = 0;; ++attempt) {
     CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
     stir::Es256Signature signature{};
     CK_ULONG length = signature.size();
     const char* function = "C_SignInit";
-    CK_RV rv = api->C_SignInit(lease.handle(), &mechanism, key);
+    CK_RV rv = api->C_SignInit(lease->handle(), &mechanism, key);
     if (rv == CKR_OK) {
       function = "C_Sign";
-      rv = api->C_Sign(lease.handle(), const_cast<unsigned char*>(digest.data()), digest.size(),
+      rv = api->C_Sign(lease->handle(), const_cast<unsigned char*>(digest.data()), digest.size(),
                        signature.data(), &length);
     }
-    if (rv == CKR_OK) {
-      if (length != signature.size()) {
-        throw Error(ErrorCode::kPkcs11, "C_Sign returned " + std::to_string(length) +
-                                            " bytes for key '" + label_ + "', expected 64");
-      }
-      return signature;
-    }
+    if (rv == CKR_OK) return checked(*lease, digest, signature, length);
+    const std::string failure = std::string(function) + " " + ckr_name(rv);
+    if (is_token_down(rv)) token_down(&*lease, failure);
     if (attempt == 0) {
       // One retry, and only for causes that a fresh session, a fresh handle
       // or a fresh login can cure. A wrong PIN never gets here.
-      if (is_session_lost(rv)) {
-        lease.replace();
-        continue;
+      try {
+        if (is_session_lost(rv) || is_device_fault(rv) || rv == CKR_OPERATION_ACTIVE) {
+          // A previous user may have left an operation open: close it too.
+          if (!is_session_lost(rv)) lease->discard();
+          lease->replace();
+          breaker.count_retry();
+          continue;
+        }
+        if (is_object_handle_stale(rv)) {
+          key = refresh_handle(lease->handle());
+          breaker.count_retry();
+          continue;
+        }
+        if (rv == CKR_USER_NOT_LOGGED_IN) {
+          pool_.token().relogin();
+          breaker.count_retry();
+          continue;
+        }
+      } catch (const Error& e) {
+        if (is_token_failure(e)) token_down(&*lease, e.what());
+        throw;
       }
-      if (is_object_handle_stale(rv)) {
-        key = refresh_handle(lease.handle());
-        continue;
-      }
-      if (rv == CKR_USER_NOT_LOGGED_IN) {
-        pool_.token().relogin();
-        continue;
-      }
-      if (rv == CKR_OPERATION_ACTIVE) {
-        lease.replace();  // a previous user left an operation open
-        continue;
-      }
+    } else if (is_session_lost(rv) || is_device_fault(rv)) {
+      token_down(&*lease, failure + " again on a fresh session");
     }
     check(rv, function, label_);
   }

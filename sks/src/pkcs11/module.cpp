@@ -40,6 +40,14 @@ Module::Module(const std::string& path) : path_(path) {
   }
 }
 
+void Module::reinitialize() const {
+  api_->C_Finalize(nullptr);  // CKR_CRYPTOKI_NOT_INITIALIZED is as good as CKR_OK here
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  const CK_RV rv = api_->C_Initialize(&args);
+  if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) check(rv, "C_Initialize", path_);
+}
+
 Module::Module(Module&& other) noexcept
     : path_(std::move(other.path_)),
       library_(std::exchange(other.library_, nullptr)),

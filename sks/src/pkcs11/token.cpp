@@ -144,9 +144,17 @@ TokenDescription require_token(const Module& module, const TokenSelector& select
 }  // namespace
 
 Token::Token(const Module& module, const TokenSelector& selector)
-    : module_(module),
-      description_(require_token(module, selector)),
-      anchor_(module, description_.slot) {}
+    : module_(module), selector_(selector), description_(require_token(module, selector)) {
+  anchor_.emplace(module, description_.slot);
+}
+
+void Token::reconnect() {
+  anchor_.reset();  // errors ignored: after a device reset it is gone anyway
+  module_.reinitialize();
+  description_ = require_token(module_, selector_);
+  anchor_.emplace(module_, description_.slot);
+  relogin();
+}
 
 void Token::login(const Secret& pin) {
   std::lock_guard lock(login_mutex_);
@@ -163,7 +171,7 @@ void Token::relogin() {
 void Token::login_locked(const Secret& pin) {
   login_attempts_.fetch_add(1);
   const CK_RV rv = api()->C_Login(
-      anchor_.handle(), CKU_USER,
+      anchor_session(), CKU_USER,
       reinterpret_cast<unsigned char*>(const_cast<char*>(pin.view().data())), pin.view().size());
   if (rv == CKR_USER_ALREADY_LOGGED_IN) return;
   check(rv, "C_Login", "token '" + description_.label + "'");

@@ -256,6 +256,10 @@ void SigningServer::add_routes(stir::http::Router& router) {
     if (const auto ring = ring_.get()) response.body += ring->render_metrics(std::time(nullptr));
     response.body += rate_limiter_.render_metrics();
     if (audit_) response.body += audit_->render_metrics();
+    if (keys_ != nullptr) {
+      response.body += keys_->pool().breaker().render_metrics();
+      response.body += keys_->signature_check().render_metrics();
+    }
     response.outcome = "ok";
     return response.header("Content-Type", "text/plain; version=0.0.4");
   });
@@ -350,6 +354,13 @@ Response SigningServer::sign(const Request& request, const RequestContext& conte
     if (!e.pkcs11_function().empty()) {
       metrics_.count_pkcs11_error(e.pkcs11_function(), e.pkcs11_rv_name());
     }
+    // Token down (breaker open): the access log has the 503; the recovery
+    // thread logs the outage once, not once per request.
+    if (e.code() == ErrorCode::kUnavailable) {
+      reply_error(response, ApiError::unavailable());
+      return response.header("Retry-After",
+                             std::to_string(p11::CircuitBreaker::kRetryAfterSeconds));
+    }
     std::fprintf(stderr, "%s request_id=%s signing failed: %s\n", utc_now().c_str(),
                  response.request_id.c_str(), e.what());
     return reply_error(response, ApiError::internal());
@@ -418,9 +429,18 @@ void SigningServer::reload(const Config& config) {
 
 std::string SigningServer::readiness() const {
   if (keys_ == nullptr) return {};  // a pure verifier has no token to check
+  p11::SessionPool& pool = keys_->pool();
+  if (!pool.breaker().allow()) return "token unavailable: " + pool.breaker().reason();
   CK_SESSION_INFO info{};
-  const p11::Token& token = keys_->pool().token();
-  const CK_RV rv = token.api()->C_GetSessionInfo(token.anchor_session(), &info);
+  CK_RV rv = CKR_OK;
+  {
+    const auto gate = pool.shared();  // no reconnect while the anchor session is used
+    const p11::Token& token = pool.token();
+    rv = token.api()->C_GetSessionInfo(token.anchor_session(), &info);
+  }
+  if (p11::is_token_down(rv) || p11::is_device_fault(rv)) {
+    pool.breaker().trip("C_GetSessionInfo " + p11::ckr_name(rv));
+  }
   if (rv != CKR_OK) return "token session: " + p11::ckr_name(rv);
   if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS) {
     return "token is not logged in";

@@ -22,7 +22,9 @@
 #include <vector>
 
 #include "sks/pkcs11/session_pool.h"
+#include "sks/pkcs11/signature_check.h"
 #include "stir/digest_signer.h"
+#include "stir/openssl.h"
 
 namespace sks::p11 {
 
@@ -42,12 +44,19 @@ class KeyStore;
 // CKM_ECDSA; SoftHSM 2.6 has no CKM_ECDSA_SHA256). Obtained from
 // KeyStore::signing_key(); resolve it once and keep it, never per request.
 // sign_digest is safe from any number of threads: each call leases its own
-// session. A lost session is replaced and a stale handle looked up again,
-// then the signature is tried once more; nothing is retried twice.
+// session. A lost session or a device fault gets a fresh session, a stale
+// handle is looked up again, then the signature is tried once more;
+// nothing is retried twice. A token found down (or failing the retry too)
+// trips the pool's circuit breaker: stir::Error kUnavailable, and at once
+// while the breaker stays open. Every signature is 64 bytes or refused
+// (kCrypto), and checked against the public key as SignatureCheck says
+// (kCrypto when it does not verify); a refused signature's session is
+// discarded.
 class TokenKey final : public stir::DigestSigner {
  public:
-  TokenKey(SessionPool& pool, std::string label, std::vector<std::uint8_t> id,
-           CK_OBJECT_HANDLE handle);
+  // `public_key` may be null (no public object in the token): no check then.
+  TokenKey(SessionPool& pool, SignatureCheck& check, std::string label,
+           std::vector<std::uint8_t> id, CK_OBJECT_HANDLE handle, stir::EvpPkeyPtr public_key);
 
   stir::Es256Signature sign_digest(const stir::Sha256Digest& digest) const override;
 
@@ -55,12 +64,18 @@ class TokenKey final : public stir::DigestSigner {
   const std::vector<std::uint8_t>& id() const noexcept { return id_; }
 
  private:
+  friend class KeyStore;
   CK_OBJECT_HANDLE refresh_handle(CK_SESSION_HANDLE session) const;
+  stir::Es256Signature checked(SessionPool::Lease& lease, const stir::Sha256Digest& digest,
+                               const stir::Es256Signature& signature, CK_ULONG length) const;
+  [[noreturn]] void token_down(SessionPool::Lease* lease, const std::string& why) const;
 
   SessionPool& pool_;
+  SignatureCheck& check_;
   const std::string label_;
   const std::vector<std::uint8_t> id_;
   mutable std::atomic<CK_OBJECT_HANDLE> handle_;
+  const stir::EvpPkeyPtr public_key_;
 };
 
 class KeyStore {
@@ -96,8 +111,18 @@ class KeyStore {
   // The signer for a key; cached, so repeated calls return the same object.
   std::shared_ptr<TokenKey> signing_key(const std::string& label);
 
+  // How signatures are checked before they leave (signature_check.h).
+  SignatureCheck& signature_check() noexcept { return check_; }
+
+  // After Token::reconnect(), with SessionPool::exclusive() held: looks up
+  // every cached signer's handle again by CKA_ID on `session` (a key no
+  // longer in the token gets an invalid handle) and signs and verifies a
+  // test digest with each. Throws stir::Error when one fails.
+  void reconnected(CK_SESSION_HANDLE session);
+
  private:
   SessionPool& pool_;
+  SignatureCheck check_;
   std::mutex cache_mutex_;
   std::unordered_map<std::string, std::shared_ptr<TokenKey>> signers_;
 };

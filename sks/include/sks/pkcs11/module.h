@@ -26,6 +26,13 @@ class Module {
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
+  // C_Finalize, then C_Initialize again: what a token that was pulled or
+  // reset needs before it answers again. Every session and login of the
+  // process is gone afterwards; the caller makes sure no other thread is
+  // inside the module (SessionPool::exclusive()). The function table stays
+  // valid. Throws stir::Error naming C_Initialize.
+  void reinitialize() const;
+
   // The module's function table; valid for this object's lifetime.
   CK_FUNCTION_LIST* api() const noexcept { return api_; }
   const std::string& path() const noexcept { return path_; }

@@ -20,6 +20,19 @@ constexpr bool is_session_lost(CK_RV rv) {
   return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED;
 }
 
+// Errors that mean the device failed this call: discard the session and
+// retry once on a fresh one; if that fails too, the token counts as down.
+constexpr bool is_device_fault(CK_RV rv) {
+  return rv == CKR_DEVICE_ERROR || rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_MEMORY ||
+         rv == CKR_FUNCTION_FAILED;
+}
+
+// Errors that mean the token is gone until the module is initialised again.
+constexpr bool is_token_down(CK_RV rv) {
+  return rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_DEVICE_REMOVED ||
+         rv == CKR_TOKEN_NOT_RECOGNIZED || rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+
 // Errors that mean a cached object handle is stale: look it up again.
 constexpr bool is_object_handle_stale(CK_RV rv) {
   return rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID;

@@ -80,6 +80,13 @@ class Token {
   // CKR_USER_NOT_LOGGED_IN on the signing path.
   void relogin();
 
+  // The token was pulled or reset: closes the anchor session, initialises
+  // the module again (Module::reinitialize), finds the token again (its
+  // slot may have changed), opens a new anchor session and logs in with
+  // the kept PIN. The caller holds SessionPool::exclusive() and has closed
+  // the pool's sessions. Throws stir::Error.
+  void reconnect();
+
   // Opens a new read-write session on this token (C_OpenSession).
   CK_SESSION_HANDLE open_session() const;
   // Closes a session; errors are ignored (it may already be gone).
@@ -87,7 +94,9 @@ class Token {
 
   CK_FUNCTION_LIST* api() const noexcept { return module_.api(); }
   const TokenDescription& description() const noexcept { return description_; }
-  CK_SESSION_HANDLE anchor_session() const noexcept { return anchor_.handle(); }
+  CK_SESSION_HANDLE anchor_session() const noexcept {
+    return anchor_ ? anchor_->handle() : CK_INVALID_HANDLE;
+  }
   // C_Login calls made so far (tests prove a wrong PIN is tried once).
   int login_attempts() const noexcept { return login_attempts_.load(); }
 
@@ -95,8 +104,9 @@ class Token {
   void login_locked(const Secret& pin);
 
   const Module& module_;
+  const TokenSelector selector_;
   TokenDescription description_;
-  Session anchor_;
+  std::optional<Session> anchor_;  // empty only inside reconnect()
   std::mutex login_mutex_;
   Secret pin_;
   std::atomic<int> login_attempts_{0};

@@ -7,7 +7,8 @@
 //                             (role "verification": server.roles, [verifier])
 //   GET  /healthz             the process is alive
 //   GET  /readyz              token logged in, every profile's key signs and
-//                             verifies a self-test digest (200, else 503)
+//                             verifies a self-test digest (200, else 503;
+//                             503 at once while the token's breaker is open)
 //   GET  /metrics             Prometheus text (see metrics.h), with the active
 //                             key per profile and seconds to notAfter
 //   GET  /admin/v1/keys       the keys this process signs with (admin_api.h;
@@ -30,6 +31,10 @@
 // POL4029 with Retry-After); with [audit], every request that reaches the
 // signing route, signed or refused (4xx, 429, 503), is written to the
 // audit log off the request's thread (audit_log.h).
+//
+// While the token is down (p11::CircuitBreaker open) signing answers 503
+// POL5003 with Retry-After at once too; /metrics adds the breaker's and the
+// signature check's counters.
 //
 // Ownership: borrows the KeyStore, and through it the session pool and the
 // token (all must outlive it); owns the HTTP server, key ring and metrics.

@@ -1,0 +1,450 @@
+// HSM faults under concurrent load over real HTTPS with mutual TLS: a
+// fresh SoftHSM2 token seen through sks_faultp11 (sks/tools/faultp11), the
+// in-process signing server with token recovery running, and clients that
+// keep signing while the test changes the faults in the module's control
+// file. Every fault must end in recovery without a restart and zero bad
+// tokens: every 200 carries a token that verifies with the key's public key.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "sks/config.h"
+#include "sks/hsm.h"
+#include "sks/server/server.h"
+#include "softhsm_token.h"
+#include "stir/error.h"
+#include "stir/openssl.h"
+#include "stir/verify.h"
+#include "test_pki.h"
+
+namespace sks::testing {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kOrigid = "de305d54-75b4-431b-adb2-eb6b9e546014";
+constexpr const char* kX5u = "https://cr.example.net/sks-a.pem";
+constexpr const char* kPol5003 =
+    R"({"requestError":{"policyException":{"messageId":"POL5003","text":"Service temporarily unavailable, please try again later"}}})";
+constexpr const char* kPol5000 =
+    R"({"requestError":{"policyException":{"messageId":"POL5000","text":"Internal server error, please try again later"}}})";
+
+// The counters faultp11 exports (dlsym on the module the Hsm loaded).
+unsigned long fault_stat(const char* name) {
+  void* library = dlopen(STIR_FAULTP11_MODULE, RTLD_NOW | RTLD_NOLOAD);
+  if (library == nullptr) return 0;
+  auto stat = reinterpret_cast<unsigned long (*)(const char*)>(dlsym(library, "faultp11_stat"));
+  const unsigned long value = stat != nullptr ? stat(name) : 0;
+  dlclose(library);
+  return value;
+}
+
+void reset_fault_stats() {
+  void* library = dlopen(STIR_FAULTP11_MODULE, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(library, nullptr);
+  auto reset = reinterpret_cast<void (*)()>(dlsym(library, "faultp11_reset"));
+  ASSERT_NE(reset, nullptr);
+  reset();
+  dlclose(library);
+}
+
+// What the clients saw: status counts, and every body answered 200.
+struct Seen {
+  std::mutex mutex;
+  std::map<int, int> statuses;
+  std::vector<std::string> identities;  // from every 200
+  std::vector<std::string> unexpected;  // anything else than the rules allow
+  int ok() {
+    std::lock_guard lock(mutex);
+    return statuses[200];
+  }
+  int count(int status) {
+    std::lock_guard lock(mutex);
+    return statuses[status];
+  }
+};
+
+class HsmFaultTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kTokenLabel = "sks-fault";
+
+  void SetUp() override {
+    ::signal(SIGPIPE, SIG_IGN);
+    const std::string d = dir.path();
+    write_softhsm_conf(d);
+    faults_path = d + "/faults.conf";
+    ::setenv("FAULTP11_MODULE", STIR_SOFTHSM_MODULE, 1);
+    ::setenv("FAULTP11_CONFIG", faults_path.c_str(), 1);
+    {
+      p11::Module module(STIR_FAULTP11_MODULE);
+      p11::init_token(module, kTokenLabel, kTestSoPin, kTestUserPin);
+    }
+    stir::testing::write_file(d + "/user.pin", std::string(kTestUserPin.view()));
+    token_config.module = STIR_FAULTP11_MODULE;
+    token_config.label = kTokenLabel;
+    token_config.pin.file = d + "/user.pin";
+    token_config.sessions = 2;
+
+    tls = stir::testing::make_tls_pki("sbc1.example.net");
+    stir::testing::write_file(d + "/tls/server.pem",
+                              tls.server.certificate_pem() + tls.server_ca.certificate_pem());
+    stir::testing::write_file(d + "/tls/server.key", tls.server.private_key_pem());
+    stir::testing::write_file(d + "/tls/server-ca.pem", tls.server_ca.certificate_pem());
+    stir::testing::write_file(d + "/tls/clients-ca.pem", tls.client_ca.certificate_pem());
+    stir::testing::write_file(d + "/tls/client.pem", tls.client.certificate_pem());
+    stir::testing::write_file(d + "/tls/client.key", tls.client.private_key_pem());
+    config.path = d + "/sks.toml";
+    config.server.present = true;
+    config.server.port = 0;
+    config.server.tls_cert = d + "/tls/server.pem";
+    config.server.tls_key = d + "/tls/server.key";
+    config.server.client_ca = d + "/tls/clients-ca.pem";
+    config.server.io_threads = 2;
+    SigningProfile a;
+    a.name = "subscribers-a";
+    a.key = "key-a";
+    a.x5u = kX5u;
+    a.origid = kOrigid;
+    a.attest = {"A", "B"};
+    a.clients = {"sbc1.example.net"};
+    config.profiles.push_back(a);
+  }
+
+  void TearDown() override {
+    stop_load();
+    if (server) server->stop();
+    if (server_thread.joinable()) server_thread.join();
+    server.reset();
+    hsm.reset();
+  }
+
+  // Opens the token through faultp11, makes the key, starts the server and
+  // the token recovery.
+  void start() {
+    config.token = token_config;
+    hsm = Hsm::open(token_config);
+    hsm->keys().generate("key-a");
+    public_key = stir::load_public_key_pem(hsm->keys().public_key_pem("key-a"));
+    server = std::make_unique<server::SigningServer>(config, &hsm->keys());
+    port = server->bind();
+    server_thread = std::thread([this] { server->serve(); });
+    hsm->start_recovery();
+    reset_fault_stats();
+  }
+
+  // Replaces the control file in one step (rename), as an operator would.
+  void set_faults(const std::string& text) {
+    stir::testing::write_file(faults_path + ".new", text, 0644);
+    ASSERT_EQ(std::rename((faults_path + ".new").c_str(), faults_path.c_str()), 0);
+  }
+
+  std::unique_ptr<httplib::SSLClient> client() {
+    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port, dir.path() + "/tls/client.pem",
+                                                  dir.path() + "/tls/client.key");
+    c->set_ca_cert_path((dir.path() + "/tls/server-ca.pem").c_str());
+    c->enable_server_certificate_verification(true);
+    c->set_connection_timeout(10);
+    c->set_read_timeout(30);
+    c->set_keep_alive(true);
+    c->set_tcp_nodelay(true);
+    return c;
+  }
+
+  static std::string request_body() {
+    return json{
+        {"signingRequest",
+         {{"attest", "A"}, {"dest", {{"tn", {"12155550131"}}}}, {"orig", {{"tn", "12155550121"}}}}}}
+        .dump();
+  }
+
+  // `clients` threads sign until stop_load(). `allowed` says which error
+  // answers the fault may cause (with their exact body); anything else is
+  // recorded as unexpected.
+  void start_load(int clients, std::map<int, std::string> allowed) {
+    allowed_ = std::move(allowed);
+    stop_.store(false);
+    for (int i = 0; i < clients; ++i) {
+      load_threads.emplace_back([this] {
+        auto c = client();
+        while (!stop_.load()) {
+          auto result = c->Post("/stir/v1/signing", request_body(), "application/json");
+          std::lock_guard lock(seen.mutex);
+          if (!result) {
+            seen.unexpected.push_back("no response: " + httplib::to_string(result.error()));
+            continue;
+          }
+          ++seen.statuses[result->status];
+          if (result->status == 200) {
+            seen.identities.push_back(
+                json::parse(result->body)["signingResponse"]["identity"].get<std::string>());
+            continue;
+          }
+          const auto rule = allowed_.find(result->status);
+          if (rule == allowed_.end() || rule->second != result->body) {
+            seen.unexpected.push_back(std::to_string(result->status) + " " + result->body);
+          } else if (result->status == 503 && result->get_header_value("Retry-After") != "1") {
+            seen.unexpected.push_back("503 without Retry-After: 1");
+          }
+        }
+      });
+    }
+  }
+
+  void stop_load() {
+    stop_.store(true);
+    for (auto& t : load_threads) t.join();
+    load_threads.clear();
+  }
+
+  // Polls `condition` until it holds or 60 s pass; never sleeps to wait.
+  static bool eventually(const std::function<bool()>& condition) {
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline) {
+      if (condition()) return true;
+      std::this_thread::yield();
+    }
+    return condition();
+  }
+
+  int readyz_status() {
+    auto result = client()->Get("/readyz");
+    return result ? result->status : 0;
+  }
+
+  std::string metrics() {
+    auto result = client()->Get("/metrics");
+    return result ? result->body : std::string();
+  }
+
+  // Every token a client got verifies with the key's public key.
+  void expect_zero_bad_tokens() {
+    std::lock_guard lock(seen.mutex);
+    EXPECT_TRUE(seen.unexpected.empty())
+        << seen.unexpected.size() << " unexpected answers, first: " << seen.unexpected.front();
+    stir::VerifyOptions options;
+    options.now = std::time(nullptr);
+    int bad = 0;
+    for (const auto& identity : seen.identities) {
+      if (!stir::verify_identity(identity, public_key.get(), options).valid) ++bad;
+    }
+    EXPECT_EQ(bad, 0) << "of " << seen.identities.size() << " tokens";
+    EXPECT_EQ(static_cast<int>(seen.identities.size()), seen.statuses[200]);
+  }
+
+  static bool has(const std::string& text, const std::string& needle) {
+    return text.find(needle) != std::string::npos;
+  }
+
+  stir::testing::TempDir dir;
+  std::string faults_path;
+  TokenConfig token_config;
+  Config config;
+  stir::testing::TlsPki tls;
+  std::unique_ptr<Hsm> hsm;
+  stir::EvpPkeyPtr public_key;
+  std::unique_ptr<server::SigningServer> server;
+  std::thread server_thread;
+  int port = 0;
+  Seen seen;
+  std::vector<std::thread> load_threads;
+  std::atomic<bool> stop_{true};
+  std::map<int, std::string> allowed_;
+};
+
+// A session lost or a device error on one C_Sign in five (per signing
+// thread): the session is replaced and the signature retried once, so
+// every client gets its token and none is bad.
+class SessionFaultTest : public HsmFaultTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(SessionFaultTest, BrokenSessionIsReplacedAndRetriedOnceUnderLoad) {
+  start();
+  set_faults(std::string("sign_error = ") + GetParam() + "\nsign_error_every = 5\n");
+  start_load(8, {});
+  ASSERT_TRUE(eventually([] { return fault_stat("injected") >= 40; }));
+  ASSERT_TRUE(eventually([&] { return seen.ok() >= 200; }));
+  stop_load();
+  expect_zero_bad_tokens();
+  const std::string m = metrics();
+  EXPECT_TRUE(has(m, "sks_token_breaker_open 0")) << m;
+  EXPECT_TRUE(has(m, "sks_token_breaker_trips_total 0")) << m;
+  EXPECT_FALSE(has(m, "sks_token_retries_total 0\n")) << m;
+  EXPECT_GE(hsm->pool().replaced(), 40u);
+  EXPECT_EQ(readyz_status(), 200);
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, SessionFaultTest,
+                         ::testing::Values("CKR_SESSION_HANDLE_INVALID", "CKR_SESSION_CLOSED",
+                                           "CKR_DEVICE_ERROR", "CKR_GENERAL_ERROR"),
+                         [](const auto& info) { return std::string(info.param).substr(4); });
+
+// The token pulled mid-load: 503 POL5003 with Retry-After at once (circuit
+// breaker), /readyz 503; given back, the service reconnects by itself
+// (finalize, initialize, login, handles) and signs again, same process.
+class PulledTokenTest : public HsmFaultTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(PulledTokenTest, AnswersPol5003WhileDownAndRecoversWithoutRestart) {
+  start();
+  start_load(8, {{503, kPol5003}});
+  ASSERT_TRUE(eventually([&] { return seen.ok() >= 50; }));
+
+  set_faults(std::string("pulled = ") + GetParam() + "\n");
+  ASSERT_TRUE(eventually([&] { return seen.count(503) >= 50; }));
+  ASSERT_TRUE(eventually([&] { return readyz_status() == 503; }));
+  auto ready = client()->Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_TRUE(has(ready->body, "token unavailable")) << ready->body;
+  EXPECT_TRUE(has(metrics(), "sks_token_breaker_open 1"));
+  // Requests do not pile up behind the dead token: while it is down, the
+  // signing path does not call the token at all.
+  const unsigned long signs_while_down = fault_stat("session_calls");
+  const int refused_before = seen.count(503);
+  ASSERT_TRUE(eventually([&] { return seen.count(503) >= refused_before + 100; }));
+  EXPECT_EQ(fault_stat("session_calls"), signs_while_down);
+
+  set_faults("# token back\n");
+  ASSERT_TRUE(eventually([&] { return readyz_status() == 200; }));
+  const int ok_before = seen.ok();
+  ASSERT_TRUE(eventually([&] { return seen.ok() >= ok_before + 100; }));
+  stop_load();
+  expect_zero_bad_tokens();
+  const std::string m = metrics();
+  EXPECT_TRUE(has(m, "sks_token_breaker_open 0")) << m;
+  EXPECT_TRUE(has(m, "sks_token_breaker_trips_total 1")) << m;
+  EXPECT_TRUE(has(m, "sks_token_reconnects_total{result=\"ok\"} 1")) << m;
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, PulledTokenTest,
+                         ::testing::Values("CKR_TOKEN_NOT_PRESENT", "CKR_DEVICE_REMOVED"),
+                         [](const auto& info) { return std::string(info.param).substr(4); });
+
+// Every C_Sign failing with a device error, retry included: the token
+// counts as down until the fault goes, then recovers by itself.
+TEST_F(HsmFaultTest, PersistentDeviceErrorOpensTheBreakerUntilItClears) {
+  start();
+  start_load(4, {{503, kPol5003}});
+  ASSERT_TRUE(eventually([&] { return seen.ok() >= 20; }));
+  set_faults("sign_error = CKR_DEVICE_ERROR\nsign_error_every = 1\n");
+  ASSERT_TRUE(eventually([&] { return seen.count(503) >= 20; }));
+  EXPECT_EQ(readyz_status(), 503);
+  set_faults("");
+  ASSERT_TRUE(eventually([&] { return readyz_status() == 200; }));
+  const int ok_before = seen.ok();
+  ASSERT_TRUE(eventually([&] { return seen.ok() >= ok_before + 50; }));
+  stop_load();
+  expect_zero_bad_tokens();
+  EXPECT_FALSE(has(metrics(), "sks_token_reconnects_total{result=\"ok\"} 0")) << metrics();
+}
+
+// A signature of the wrong length is never returned: 500 POL5000, counted.
+TEST_F(HsmFaultTest, WrongLengthSignatureIs500CountedAndNeverReturned) {
+  token_config.signature_check = p11::SignatureCheckMode::kOff;  // the length is checked anyway
+  start();
+  set_faults("wrong_length_every = 4\n");
+  start_load(8, {{500, kPol5000}});
+  ASSERT_TRUE(eventually([&] { return seen.count(500) >= 30 && seen.ok() >= 100; }));
+  stop_load();
+  expect_zero_bad_tokens();
+  EXPECT_EQ(static_cast<int>(fault_stat("injected")), seen.count(500));
+  EXPECT_TRUE(has(metrics(), "sks_signature_check_failures_total{reason=\"length\"} " +
+                                 std::to_string(seen.count(500))));
+}
+
+// A signature of the right length that does not verify: with checks
+// `always`, every one is caught: 500 POL5000, counted, session discarded.
+TEST_F(HsmFaultTest, CorruptSignatureFailsTheCheckAndIsNeverReturned) {
+  token_config.signature_check = p11::SignatureCheckMode::kAlways;
+  start();
+  set_faults("corrupt_every = 4\n");
+  const std::uint64_t replaced_before = hsm->pool().replaced();
+  start_load(8, {{500, kPol5000}});
+  ASSERT_TRUE(eventually([&] { return seen.count(500) >= 30 && seen.ok() >= 100; }));
+  stop_load();
+  expect_zero_bad_tokens();
+  EXPECT_EQ(static_cast<int>(fault_stat("injected")), seen.count(500));
+  EXPECT_EQ(hsm->keys().signature_check().failures(), static_cast<std::uint64_t>(seen.count(500)));
+  EXPECT_TRUE(has(metrics(), "sks_signature_check_failures_total{reason=\"verify\"} " +
+                                 std::to_string(seen.count(500))));
+  EXPECT_EQ(hsm->pool().replaced(), replaced_before);  // discarded, reopened by the pool
+}
+
+// A slow token: requests wait for a session or get 503 when the signing
+// queue is full; never more C_Sign calls at once than the pool has sessions.
+TEST_F(HsmFaultTest, LatencyNeverPilesUpBeyondThePoolBound) {
+  config.server.signing_queue_depth = 4;
+  start();
+  set_faults("latency_ms = 20\n");
+  reset_fault_stats();
+  start_load(32, {{503, kPol5003}});
+  ASSERT_TRUE(eventually([&] { return seen.ok() >= 100 && seen.count(503) >= 1; }));
+  stop_load();
+  expect_zero_bad_tokens();
+  EXPECT_LE(fault_stat("max_signs_in_flight"), hsm->pool().size());
+  EXPECT_GE(fault_stat("max_signs_in_flight"), 1u);
+  EXPECT_TRUE(has(metrics(), "sks_token_breaker_trips_total 0"));
+}
+
+// The sample mode: 1 in N, plus the first signature of every session
+// opened after an error.
+TEST(SignatureCheckTest, SampleChecksOneInNAndEveryFreshSession) {
+  p11::SignatureCheck check;
+  check.configure(p11::SignatureCheckMode::kSample, 4);
+  int checked = 0;
+  for (int i = 0; i < 40; ++i) checked += check.should_check(false) ? 1 : 0;
+  EXPECT_EQ(checked, 10);
+  EXPECT_TRUE(check.should_check(true));
+  check.configure(p11::SignatureCheckMode::kOff, 4);
+  EXPECT_FALSE(check.should_check(true));
+  check.configure(p11::SignatureCheckMode::kAlways, 4);
+  EXPECT_TRUE(check.should_check(false));
+  p11::SignatureCheckMode mode{};
+  EXPECT_TRUE(p11::parse_signature_check_mode("sample", mode));
+  EXPECT_EQ(mode, p11::SignatureCheckMode::kSample);
+  EXPECT_FALSE(p11::parse_signature_check_mode("sometimes", mode));
+}
+
+// [token] signature_check and signature_check_every: the default, a
+// value, and each refused value with its exact message and line.
+TEST(SignatureCheckTest, ConfigReadsTheModeAndRefusesOthersWithFileAndLine) {
+  stir::testing::TempDir dir;
+  const std::string token = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
+                            "\"\nlabel = \"sks\"\npin_file = \"user.pin\"\n";
+  const std::string path = dir.path() + "/sks.toml";
+  stir::testing::write_file(path, token);
+  EXPECT_EQ(load_config(path).token.signature_check, p11::SignatureCheckMode::kSample);
+  EXPECT_EQ(load_config(path).token.signature_check_every, 100u);
+  stir::testing::write_file(path,
+                            token + "signature_check = \"always\"\nsignature_check_every = 7\n");
+  EXPECT_EQ(load_config(path).token.signature_check, p11::SignatureCheckMode::kAlways);
+  EXPECT_EQ(load_config(path).token.signature_check_every, 7u);
+  const auto error_of = [&](const std::string& line) -> std::string {
+    stir::testing::write_file(path, token + line);
+    try {
+      load_config(path);
+    } catch (const stir::Error& e) {
+      EXPECT_EQ(e.code(), stir::ErrorCode::kConfig);
+      return e.what();
+    }
+    return "loaded";
+  };
+  EXPECT_EQ(error_of("signature_check = \"sometimes\"\n"),
+            path + ":5: token.signature_check must be \"always\", \"sample\" or \"off\"");
+  EXPECT_EQ(error_of("signature_check = 1\n"),
+            path + ":5: token.signature_check must be \"always\", \"sample\" or \"off\"");
+  EXPECT_EQ(error_of("signature_check_every = 0\n"),
+            path + ":5: token.signature_check_every must be an integer from 1 to 1000000");
+}
+
+}  // namespace
+}  // namespace sks::testing
