@@ -116,8 +116,10 @@ std::vector<Action> adopt_state(const Config& config, p11::KeyStore& keys,
   if (!std::filesystem::exists(path)) throw Error(ErrorCode::kNotFound, "cannot read " + path);
   const RotationState theirs = StateFile(path).load();
   for (const auto& [name, profile] : theirs.profiles) {
+    // clang 14 cannot capture a structured binding; a plain reference it can.
+    const std::string& wanted = name;
     const auto p = std::find_if(config.profiles.begin(), config.profiles.end(),
-                                [&name](const SigningProfile& s) { return s.name == name; });
+                                [&wanted](const SigningProfile& s) { return s.name == wanted; });
     if (p == config.profiles.end()) {
       throw Error(ErrorCode::kNotFound,
                   path + " names profile '" + name + "', which " + config.path + " does not have");
