@@ -18,15 +18,16 @@
 #include <thread>
 
 #include "raw_clients.h"
+#include "signing_server_setup.h"
 #include "sks/server/audit_log.h"
 #include "sks/server/rate_limiter.h"
 #include "sks/server/server.h"
-#include "sks/server/startup_checks.h"
 #include "sks/server/verification_api.h"
 #include "softhsm_token.h"
 #include "stir/base64url.h"
 #include "stir/error.h"
 #include "stir/exit_codes.h"
+#include "stir/http/tls_files.h"
 #include "stir/identity.h"
 #include "stir/openssl.h"
 #include "test_pki.h"
@@ -38,9 +39,6 @@ using nlohmann::json;
 using std::chrono::steady_clock;
 using stir::testing::RawTlsClient;
 namespace fs = std::filesystem;
-
-constexpr const char* kOrigid = "de305d54-75b4-431b-adb2-eb6b9e546014";
-constexpr const char* kX5u = "https://cr.example.net/sks-a.pem";
 
 // Polls `condition` until it holds or 30 s have passed.
 template <typename Condition>
@@ -79,32 +77,13 @@ class HardeningTest : public SoftHsmTest {
     SoftHsmTest::SetUp();
     keys->generate("key-a");
     tls = stir::testing::make_tls_pki("sbc1.example.net");
-    const std::string d = dir.path();
-    stir::testing::write_file(d + "/tls/server.pem",
-                              tls.server.certificate_pem() + tls.server_ca.certificate_pem());
-    stir::testing::write_file(d + "/tls/server.key", tls.server.private_key_pem());
-    stir::testing::write_file(d + "/tls/server-ca.pem", tls.server_ca.certificate_pem());
-    stir::testing::write_file(d + "/tls/clients-ca.pem", tls.client_ca.certificate_pem());
+    write_server_tls(dir.path(), tls);
     write_client("sbc1", tls.client);
     issue_client("sbc2", "sbc2.example.net");
-
-    config.path = d + "/sks.toml";
+    configure_signing_server(config, dir.path(), {"sbc1.example.net", "sbc2.example.net"});
     config.token.module = STIR_SOFTHSM_MODULE;
     config.token.label = kTokenLabel;
-    config.server.present = true;
-    config.server.port = 0;
-    config.server.tls_cert = d + "/tls/server.pem";
-    config.server.tls_key = d + "/tls/server.key";
-    config.server.client_ca = d + "/tls/clients-ca.pem";
     config.server.io_threads = 4;
-    SigningProfile a;
-    a.name = "subscribers-a";
-    a.key = "key-a";
-    a.x5u = kX5u;
-    a.origid = kOrigid;
-    a.attest = {"A", "B"};
-    a.clients = {"sbc1.example.net", "sbc2.example.net"};
-    config.profiles.push_back(a);
   }
 
   void TearDown() override {
@@ -116,8 +95,7 @@ class HardeningTest : public SoftHsmTest {
   std::string server_ca() const { return prefix("server-ca.pem"); }
 
   void write_client(const std::string& name, const stir::testing::TestCert& cert) const {
-    stir::testing::write_file(prefix(name) + ".pem", cert.certificate_pem());
-    stir::testing::write_file(prefix(name) + ".key", cert.private_key_pem());
+    write_tls_client(dir.path(), name, cert);
   }
 
   void issue_client(const std::string& name, const std::string& identity,
@@ -356,7 +334,7 @@ TEST_F(HardeningTest, ClientOverItsRateLimitGets429WithRetryAfterWhileAnotherIsS
 // The exact refusal check_tls_files() gives, "" when it accepts.
 std::string tls_files_refusal(const ServerConfig& s, uid_t euid) {
   try {
-    server::check_tls_files(s, euid);
+    stir::http::check_tls_files({s.tls_cert, s.tls_key, s.client_ca}, euid, "sks");
     return "";
   } catch (const stir::Error& e) {
     return std::to_string(stir::exit_code_for(e.code())) + " " + e.what();

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "signing_server_setup.h"
 #include "sks/config.h"
 #include "sks/hsm.h"
 #include "sks/server/server.h"
@@ -34,8 +35,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kOrigid = "de305d54-75b4-431b-adb2-eb6b9e546014";
-constexpr const char* kX5u = "https://cr.example.net/sks-a.pem";
 constexpr const char* kPol5003 =
     R"({"requestError":{"policyException":{"messageId":"POL5003","text":"Service temporarily unavailable, please try again later"}}})";
 constexpr const char* kPol5000 =
@@ -98,28 +97,9 @@ class HsmFaultTest : public ::testing::Test {
     token_config.sessions = 2;
 
     tls = stir::testing::make_tls_pki("sbc1.example.net");
-    stir::testing::write_file(d + "/tls/server.pem",
-                              tls.server.certificate_pem() + tls.server_ca.certificate_pem());
-    stir::testing::write_file(d + "/tls/server.key", tls.server.private_key_pem());
-    stir::testing::write_file(d + "/tls/server-ca.pem", tls.server_ca.certificate_pem());
-    stir::testing::write_file(d + "/tls/clients-ca.pem", tls.client_ca.certificate_pem());
-    stir::testing::write_file(d + "/tls/client.pem", tls.client.certificate_pem());
-    stir::testing::write_file(d + "/tls/client.key", tls.client.private_key_pem());
-    config.path = d + "/sks.toml";
-    config.server.present = true;
-    config.server.port = 0;
-    config.server.tls_cert = d + "/tls/server.pem";
-    config.server.tls_key = d + "/tls/server.key";
-    config.server.client_ca = d + "/tls/clients-ca.pem";
+    write_server_tls(d, tls);
+    configure_signing_server(config, d, {"sbc1.example.net"});
     config.server.io_threads = 2;
-    SigningProfile a;
-    a.name = "subscribers-a";
-    a.key = "key-a";
-    a.x5u = kX5u;
-    a.origid = kOrigid;
-    a.attest = {"A", "B"};
-    a.clients = {"sbc1.example.net"};
-    config.profiles.push_back(a);
   }
 
   void TearDown() override {

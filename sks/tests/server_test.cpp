@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "raw_clients.h"
+#include "signing_server_setup.h"
 #include "sks/server/verification_api.h"
 #include "softhsm_token.h"
 #include "stir/error.h"
@@ -24,8 +25,6 @@ namespace sks::testing {
 namespace {
 
 using nlohmann::json;
-constexpr const char* kOrigid = "de305d54-75b4-431b-adb2-eb6b9e546014";
-constexpr const char* kX5u = "https://cr.example.net/sks-a.pem";
 
 // A signing server on 127.0.0.1, an ephemeral port, over the fixture's token.
 class SigningServerTest : public SoftHsmTest {
@@ -38,41 +37,16 @@ class SigningServerTest : public SoftHsmTest {
     keys->generate("key-a");
     keys->generate("key-b");
     tls = stir::testing::make_tls_pki("sbc1.example.net");
-    const std::string d = dir.path();
-    stir::testing::write_file(d + "/tls/server.pem",
-                              tls.server.certificate_pem() + tls.server_ca.certificate_pem());
-    stir::testing::write_file(d + "/tls/server.key", tls.server.private_key_pem());
-    stir::testing::write_file(d + "/tls/server-ca.pem", tls.server_ca.certificate_pem());
-    stir::testing::write_file(d + "/tls/clients-ca.pem", tls.client_ca.certificate_pem());
-    write_client(d + "/tls/client", tls.client);
-
-    config.path = d + "/sks.toml";
+    write_server_tls(dir.path(), tls);
+    configure_signing_server(config, dir.path(), {"sbc1.example.net"});
     config.token.module = STIR_SOFTHSM_MODULE;
     config.token.label = kTokenLabel;
-    config.server.present = true;
-    config.server.port = 0;
-    config.server.tls_cert = d + "/tls/server.pem";
-    config.server.tls_key = d + "/tls/server.key";
-    config.server.client_ca = d + "/tls/clients-ca.pem";
     config.server.threads = 24;
-    SigningProfile a;
-    a.name = "subscribers-a";
-    a.key = "key-a";
-    a.x5u = kX5u;
-    a.origid = kOrigid;
-    a.attest = {"A", "B"};
-    a.clients = {"sbc1.example.net"};
-    config.profiles.push_back(a);
   }
 
   void TearDown() override {
     stop_server();
     SoftHsmTest::TearDown();
-  }
-
-  static void write_client(const std::string& prefix, const stir::testing::TestCert& cert) {
-    stir::testing::write_file(prefix + ".pem", cert.certificate_pem());
-    stir::testing::write_file(prefix + ".key", cert.private_key_pem());
   }
 
   void start_server() {
@@ -312,7 +286,7 @@ TEST_F(SigningServerTest, NoClientCertificateIsRefusedAtTls) {
 TEST_F(SigningServerTest, CertificateFromAnotherCaIsRefusedAtTls) {
   start_server();
   auto foreign = stir::testing::make_tls_pki("sbc1.example.net");  // same name, other CA
-  write_client(dir.path() + "/tls/foreign", foreign.client);
+  write_tls_client(dir.path(), "foreign", foreign.client);
   auto result = client(dir.path() + "/tls/foreign")
                     ->Post("/stir/v1/signing", body(claims()), "application/json");
   EXPECT_FALSE(result) << "status " << (result ? result->status : 0);
@@ -324,7 +298,7 @@ TEST_F(SigningServerTest, AllowedCaButUnlistedIdentityIsForbidden) {
   spec.common_name = "intruder.example.net";
   spec.dns_names = {"intruder.example.net"};
   spec.tls_client = true;
-  write_client(dir.path() + "/tls/intruder", stir::testing::issue(spec, &tls.client_ca));
+  write_tls_client(dir.path(), "intruder", stir::testing::issue(spec, &tls.client_ca));
   expect_error(
       client(dir.path() + "/tls/intruder")
           ->Post("/stir/v1/signing", body(claims()), "application/json"),
@@ -354,7 +328,7 @@ TEST_F(SigningServerTest, ProfileFollowsTheClientIdentity) {
   stir::testing::CertSpec spec;
   spec.common_name = "trunk-b.example.net";
   spec.tls_client = true;
-  write_client(dir.path() + "/tls/trunk-b", stir::testing::issue(spec, &tls.client_ca));
+  write_tls_client(dir.path(), "trunk-b", stir::testing::issue(spec, &tls.client_ca));
   json request = claims();
   request["attest"] = "C";
   request.erase("origid");

@@ -18,6 +18,7 @@
 #include "stir/error.h"
 #include "stir/http/server.h"
 #include "stir/http/tls.h"
+#include "stir/http/tls_files.h"
 #include "tn_cr/http_rules.h"
 #include "tn_cr/repository.h"
 
@@ -304,7 +305,9 @@ Server::Server(ServerOptions options, LogSink log)
         throw Error(ErrorCode::kConfig, "TLS file '" + *path + "' does not exist");
       }
     }
-    tls = stir::http::make_server_tls_context({o.tls_cert, o.tls_key, ""});
+    const stir::http::TlsSettings files{o.tls_cert, o.tls_key, ""};
+    stir::http::check_tls_files(files, ::geteuid(), "tn-cr");
+    tls = stir::http::make_server_tls_context(files);
   }
   impl_->http = std::make_unique<stir::http::Server>(impl_->http_options(std::move(tls)));
 }

@@ -224,7 +224,7 @@ TEST_F(CliTest, ServeAnswersThenStopsCleanlyOnSigterm) {
   const auto tls = stir::testing::make_tls_pki();
   put_file(temp_.path() + "/tls/server.pem",
            tls.server.certificate_pem() + tls.server_ca.certificate_pem());
-  put_file(temp_.path() + "/tls/server.key", tls.server.private_key_pem());
+  put_file(temp_.path() + "/tls/server.key", tls.server.private_key_pem(), 0600);
   const std::string ca = put_file(temp_.path() + "/ca.pem", tls.server_ca.certificate_pem());
   ASSERT_EQ(tn_cr({"publish", "--chain", chain_, "--name", "sp.pem", "--dir", dir_}).exit_code, 0);
   const std::string config = write_config(

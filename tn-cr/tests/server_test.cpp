@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "stir/error.h"
+#include "stir/exit_codes.h"
 #include "stir/x509.h"
 #include "support/raw_clients.h"
 #include "support/test_pki.h"
@@ -68,7 +70,8 @@ class ServerTest : public ::testing::Test {
     options_.tls_cert =
         put_file(temp_.path() + "/tls/server.pem",
                  tls_->server.certificate_pem() + tls_->server_ca.certificate_pem());
-    options_.tls_key = put_file(temp_.path() + "/tls/server.key", tls_->server.private_key_pem());
+    options_.tls_key =
+        put_file(temp_.path() + "/tls/server.key", tls_->server.private_key_pem(), 0600);
     options_.threads = 4;
     chain_ = canonical(pki_->chain_pem());
     ASSERT_EQ(Repository(repo_).publish(kName, chain_), PublishOutcome::kPublished);
@@ -487,7 +490,8 @@ TEST_F(ServerTest, StopBeforeRunMakesRunReturnAtOnce) {
 }
 
 TEST_F(ServerTest, BadTlsMaterialIsAConfigError) {
-  options_.tls_key = put_file(temp_.path() + "/tls/other.key", tls_->client.private_key_pem());
+  options_.tls_key =
+      put_file(temp_.path() + "/tls/other.key", tls_->client.private_key_pem(), 0600);
   try {
     Server server(options_, [](std::string_view) {});
     ADD_FAILURE() << "a key that does not match the certificate was accepted";
@@ -504,6 +508,38 @@ TEST_F(ServerTest, BadTlsMaterialIsAConfigError) {
   } catch (const stir::Error& e) {
     EXPECT_EQ(e.code(), stir::ErrorCode::kNotFound) << e.what();
   }
+}
+
+// The TLS files pass the same owner and mode checks as sks's
+// (stir/http/tls_files.h): a key others can read, or a certificate others
+// can write, is refused (exit 77) before the server listens.
+TEST_F(ServerTest, TlsKeyReadableByOthersOrWritableCertificateIsRefused) {
+  const auto refusal = [&]() -> std::string {
+    try {
+      Server server(options_, [](std::string_view) {});
+      return "";
+    } catch (const stir::Error& e) {
+      return std::to_string(stir::exit_code_for(e.code())) + " " + e.what();
+    }
+  };
+  EXPECT_EQ(refusal(), "");
+  fs::permissions(options_.tls_key, fs::perms(0644));
+  EXPECT_EQ(refusal(), "77 TLS key " + options_.tls_key +
+                           " has mode 0644; it must not be readable by others (chmod 600, or 640 "
+                           "with owner root)");
+  fs::permissions(options_.tls_key, fs::perms(0600));
+  fs::permissions(options_.tls_cert, fs::perms(0666));
+  EXPECT_EQ(refusal(), "77 TLS certificate chain " + options_.tls_cert +
+                           " has mode 0666; it must not be writable by group or others (chmod "
+                           "go-w)");
+  fs::permissions(options_.tls_cert, fs::perms(0644));
+  if (::geteuid() != 0) GTEST_SKIP() << "changing a file's owner needs root";
+  ASSERT_EQ(::chown(options_.tls_key.c_str(), 65534, 65534), 0);
+  EXPECT_EQ(refusal(), "77 TLS key " + options_.tls_key +
+                           " is owned by uid 65534; it must be owned by the user tn-cr runs as "
+                           "(uid 0) or root");
+  ASSERT_EQ(::chown(options_.tls_key.c_str(), 0, 0), 0);
+  EXPECT_EQ(refusal(), "");
 }
 
 // Verifiers all over the network fetch at once: 500 new TLS connections at

@@ -13,10 +13,10 @@
 #include "sks/server/admin_api.h"
 #include "sks/server/api_error.h"
 #include "sks/server/signing_api.h"
-#include "sks/server/startup_checks.h"
 #include "sks/server/verification_api.h"
 #include "stir/error.h"
 #include "stir/http/tls.h"
+#include "stir/http/tls_files.h"
 
 namespace sks::server {
 
@@ -145,15 +145,16 @@ std::shared_ptr<boost::asio::ssl::context> SigningServer::make_tls() {
     scheme_ = "http";
     return nullptr;
   }
-  check_tls_files(s, ::geteuid());
+  const stir::http::TlsSettings files{s.tls_cert, s.tls_key,
+                                      s.lab_no_client_cert ? std::string() : s.client_ca};
+  stir::http::check_tls_files(files, ::geteuid(), "sks");
   if (s.lab_no_client_cert) {
     std::fprintf(stderr,
                  "WARNING: lab_no_client_cert: clients are not authenticated. Never in "
                  "production.\n");
   }
   scheme_ = "https";
-  return stir::http::make_server_tls_context(
-      {s.tls_cert, s.tls_key, s.lab_no_client_cert ? std::string() : s.client_ca});
+  return stir::http::make_server_tls_context(files);
 }
 
 stir::http::Options SigningServer::http_options() {

@@ -26,7 +26,7 @@
 // server.signing_queue_depth requests already waiting for a pool, the next
 // is answered 503 POL5003 with Retry-After at once.
 //
-// Hardening: the TLS files are checked before use (startup_checks.h);
+// Hardening: the TLS files are checked before use (stir/http/tls_files.h);
 // [rate_limit] limits each client identity on the signing route (429
 // POL4029 with Retry-After); with [audit], every request that reaches the
 // signing route, signed or refused (4xx, 429, 503), is written to the

@@ -1,19 +1,17 @@
-#include "sks/server/startup_checks.h"
+#include "stir/http/tls_files.h"
 
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "stir/error.h"
 
-namespace sks::server {
+namespace stir::http {
 
 namespace {
-
-using stir::Error;
-using stir::ErrorCode;
 
 std::string octal(mode_t mode) {
   char text[8];
@@ -21,7 +19,8 @@ std::string octal(mode_t mode) {
   return text;
 }
 
-void check_file(const std::string& what, const std::string& path, uid_t euid, bool private_key) {
+void check_file(const std::string& what, const std::string& path, uid_t euid,
+                std::string_view program, bool private_key) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     throw Error(ErrorCode::kNotFound,
@@ -31,10 +30,10 @@ void check_file(const std::string& what, const std::string& path, uid_t euid, bo
     throw Error(ErrorCode::kPermission, what + " " + path + " is not a regular file");
   }
   if (st.st_uid != euid && st.st_uid != 0) {
-    throw Error(ErrorCode::kPermission, what + " " + path + " is owned by uid " +
-                                            std::to_string(st.st_uid) +
-                                            "; it must be owned by the user sks runs as (uid " +
-                                            std::to_string(euid) + ") or root");
+    throw Error(ErrorCode::kPermission,
+                what + " " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                    "; it must be owned by the user " + std::string(program) + " runs as (uid " +
+                    std::to_string(euid) + ") or root");
   }
   const std::string mode = octal(st.st_mode);
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
@@ -58,12 +57,12 @@ void check_file(const std::string& what, const std::string& path, uid_t euid, bo
 
 }  // namespace
 
-void check_tls_files(const ServerConfig& server, uid_t euid) {
-  check_file("TLS certificate chain", server.tls_cert, euid, false);
-  check_file("TLS key", server.tls_key, euid, true);
-  if (!server.client_ca.empty() && !server.lab_no_client_cert) {
-    check_file("client CA file", server.client_ca, euid, false);
+void check_tls_files(const TlsSettings& settings, uid_t euid, std::string_view program) {
+  check_file("TLS certificate chain", settings.cert_chain_file, euid, program, false);
+  check_file("TLS key", settings.key_file, euid, program, true);
+  if (!settings.client_ca_file.empty()) {
+    check_file("client CA file", settings.client_ca_file, euid, program, false);
   }
 }
 
-}  // namespace sks::server
+}  // namespace stir::http
