@@ -191,6 +191,54 @@ TEST_F(RotationCliTest, RunWithAFakeClockWalksAWholeRotationAndRenewsWithTheSame
   EXPECT_EQ(fetch_status(keys[2]["x5u"]), 200);
 }
 
+// Two profiles that signed with one key and x5u before rotation: when one
+// of them rotates, retiring its old key leaves the URL served (the other
+// profile still names it) and destroying it leaves the key in the token.
+TEST_F(RotationCliTest, RetireKeepsAnX5uAnotherProfileStillSignsWith) {
+  const std::string d = dir.path();
+  must({STIR_SKS_BINARY, "keys", "generate", "--label", "legacy", "--config", config});
+  must({STIR_SKS_BINARY, "keys", "csr", "--label", "legacy", "--spc", "1234", "--subject",
+        "/C=US/O=Legacy", "--out", d + "/legacy.csr", "--config", config});
+  must({STIR_DEV_CA_BINARY, "issue", "--config", token_config, "--dir", d + "/pki", "--csr",
+        d + "/legacy.csr", "--out", d + "/legacy.pem"});
+  must({STIR_TNCR_BINARY, "publish", "--dir", d + "/cr", "--chain", d + "/legacy.pem", "--name",
+        "legacy.pem"});
+  const std::string x5u = "https://127.0.0.1:" + std::to_string(tncr_port) + "/legacy.pem";
+  const std::string named = "key = \"legacy\"\nx5u = " + quoted(x5u) + "\n";
+  std::string text = read_file(config);
+  const std::string east = "name = \"east\"\n";
+  text.insert(text.find(east) + east.size(), named);
+  text += "\n[[profile]]\nname = \"west\"\n" + named +
+          "origid = \"0c0a3f3e-3c8e-4d6f-9b1e-2a5d7c4b8e10\"\nclients = [\"west.example.net\"]\n";
+  write_file(config, text, 0600);
+  must({STIR_SKS_BINARY, "check-config", "--config", config});
+  ASSERT_EQ(fetch_status(x5u), 200);
+
+  ASSERT_EQ(rotate({"start"}).exit_code, 0);
+  const auto ran = rotate({"run"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.describe();
+  json keys = state_keys();
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0]["label"], "legacy");
+  EXPECT_EQ(keys[0]["x5u"], x5u);
+  EXPECT_EQ(keys[0]["state"], "draining");
+  EXPECT_EQ(keys[1]["state"], "active");
+
+  const std::int64_t later = std::time(nullptr) + 301;
+  const auto retired = rotate({"retire"}, later);
+  ASSERT_EQ(retired.exit_code, 0) << retired.describe();
+  EXPECT_NE(retired.out.find(x5u + " left published: profile 'west' still uses it"),
+            std::string::npos)
+      << retired.out;
+  EXPECT_EQ(state_keys()[0]["state"], "retired");
+  EXPECT_EQ(fetch_status(x5u), 200);
+  const auto destroyed = rotate({"destroy"}, later);
+  ASSERT_EQ(destroyed.exit_code, 0) << destroyed.describe();
+  EXPECT_NE(destroyed.out.find("the key stays"), std::string::npos) << destroyed.out;
+  EXPECT_EQ(token_labels().count("legacy"), 1u);
+  EXPECT_EQ(fetch_status(x5u), 200);
+}
+
 TEST_F(RotationCliTest, KilledAtEveryFaultPointThenRunAgainConverges) {
   std::int64_t t = std::time(nullptr) + 336 * kDay;  // every run is due for renewal
   ASSERT_EQ(rotate({"run"}, t).exit_code, 0);
@@ -289,30 +337,17 @@ TEST_F(RotationCliTest, ServeSwitchesOnReloadShowsKeysAndKeepsTheRingWhenAReload
   const int port = start_sks();
   ASSERT_GT(port, 0);
   auto client = sks_client(port);
-  const std::string request = json{{"signingRequest",
-                                    {{"attest", "A"},
-                                     {"dest", {{"tn", {"12155550131"}}}},
-                                     {"orig", {{"tn", "12155550121"}}}}}}
-                                  .dump();
-  auto x5u_signed = [&] {
-    auto response = client->Post("/stir/v1/signing", request, "application/json");
-    if (!response || response->status != 200)
-      return std::string("status ") + (response ? std::to_string(response->status) : "none");
-    const std::string identity = json::parse(response->body)["signingResponse"]["identity"];
-    const auto start = identity.find(";info=<") + 7;
-    return identity.substr(start, identity.find('>', start) - start);
-  };
   const std::string first = state_keys()[0]["x5u"];
-  EXPECT_EQ(x5u_signed(), first);
+  EXPECT_EQ(x5u_signed(*client), first);
 
   ASSERT_EQ(rotate({"start"}).exit_code, 0);
   ASSERT_EQ(rotate({"run"}).exit_code, 0);
   const std::string second = state_keys()[1]["x5u"];
-  EXPECT_EQ(x5u_signed(), first);  // until the server reloads
+  EXPECT_EQ(x5u_signed(*client), first);  // until the server reloads
   sks->signal(SIGHUP);
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (x5u_signed() != second && Clock::now() < deadline) std::this_thread::yield();
-  EXPECT_EQ(x5u_signed(), second);
+  while (x5u_signed(*client) != second && Clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(x5u_signed(*client), second);
 
   auto admin = client->Get("/admin/v1/keys");
   ASSERT_TRUE(admin);
@@ -352,7 +387,7 @@ TEST_F(RotationCliTest, ServeSwitchesOnReloadShowsKeysAndKeepsTheRingWhenAReload
   EXPECT_NE(server_status["error"].get<std::string>().find("missing-key"), std::string::npos)
       << server_status;
   EXPECT_NE(rotate({"status"}).out.find("last reload FAILED"), std::string::npos);
-  EXPECT_EQ(x5u_signed(), second);
+  EXPECT_EQ(x5u_signed(*client), second);
   metrics = client->Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("sks_keyring_reloads_total{result=\"failed\"} 1"),
@@ -404,20 +439,7 @@ TEST_F(RotationCliTest, AdoptTakesTheControllersStateOnlyWhenItsX5uIsServedAndNe
       listening_port(*sks, R"(^listening on https://127\.0\.0\.1:(\d+)/stir/v1/signing$)");
   ASSERT_GT(port, 0);
   auto client = sks_client(port);
-  const std::string request = json{{"signingRequest",
-                                    {{"attest", "A"},
-                                     {"dest", {{"tn", {"12155550131"}}}},
-                                     {"orig", {{"tn", "12155550121"}}}}}}
-                                  .dump();
-  auto x5u_signed = [&] {
-    auto response = client->Post("/stir/v1/signing", request, "application/json");
-    if (!response || response->status != 200)
-      return std::string("status ") + (response ? std::to_string(response->status) : "none");
-    const std::string identity = json::parse(response->body)["signingResponse"]["identity"];
-    const auto start = identity.find(";info=<") + 7;
-    return identity.substr(start, identity.find('>', start) - start);
-  };
-  EXPECT_EQ(x5u_signed(), first);
+  EXPECT_EQ(x5u_signed(*client), first);
 
   // The controller rotates; the new chain is not served yet.
   ASSERT_EQ(rotate({"start"}).exit_code, 0);
@@ -442,11 +464,11 @@ TEST_F(RotationCliTest, AdoptTakesTheControllersStateOnlyWhenItsX5uIsServedAndNe
   adopted = adopt(second_copy);
   ASSERT_EQ(adopted.exit_code, 0) << adopted.describe();
   EXPECT_TRUE(json::parse(adopted.out)["actions"][0]["changed"].get<bool>());
-  EXPECT_EQ(x5u_signed(), first);  // until the instance reloads
+  EXPECT_EQ(x5u_signed(*client), first);  // until the instance reloads
   sks->signal(SIGHUP);
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (x5u_signed() != second && Clock::now() < deadline) std::this_thread::yield();
-  EXPECT_EQ(x5u_signed(), second);
+  while (x5u_signed(*client) != second && Clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(x5u_signed(*client), second);
 
   // An older copy of the controller's state never replaces a newer one.
   const std::string adopted_state = read_file(instance_state);

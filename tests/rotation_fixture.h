@@ -181,6 +181,22 @@ class RotationStackTest : public ::testing::Test {
     return client;
   }
 
+  // The x5u of the token one signing request (attestation A) gets back,
+  // or "status N" / "status none" when it is not signed.
+  static std::string x5u_signed(httplib::SSLClient& client) {
+    const std::string request = json{{"signingRequest",
+                                      {{"attest", "A"},
+                                       {"dest", {{"tn", {"12155550131"}}}},
+                                       {"orig", {{"tn", "12155550121"}}}}}}
+                                    .dump();
+    auto response = client.Post("/stir/v1/signing", request, "application/json");
+    if (!response || response->status != 200)
+      return std::string("status ") + (response ? std::to_string(response->status) : "none");
+    const std::string identity = json::parse(response->body)["signingResponse"]["identity"];
+    const auto start = identity.find(";info=<") + 7;
+    return identity.substr(start, identity.find('>', start) - start);
+  }
+
   TempDir dir;
   std::string token_config;
   std::string config;

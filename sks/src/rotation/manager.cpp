@@ -309,20 +309,51 @@ void Manager::do_retire(RotationState& state, const std::string& profile, KeyEnt
   } else {
     check_transition(profile, entry, KeyState::kRetired, now_, r.drain_s, r.retention_s);
   }
-  const RotationConfig& c = config_.rotation;
-  require_step(
-      "unpublish", c.unpublish_command,
-      {{"name", entry.name}, {"x5u", entry.x5u}, {"label", entry.label}, {"profile", profile}},
-      std::chrono::seconds(c.step_timeout_s), {66});
-  fault_point("after-unpublish");
+  // Profiles that shared one key and x5u in their config before rotation
+  // each recorded an entry for it: the URL stays served while any other
+  // profile still signs with it, or may still have tokens naming it.
+  const std::string user = x5u_user(state, profile, entry);
+  std::string what = entry.x5u + " unpublished";
+  if (user.empty()) {
+    const RotationConfig& c = config_.rotation;
+    require_step(
+        "unpublish", c.unpublish_command,
+        {{"name", entry.name}, {"x5u", entry.x5u}, {"label", entry.label}, {"profile", profile}},
+        std::chrono::seconds(c.step_timeout_s), {66});
+    fault_point("after-unpublish");
+  } else {
+    what = entry.x5u + " left published: profile '" + user + "' still uses it";
+  }
   set_state(entry, KeyState::kRetired, now_);
   save(state);
   out.push_back({profile, entry.id, entry.label, "retire", true,
-                 entry_name(entry) + ": " + entry.x5u + " unpublished" +
+                 entry_name(entry) + ": " + what +
                      (force && now_ < earliest(entry, KeyState::kRetired, r.drain_s, 0)
                           ? " before the drain ended (--force): verifiers may reject calls it "
                             "signed in the last minute"
                           : "")});
+}
+
+std::string Manager::x5u_user(const RotationState& state, const std::string& profile,
+                              const KeyEntry& entry) const {
+  for (const auto& [name, p] : state.profiles) {
+    for (const auto& k : p.keys) {
+      if (k.id != entry.id && k.x5u == entry.x5u &&
+          (k.state == KeyState::kPublished || k.state == KeyState::kActive ||
+           k.state == KeyState::kDraining)) {
+        return name;
+      }
+    }
+  }
+  // A profile still signing with the key and x5u its config names.
+  for (const auto& p : config_.profiles) {
+    const auto it = state.profiles.find(p.name);
+    if (p.name != profile && p.x5u == entry.x5u &&
+        (it == state.profiles.end() || it->second.active() == nullptr)) {
+      return p.name;
+    }
+  }
+  return "";
 }
 
 void Manager::do_destroy(RotationState& state, const std::string& profile, KeyEntry& entry,

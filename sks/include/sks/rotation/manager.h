@@ -14,6 +14,8 @@
 // the installed chain, the chain's leaf key is the token key and the
 // certificate is valid now. Retirement is refused until the drain period has
 // passed (force overrides it), destruction until retirement plus retention.
+// Retirement unpublishes the x5u, unless another profile still uses it
+// (profiles that shared one key and x5u in their config before rotation).
 //
 // Ownership: borrows the config and the KeyStore (null for status and plan,
 // which need no token). Threads: one operation at a time per object;
@@ -87,6 +89,10 @@ class Manager {
                  std::vector<Action>& out);
   void do_destroy(RotationState& state, const std::string& profile, KeyEntry& entry,
                   std::vector<Action>& out);
+  // The profile other than `profile` that still needs entry's x5u served,
+  // "" when none does.
+  std::string x5u_user(const RotationState& state, const std::string& profile,
+                       const KeyEntry& entry) const;
   KeyEntry& new_entry(RotationState& state, const std::string& profile, bool reuse_key);
   void reload_servers(std::vector<Action>& out) const;
   p11::KeyStore& keys() const;
