@@ -48,15 +48,16 @@ for tool in secsipidx curl python3 openssl; do
 done
 
 log() { printf '== %s\n' "$*" >&2; }
+fail() {
+  echo "bench: $*" >&2
+  bench_logs
+  exit 1
+}
+die() { fail "$@"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  launcher=()
-  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  # -O2, not CMake's -O3: GCC 12 at -O3 warns falsely (-Wrestrict, GCC bug
-  # 105329) in std::string concatenation, and warnings are errors here.
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" "${launcher[@]}" >/dev/null
-fi
+bench_configure "$BUILD"
 log "build: $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt"))"
 cmake --build "$BUILD" --parallel "$(nproc)" \
   --target sks tn-cr sti-dev-ca sks_sign_bench stir_verify_bench stir_loadgen >/dev/null
@@ -74,44 +75,12 @@ SKS=$BUILD/sks/sks
 TNCR=$BUILD/tn-cr/tn-cr
 LOADGEN=$BUILD/bench/stir_loadgen
 
-WORK=$(mktemp -d /tmp/stir-bench.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-cd "$WORK"
-umask 077
-
-fail() {
-  echo "bench: $*" >&2
-  for f in "$WORK"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
-  exit 1
-}
+bench_workdir stir-bench
 # json FILE EXPR: a value from a JSON file, EXPR in Python over `j`.
 json() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-# start NAME CMD...: runs a server that prints "listening on URL"; sets URL.
-start() {
-  local name=$1
-  shift
-  "$@" >"$name.out" 2>"$name.log" </dev/null &
-  pids+=($!)
-  eval "${name}_pid=$!"
-  for _ in $(seq 300); do
-    URL=$(sed -n 's/^listening on //p' "$name.out")
-    [ -n "$URL" ] && return
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.05
-  done
-  fail "$name did not start"
-}
-
 log "set-up in $WORK: TLS CA, server and client certificates; token; test STI PKI"
-SKS_DEV_DIR=$WORK "$ROOT/scripts/dev.sh" tls
-TLS=$WORK/tls
+bench_tls_and_tncr
 export SKS_CONFIG
 SKS_CONFIG=$("$SKS" init --dir "$WORK/token")
 "$SKS" keys generate --label bench >/dev/null
@@ -120,18 +89,8 @@ SKS_CONFIG=$("$SKS" init --dir "$WORK/token")
 "$BUILD/dev-pki/sti-dev-ca" issue --dir pki --csr bench.csr --out chain.pem >/dev/null
 "$SKS" keys install-cert --label bench --chain chain.pem >/dev/null
 
-cat >tn-cr.toml <<TOML
-[repository]
-dir = "$WORK/cr"
-[server]
-listen = "127.0.0.1"
-port = 0
-tls_cert = "$TLS/server.pem"
-tls_key = "$TLS/server.key"
-TOML
-mkdir cr
 "$TNCR" publish --config tn-cr.toml --chain chain.pem --name bench.pem >/dev/null
-start tncr "$TNCR" serve --config tn-cr.toml
+bench_start tncr "$TNCR" serve --config tn-cr.toml
 X5U=${URL%/}/bench.pem
 
 # Beside the config `sks init` wrote, so the key ring folder is the same.
@@ -154,7 +113,7 @@ attest = ["A"]
 clients = ["demo-sbc.example.net"]
 TOML
 } >"$SERVE_CONFIG"
-start sks "$SKS" serve --config "$SERVE_CONFIG"
+bench_start sks "$SKS" serve --config "$SERVE_CONFIG"
 SIGNING_URL=$URL
 
 # The peer signs with a software key (PEM file): benchmark only.
@@ -162,7 +121,7 @@ openssl ecparam -name prime256v1 -genkey -noout -out peer-signing.key 2>/dev/nul
 peer_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 secsipidx -https-srv "127.0.0.1:$peer_port" -https-pubkey "$TLS/server.pem" \
   -https-prvkey "$TLS/server.key" -fprvkey peer-signing.key -expire 3600 >peer.out 2>peer.log &
-pids+=($!)
+bench_pids+=($!)
 PEER_URL=https://127.0.0.1:$peer_port/v1/sign-csv
 for _ in $(seq 300); do
   curl -s -o /dev/null --cacert "$TLS/ca.pem" "https://127.0.0.1:$peer_port/" && break

@@ -45,13 +45,20 @@ for tool in curl python3 openssl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (scripts/dev.sh installs it)" >&2; exit 69; }
 done
 log() { printf '%s soak: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+FAILED=0
+fail() {
+  echo "soak: FAILED: $*" >&2
+  FAILED=1
+}
+die() {
+  fail "$*"
+  bench_logs
+  exit 1
+}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  launcher=()
-  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" "${launcher[@]}" >/dev/null
-fi
+bench_configure "$BUILD"
 cmake --build "$BUILD" --parallel "$(nproc)" \
   --target sks tn-cr sti-dev-ca stir_loadgen sks_faultp11 >/dev/null
 SKS=$BUILD/sks/sks
@@ -60,59 +67,13 @@ CA=$BUILD/dev-pki/sti-dev-ca
 LOADGEN=$BUILD/bench/stir_loadgen
 FAULTP11=$BUILD/sks/libsks_faultp11.so
 
-WORK=$(mktemp -d /tmp/stir-soak.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-cd "$WORK"
-umask 077
-FAILED=0
-fail() {
-  echo "soak: FAILED: $*" >&2
-  FAILED=1
-}
-die() {
-  fail "$*"
-  for f in "$WORK"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
-  exit 1
-}
-
-# start NAME CMD...: runs a server that prints "listening on URL"; sets URL.
-start() {
-  local name=$1
-  shift
-  "$@" >"$name.out" 2>"$name.log" </dev/null &
-  pids+=($!)
-  eval "${name}_pid=$!"
-  for _ in $(seq 600); do
-    URL=$(sed -n 's/^listening on //p' "$name.out")
-    [ -n "$URL" ] && return
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.05
-  done
-  die "$name did not start"
-}
+bench_workdir stir-soak
 
 log "set-up in $WORK: TLS, token behind sks_faultp11, test STI PKI, TN-CR, rotation"
-SKS_DEV_DIR=$WORK "$ROOT/scripts/dev.sh" tls
-TLS=$WORK/tls
+bench_tls_and_tncr
 TOKEN_CONFIG=$("$SKS" init --dir "$WORK/token")
 "$CA" init --config "$TOKEN_CONFIG" --dir pki --crl-url https://127.0.0.1/crl/soak.crl >/dev/null
-mkdir cr
-cat >tn-cr.toml <<TOML
-[repository]
-dir = "$WORK/cr"
-[server]
-listen = "127.0.0.1"
-port = 0
-tls_cert = "$TLS/server.pem"
-tls_key = "$TLS/server.key"
-TOML
-start tncr "$TNCR" serve --config tn-cr.toml
+bench_start tncr "$TNCR" serve --config tn-cr.toml
 TNCR_URL=$URL
 
 # The token through the fault module; FAULTS is its control file.
@@ -155,7 +116,7 @@ drain_s = 90
 TOML
 "$SKS" check-config --login >/dev/null
 "$SKS" rotate run >rotate-first.log 2>&1 || die "sks rotate run (first key) failed"
-start sks "$SKS" serve
+bench_start sks "$SKS" serve
 SIGNING_URL=$URL
 
 MTLS=(--cacert "$TLS/ca.pem" --cert "$TLS/client.pem" --key "$TLS/client.key")
@@ -190,7 +151,7 @@ log "saturated at $SATURATED/s; soaking $RUN_SECONDS s at $RATE/s"
   -X POST -H 'Content-Type: application/json' --body-file sign.json \
   --expect-substring '"identity"' "$SIGNING_URL" >soak.json 2>soak-loadgen.log &
 load_pid=$!
-pids+=($load_pid)
+bench_pids+=("$load_pid")
 START=$SECONDS
 
 # The independent checker: signs 20 at a time over one keep-alive
@@ -217,7 +178,7 @@ checker() {
 }
 checker &
 checker_pid=$!
-pids+=($checker_pid)
+bench_pids+=("$checker_pid")
 
 # One sample per second: seconds since start, RSS (KiB), open descriptors.
 sampler() {
@@ -229,7 +190,7 @@ sampler() {
   done
 }
 sampler &
-pids+=($!)
+bench_pids+=($!)
 
 at() { # at FRACTION: waits until that part of the run has passed
   local when

@@ -13,15 +13,12 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -29,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "scratch_token.h"
 #include "sks/pkcs11/key_store.h"
 #include "sks/pkcs11/module.h"
 #include "sks/pkcs11/session_pool.h"
@@ -93,24 +91,10 @@ int main(int argc, char** argv) {
     }
   }
 
-  // A fresh token with throwaway PINs, in a temporary folder.
-  std::string dir = (std::filesystem::temp_directory_path() / "sks-bench-XXXXXX").string();
-  if (::mkdtemp(dir.data()) == nullptr) return 74;
-  std::filesystem::create_directories(dir + "/tokens");
-  std::ofstream(dir + "/softhsm2.conf") << "directories.tokendir = " << dir
-                                        << "/tokens\nobjectstore.backend = file\n"
-                                           "log.level = ERROR\n";
-  ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
-
   nlohmann::json report;
   try {
-    sks::p11::Module module(STIR_SOFTHSM_MODULE);
-    const sks::Secret user_pin("bench-user-pin"), so_pin("bench-so-pin");
-    sks::p11::init_token(module, "bench", so_pin, user_pin);
-    sks::p11::Token token(module, {"bench", {}});
-    token.login(user_pin);
-    sks::p11::SessionPool pool(token, 2);
-    sks::p11::KeyStore keys(pool);
+    sks::testing::ScratchToken scratch(STIR_SOFTHSM_MODULE, "bench", 2);
+    sks::p11::KeyStore& keys = scratch.keys();
     keys.generate("bench");
     const auto key = keys.signing_key("bench");
     const auto public_key = stir::load_public_key_pem(keys.public_key_pem("bench"));
@@ -160,9 +144,10 @@ int main(int argc, char** argv) {
               {"ratio_verify_vs_openssl_verify", verify_1 / openssl_verify}};
 
     if (many_keys > 1) {
-      sks::p11::init_token(module, "bench-many", so_pin, user_pin);
-      sks::p11::Token crowded(module, {"bench-many", {}});
-      crowded.login(user_pin);
+      sks::p11::init_token(scratch.module(), "bench-many", sks::testing::kTestSoPin,
+                           sks::testing::kTestUserPin);
+      sks::p11::Token crowded(scratch.module(), {"bench-many", {}});
+      crowded.login(sks::testing::kTestUserPin);
       sks::p11::SessionPool crowded_pool(crowded, 1);
       sks::p11::KeyStore crowded_keys(crowded_pool);
       for (long k = 1; k < many_keys; ++k) crowded_keys.generate("filler-" + std::to_string(k));
@@ -187,10 +172,8 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::cerr << "sks_sign_bench: " << e.what() << "\n";
-    std::filesystem::remove_all(dir);
     return 69;
   }
-  std::filesystem::remove_all(dir);
 
   if (json) {
     std::cout << report.dump(2) << "\n";

@@ -6,15 +6,12 @@
 // extra microseconds per signature against `off`.
 // Usage: sks_signature_check_bench [--seconds S] [--json]
 // The token lives in a temporary folder and is deleted at the end.
-#include <stdlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -22,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "scratch_token.h"
 #include "sks/pkcs11/key_store.h"
 #include "sks/pkcs11/module.h"
 #include "sks/pkcs11/session_pool.h"
@@ -79,25 +77,13 @@ int main(int argc, char** argv) {
       return 64;
     }
   }
-  std::string dir = (std::filesystem::temp_directory_path() / "sks-bench-XXXXXX").string();
-  if (::mkdtemp(dir.data()) == nullptr) return 74;
-  std::filesystem::create_directories(dir + "/tokens");
-  std::ofstream(dir + "/softhsm2.conf") << "directories.tokendir = " << dir
-                                        << "/tokens\nobjectstore.backend = file\n"
-                                           "log.level = ERROR\n";
-  ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
 
   const std::vector<SignatureCheckMode> modes = {
       SignatureCheckMode::kOff, SignatureCheckMode::kSample, SignatureCheckMode::kAlways};
   nlohmann::json report = {{"seconds_per_round", seconds}, {"rounds", 3}};
   try {
-    sks::p11::Module module(STIR_SOFTHSM_MODULE);
-    const sks::Secret user_pin("bench-user-pin"), so_pin("bench-so-pin");
-    sks::p11::init_token(module, "bench", so_pin, user_pin);
-    sks::p11::Token token(module, {"bench", {}});
-    token.login(user_pin);
-    sks::p11::SessionPool pool(token, 2);
-    sks::p11::KeyStore keys(pool);
+    sks::testing::ScratchToken scratch(STIR_SOFTHSM_MODULE, "bench", 2);
+    sks::p11::KeyStore& keys = scratch.keys();
     keys.generate("bench");
     const auto key = keys.signing_key("bench");
     for (const int threads : {1, 2}) {
@@ -124,10 +110,8 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::cerr << "sks_signature_check_bench: " << e.what() << "\n";
-    std::filesystem::remove_all(dir);
     return 69;
   }
-  std::filesystem::remove_all(dir);
   if (json) {
     std::cout << report.dump(2) << "\n";
     return 0;

@@ -4,13 +4,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 
+#include "scratch_token.h"
 #include "sks/pkcs11/key_store.h"
 #include "sks/pkcs11/module.h"
 #include "sks/pkcs11/session_pool.h"
@@ -20,18 +18,7 @@
 
 namespace sks::testing {
 
-inline const Secret kTestUserPin{"test-user-1234"};
-inline const Secret kTestSoPin{"test-so-5678"};
-
 using stir::testing::TempDir;
-
-// Points SOFTHSM2_CONF at a new token folder inside `dir`.
-inline void write_softhsm_conf(const std::string& dir) {
-  std::filesystem::create_directories(dir + "/tokens");
-  std::ofstream(dir + "/softhsm2.conf") << "directories.tokendir = " << dir << "/tokens\n"
-                                        << "objectstore.backend = file\nlog.level = ERROR\n";
-  ::setenv("SOFTHSM2_CONF", (dir + "/softhsm2.conf").c_str(), 1);
-}
 
 class SoftHsmTest : public ::testing::Test {
  protected:

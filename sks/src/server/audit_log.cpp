@@ -25,19 +25,6 @@ using nlohmann::json;
 using stir::Error;
 using stir::ErrorCode;
 
-std::string rfc3339_millis(std::chrono::system_clock::time_point time) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(time);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[64];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis));
-  return text;
-}
-
 std::string hex(const stir::Sha256Digest& digest) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -66,6 +53,19 @@ void copy_claims(const json& from, json& line) {
 }
 
 }  // namespace
+
+std::string rfc3339_millis(std::chrono::system_clock::time_point time) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(time);
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  return text;
+}
 
 std::string AuditLog::format(const AuditRecord& record) {
   json line = {{"time", rfc3339_millis(record.time)},

@@ -90,20 +90,6 @@ std::optional<ApiError> json_header_error(const Request& request) {
                             accept ? &accept_text : nullptr);
 }
 
-std::string utc_now() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[96];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis));
-  return text;
-}
-
 }  // namespace
 
 SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
@@ -204,7 +190,8 @@ stir::http::Options SigningServer::http_options() {
   };
   o.internal_error = [](const Request& request, const RequestContext&, std::string_view what) {
     Response response = begin_response(request, "other");
-    std::fprintf(stderr, "%s request_id=%s internal error: %.*s\n", utc_now().c_str(),
+    std::fprintf(stderr, "%s request_id=%s internal error: %.*s\n",
+                 rfc3339_millis(std::chrono::system_clock::now()).c_str(),
                  response.request_id.c_str(), static_cast<int>(what.size()), what.data());
     return reply_error(response, ApiError::internal());
   };
@@ -362,7 +349,8 @@ Response SigningServer::sign(const Request& request, const RequestContext& conte
       return response.header("Retry-After",
                              std::to_string(p11::CircuitBreaker::kRetryAfterSeconds));
     }
-    std::fprintf(stderr, "%s request_id=%s signing failed: %s\n", utc_now().c_str(),
+    std::fprintf(stderr, "%s request_id=%s signing failed: %s\n",
+                 rfc3339_millis(std::chrono::system_clock::now()).c_str(),
                  response.request_id.c_str(), e.what());
     return reply_error(response, ApiError::internal());
   }
@@ -394,13 +382,13 @@ void SigningServer::log_access(const stir::http::AccessRecord& record) {
   metrics_.count_request(route, response.status, outcome);
   const auto& names = record.connection.client_names;
   // One line per request; never a PIN or a token (PROTOCOL-sized data).
-  const std::string line =
-      utc_now() + " request_id=" + (response.request_id.empty() ? "-" : response.request_id) +
-      " client=" + (names.empty() ? "-" : names.front()) +
-      " profile=" + (response.detail.empty() ? "-" : response.detail) +
-      " method=" + std::string(record.method) + " route=" + route +
-      " status=" + std::to_string(response.status) + " outcome=" + outcome +
-      " latency_us=" + std::to_string(record.latency.count()) + "\n";
+  const std::string line = rfc3339_millis(std::chrono::system_clock::now()) + " request_id=" +
+                           (response.request_id.empty() ? "-" : response.request_id) +
+                           " client=" + (names.empty() ? "-" : names.front()) +
+                           " profile=" + (response.detail.empty() ? "-" : response.detail) +
+                           " method=" + std::string(record.method) + " route=" + route +
+                           " status=" + std::to_string(response.status) + " outcome=" + outcome +
+                           " latency_us=" + std::to_string(record.latency.count()) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 

@@ -45,6 +45,10 @@
 
 namespace sks::server {
 
+// `time` as RFC 3339 UTC with milliseconds ("2026-12-02T05:30:24.123Z"): the
+// audit log's "time" and the access and error log lines.
+std::string rfc3339_millis(std::chrono::system_clock::time_point time);
+
 struct AuditRecord {
   std::chrono::system_clock::time_point time;
   std::string request_id;
