@@ -67,11 +67,7 @@ TEST_F(RotationCliTest, ByHandEveryStepIdempotentAndEveryIllegalStepRefused) {
 
   // A chain for another key is refused and changes nothing.
   const std::string d = dir.path();
-  must({STIR_SKS_BINARY, "keys", "generate", "--label", "other", "--config", config});
-  must({STIR_SKS_BINARY, "keys", "csr", "--label", "other", "--spc", "1234", "--subject",
-        "/C=US/O=Other", "--out", d + "/other.csr", "--config", config});
-  must({STIR_DEV_CA_BINARY, "issue", "--config", token_config, "--dir", d + "/pki", "--csr",
-        d + "/other.csr", "--out", d + "/other.pem"});
+  ASSERT_NO_FATAL_FAILURE(certified_key("other"));
   refused = rotate({"install-cert", "--chain", d + "/other.pem"});
   EXPECT_EQ(refused.exit_code, 65);
   EXPECT_EQ(refused.err, "sks: the chain's leaf key is not the key '" + label + "' in the token\n");
@@ -196,13 +192,9 @@ TEST_F(RotationCliTest, RunWithAFakeClockWalksAWholeRotationAndRenewsWithTheSame
 // profile still names it) and destroying it leaves the key in the token.
 TEST_F(RotationCliTest, RetireKeepsAnX5uAnotherProfileStillSignsWith) {
   const std::string d = dir.path();
-  must({STIR_SKS_BINARY, "keys", "generate", "--label", "legacy", "--config", config});
-  must({STIR_SKS_BINARY, "keys", "csr", "--label", "legacy", "--spc", "1234", "--subject",
-        "/C=US/O=Legacy", "--out", d + "/legacy.csr", "--config", config});
-  must({STIR_DEV_CA_BINARY, "issue", "--config", token_config, "--dir", d + "/pki", "--csr",
-        d + "/legacy.csr", "--out", d + "/legacy.pem"});
-  must({STIR_TNCR_BINARY, "publish", "--dir", d + "/cr", "--chain", d + "/legacy.pem", "--name",
-        "legacy.pem"});
+  std::string chain;
+  ASSERT_NO_FATAL_FAILURE(chain = certified_key("legacy"));
+  must({STIR_TNCR_BINARY, "publish", "--dir", d + "/cr", "--chain", chain, "--name", "legacy.pem"});
   const std::string x5u = "https://127.0.0.1:" + std::to_string(tncr_port) + "/legacy.pem";
   const std::string named = "key = \"legacy\"\nx5u = " + quoted(x5u) + "\n";
   std::string text = read_file(config);

@@ -181,6 +181,18 @@ class RotationStackTest : public ::testing::Test {
     return client;
   }
 
+  // A key LABEL made in the token outside rotation and its chain from the
+  // test STI-CA; the chain file's path (DIR/LABEL.pem).
+  std::string certified_key(const std::string& label) {
+    const std::string d = dir.path();
+    must({STIR_SKS_BINARY, "keys", "generate", "--label", label, "--config", config});
+    must({STIR_SKS_BINARY, "keys", "csr", "--label", label, "--spc", "1234", "--subject",
+          "/C=US/O=" + label, "--out", d + "/" + label + ".csr", "--config", config});
+    must({STIR_DEV_CA_BINARY, "issue", "--config", token_config, "--dir", d + "/pki", "--csr",
+          d + "/" + label + ".csr", "--out", d + "/" + label + ".pem"});
+    return d + "/" + label + ".pem";
+  }
+
   // The x5u of the token one signing request (attestation A) gets back,
   // or "status N" / "status none" when it is not signed.
   static std::string x5u_signed(httplib::SSLClient& client) {
