@@ -28,14 +28,18 @@ struct Ring {
 
   Ring() {
     sks::Config config;
-    sks::SigningProfile east{"east",
-                             "shaken-east",
-                             "https://cr.example.net/east.pem",
-                             "de305d54-75b4-431b-adb2-eb6b9e546014",
-                             {"A", "B"},
-                             {"sbc1.example.net"}};
-    sks::SigningProfile open{"open", "shaken-east",   "https://cr.example.net/east.pem",
-                             "",     {"A", "B", "C"}, {}};
+    sks::SigningProfile east;
+    east.name = "east";
+    east.key = "shaken-east";
+    east.x5u = "https://cr.example.net/east.pem";
+    east.origid = "de305d54-75b4-431b-adb2-eb6b9e546014";
+    east.attest = {"A", "B"};
+    east.clients = {"sbc1.example.net"};
+    sks::SigningProfile open = east;
+    open.name = "open";
+    open.origid = "";
+    open.attest = {"A", "B", "C"};
+    open.clients = {};
     config.profiles = {east, open};
     config.server.default_profile = "open";
     ring = sks::server::KeyRing::build(config, [this](const sks::SigningProfile& p) {
