@@ -104,6 +104,15 @@ TEST_F(CliPkiTest, CsrIssueInstallShowRevokeEndToEnd) {
   const ProcessResult again = sks(
       {"keys", "install-cert", "--label", "L", "--chain", path("chain.pem"), "--config", config_});
   EXPECT_EQ(again.out, "unchanged " + keyring + "/L.chain.pem\n") << again.describe();
+  const ProcessResult again_json = sks({"keys", "install-cert", "--label", "L", "--chain",
+                                        path("chain.pem"), "--json", "--config", config_});
+  ASSERT_EQ(again_json.exit_code, 0) << again_json.describe();
+  EXPECT_EQ(nlohmann::json::parse(again_json.out),
+            (nlohmann::json{{"label", "L"},
+                            {"outcome", "unchanged"},
+                            {"changed", false},
+                            {"path", keyring + "/L.chain.pem"},
+                            {"warnings", nlohmann::json::array()}}));
 
   const ProcessResult shown =
       sks({"keys", "show-cert", "--label", "L", "--json", "--config", config_});
@@ -139,12 +148,16 @@ TEST_F(CliPkiTest, CsrIssueInstallShowRevokeEndToEnd) {
 
 TEST_F(CliPkiTest, InstallCertRefusesAnotherKeysChainAndRecordsNothing) {
   csr_init_issue();
-  const ProcessResult refused = sks(
-      {"keys", "install-cert", "--label", "M", "--chain", path("chain.pem"), "--config", config_});
-  EXPECT_EQ(refused.exit_code, kExitDataErr) << refused.describe();
-  EXPECT_EQ(refused.err, "sks: the chain's leaf key is not the key 'M' in the token\n");
-  EXPECT_EQ(refused.out, "");
-  EXPECT_FALSE(fs::exists(path("token/keyring/M.chain.pem")));
+  for (const bool json : {false, true}) {
+    std::vector<std::string> args = {"keys",    "install-cert",    "--label",  "M",
+                                     "--chain", path("chain.pem"), "--config", config_};
+    if (json) args.push_back("--json");
+    const ProcessResult refused = sks(args);
+    EXPECT_EQ(refused.exit_code, kExitDataErr) << refused.describe();
+    EXPECT_EQ(refused.err, "sks: the chain's leaf key is not the key 'M' in the token\n");
+    EXPECT_EQ(refused.out, "");
+    EXPECT_FALSE(fs::exists(path("token/keyring/M.chain.pem")));
+  }
 }
 
 TEST_F(CliPkiTest, InitIsIdempotentAndHonoursSksConfig) {

@@ -59,6 +59,21 @@ void run_install_cert(const Context& context, const CertOptions& o) {
   const x509::InstallResult result =
       store.install(o.label, public_key.get(), chain, {o.replace, o.allow_no_spc, 0});
   for (const auto& warning : result.warnings) std::cerr << "sks: warning: " << warning << "\n";
+  if (o.json) {
+    // For automation (Ansible's changed_when): "changed" is false only when
+    // this chain was installed already and nothing was written.
+    const char* outcome = result.outcome == x509::InstallOutcome::kInstalled   ? "installed"
+                          : result.outcome == x509::InstallOutcome::kUnchanged ? "unchanged"
+                                                                               : "replaced";
+    nlohmann::json out = {{"label", o.label},
+                          {"outcome", outcome},
+                          {"changed", result.outcome != x509::InstallOutcome::kUnchanged},
+                          {"path", result.path},
+                          {"warnings", result.warnings}};
+    if (!result.previous_path.empty()) out["previous_path"] = result.previous_path;
+    std::cout << out.dump() << "\n";
+    return;
+  }
   switch (result.outcome) {
     case x509::InstallOutcome::kInstalled:
       std::cout << "installed " << result.path << "\n";
@@ -129,6 +144,9 @@ void add_cert_commands(CLI::App& keys, Context& context) {
                     "renewal: replace a different installed chain (the old one is kept aside)");
   install->add_flag("--allow-no-spc", o->allow_no_spc,
                     "accept a leaf without TNAuthList SPC (warns; verifiers will reject it)");
+  install->add_flag("--json", o->json,
+                    "machine-readable output: label, outcome (installed, unchanged, replaced), "
+                    "changed, path, warnings");
   install->callback([&context, o] { run_install_cert(context, *o); });
 
   auto* show = keys.add_subcommand("show-cert", "show the certificate installed for a key");
