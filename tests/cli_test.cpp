@@ -17,15 +17,18 @@
 #include <openssl/pem.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "process.h"
@@ -646,6 +649,35 @@ TEST_F(CliTest, WrongPinIsRefusedAndDoesNotLockTheToken) {
   }
   EXPECT_EQ(keys_list_json(), before);
   EXPECT_EQ(must(sign(kLabel, "C"), "sign after wrong PINs").exit_code, kExitOk);
+}
+
+// SoftHSM2 rewrites its token file at every login, and a command that read
+// it in that moment failed now and then (CKR_GENERAL_ERROR, "no initialised
+// token", CKR_USER_PIN_NOT_INITIALIZED): seen in CI when two instances ran
+// `sks keys install-cert` at once. Three commands at a time, 40 each, all
+// succeed with the same answer.
+TEST_F(CliTest, CommandsRunAtOnceOnOneTokenAllSucceed) {
+  init_generate_sign();
+  const std::string expected = keys_list_json();
+  std::atomic<int> failures{0};
+  std::mutex mutex;
+  std::string first_failure;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int n = 0; n < 40; ++n) {
+        const ProcessResult result =
+            run({STIR_SKS_BINARY, "keys", "list", "--json", "--config", config_},
+                {{"SKS_CONFIG", std::nullopt}, {"SOFTHSM2_CONF", std::nullopt}});
+        if (result.exit_code == kExitOk && result.out == expected) continue;
+        failures.fetch_add(1);
+        std::lock_guard lock(mutex);
+        if (first_failure.empty()) first_failure = result.describe();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0) << first_failure;
 }
 
 TEST_F(CliTest, ConfigErrorsExit78AndNameTheFile) {

@@ -108,6 +108,10 @@ playbook() {
   local out=$STATE/$name.out
   log "ansible-playbook $* ($name)"
   if ! (cd "$ANSIBLE_DIR" && nice -n 10 ansible-playbook -i "$INVENTORY" "$@") >"$out" 2>&1; then
+    # The failed tasks first: with several hosts, a failure can be far above
+    # the end of the output.
+    grep -B 3 -A 20 -E '^(fatal|failed): ' "$out" >&2 || true
+    echo "--- last lines of $name" >&2
     tail -n 60 "$out" >&2
     fail "ansible-playbook $* failed"
   fi

@@ -1,6 +1,8 @@
 #include "sks/pkcs11/token.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <utility>
 
 #include "stir/error.h"
@@ -29,9 +31,35 @@ std::vector<CK_SLOT_ID> slots_with_token(CK_FUNCTION_LIST* api) {
   return slots;
 }
 
+// SoftHSM2 rewrites its token file at every C_Login (the PIN counters), and
+// another process reading it in that moment gets CKR_GENERAL_ERROR from
+// C_GetTokenInfo or C_Login, or token info without its label and flags: an
+// `sks` command run while `sks serve` (or a second instance on the same
+// token) logs in. Seen in CI. So these are tried a few times, 10 to 30 ms
+// apart, before they count as failures; a wrong PIN is never retried.
+constexpr int kTokenFileAttempts = 4;
+
+void token_file_backoff(int attempt) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
+}
+
+template <typename Call>
+CK_RV retry_general_error(Call call) {
+  CK_RV rv = call();
+  for (int attempt = 1; rv == CKR_GENERAL_ERROR && attempt < kTokenFileAttempts; ++attempt) {
+    token_file_backoff(attempt);
+    rv = call();
+  }
+  return rv;
+}
+
 TokenDescription describe(CK_FUNCTION_LIST* api, CK_SLOT_ID slot) {
   CK_TOKEN_INFO info{};
-  check(api->C_GetTokenInfo(slot, &info), "C_GetTokenInfo");
+  const CK_RV rv = retry_general_error([&] {
+    info = CK_TOKEN_INFO{};
+    return api->C_GetTokenInfo(slot, &info);
+  });
+  check(rv, "C_GetTokenInfo");
   TokenDescription d;
   d.slot = slot;
   d.label = trim_padded(info.label, sizeof info.label);
@@ -135,6 +163,13 @@ Session::~Session() {
 namespace {
 TokenDescription require_token(const Module& module, const TokenSelector& selector) {
   auto token = find_token(module, selector);
+  for (int attempt = 1; !token && attempt < kTokenFileAttempts; ++attempt) {
+    // Perhaps read while another process wrote it; SoftHSM2 reads its token
+    // files again only at C_Initialize.
+    token_file_backoff(attempt);
+    module.reinitialize();
+    token = find_token(module, selector);
+  }
   if (!token) {
     throw Error(ErrorCode::kNotFound, "no initialised token with " + describe_selector(selector) +
                                           " in " + module.path());
@@ -158,7 +193,20 @@ void Token::reconnect() {
 
 void Token::login(const Secret& pin) {
   std::lock_guard lock(login_mutex_);
-  login_locked(pin);
+  CK_RV rv = call_login(pin);
+  // Flags read from a token file another process was rewriting stay wrong
+  // until the module reads the files again (C_Initialize).
+  for (int attempt = 1; (rv == CKR_USER_PIN_NOT_INITIALIZED || rv == CKR_GENERAL_ERROR) &&
+                        attempt < kTokenFileAttempts;
+       ++attempt) {
+    token_file_backoff(attempt);
+    anchor_.reset();
+    module_.reinitialize();
+    description_ = require_token(module_, selector_);
+    anchor_.emplace(module_, description_.slot);
+    rv = call_login(pin);
+  }
+  if (rv != CKR_USER_ALREADY_LOGGED_IN) check(rv, "C_Login", "token '" + description_.label + "'");
   pin_ = pin;
 }
 
@@ -168,11 +216,17 @@ void Token::relogin() {
   login_locked(pin_);
 }
 
-void Token::login_locked(const Secret& pin) {
+CK_RV Token::call_login(const Secret& pin) {
   login_attempts_.fetch_add(1);
-  const CK_RV rv = api()->C_Login(
-      anchor_session(), CKU_USER,
-      reinterpret_cast<unsigned char*>(const_cast<char*>(pin.view().data())), pin.view().size());
+  return retry_general_error([&] {
+    return api()->C_Login(anchor_session(), CKU_USER,
+                          reinterpret_cast<unsigned char*>(const_cast<char*>(pin.view().data())),
+                          pin.view().size());
+  });
+}
+
+void Token::login_locked(const Secret& pin) {
+  const CK_RV rv = call_login(pin);
   if (rv == CKR_USER_ALREADY_LOGGED_IN) return;
   check(rv, "C_Login", "token '" + description_.label + "'");
 }

@@ -7,6 +7,9 @@
 // open for the Token's lifetime so pool sessions never lose the login.
 // Threads: all members are safe to call concurrently.
 // Errors: stir::Error; a wrong PIN is kPinIncorrect and is never retried.
+// CKR_GENERAL_ERROR from C_GetTokenInfo or C_Login, and a token not found,
+// are tried 4 times in about 60 ms first: SoftHSM2 gives them to a process
+// that reads its token file while another process's login rewrites it.
 #pragma once
 
 #include <atomic>
@@ -74,7 +77,10 @@ class Token {
 
   // C_Login as CKU_USER; CKR_USER_ALREADY_LOGGED_IN counts as success. The
   // PIN is kept (wiped on destruction) so relogin() can restore a login the
-  // token dropped; a wrong PIN is not kept and not retried.
+  // token dropped; a wrong PIN is not kept and not retried. Call it before
+  // any session but the anchor is open: when SoftHSM2 read the token file
+  // while another process rewrote it (CKR_USER_PIN_NOT_INITIALIZED,
+  // CKR_GENERAL_ERROR), it initialises the module again and retries.
   void login(const Secret& pin);
   // Logs in again with the PIN given to login(); used once after
   // CKR_USER_NOT_LOGGED_IN on the signing path.
@@ -102,6 +108,7 @@ class Token {
 
  private:
   void login_locked(const Secret& pin);
+  CK_RV call_login(const Secret& pin);
 
   const Module& module_;
   const TokenSelector selector_;
