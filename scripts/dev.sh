@@ -22,7 +22,7 @@ DEV=${SKS_DEV_DIR:-$ROOT/var/dev}
 # Every package the build, the tests and the demo use; all from Debian 12.
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  libssl-dev openssl libp11-kit-dev p11-kit
+  libssl-dev openssl libp11-kit-dev p11-kit p11-kit-modules  # p11-kit server + p11-kit-client.so
   softhsm2 opensc libengine-pkcs11-openssl
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libgtest-dev
   libboost1.81-dev  # Boost.Beast and Asio (http/), header-only

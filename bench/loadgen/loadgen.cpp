@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "histogram.h"
+#include "stir/exit_codes.h"
 
 namespace {
 
@@ -180,6 +181,7 @@ double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 }  // namespace
 
 int main(int argc, char** argv) {
+  stir::ignore_broken_pipes();  // see stir/exit_codes.h
   Options o;
   CLI::App app{"HTTPS load generator with keep-alive and client certificates"};
   app.add_option("url", o.url, "https://host:port/path")->required();

@@ -125,13 +125,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const stir::Error& e) {
-    std::cerr << "sti-dev-ca: " << e.what() << "\n";
-    return stir::exit_code_for(e.code());
-  } catch (const std::exception& e) {
-    std::cerr << "sti-dev-ca: internal error: " << e.what() << "\n";
-    return stir::exit_code_for(stir::ErrorCode::kInternal);
-  }
+  return stir::run_main("sti-dev-ca", [&] { return run(argc, argv); });
 }

@@ -1,5 +1,10 @@
 #include "stir/exit_codes.h"
 
+#include <signal.h>
+
+#include <exception>
+#include <iostream>
+
 namespace stir {
 
 int exit_code_for(ErrorCode code) noexcept {
@@ -26,6 +31,33 @@ int exit_code_for(ErrorCode code) noexcept {
       return 78;
   }
   return 70;
+}
+
+void ignore_broken_pipes() noexcept {
+  struct sigaction action {};
+  action.sa_handler = SIG_IGN;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGPIPE, &action, nullptr);
+}
+
+int run_main(std::string_view program, const std::function<int()>& body) noexcept {
+  ignore_broken_pipes();
+  try {
+    try {
+      return body();
+    } catch (const Error& e) {
+      std::cerr << program << ": " << e.what() << "\n";
+      return exit_code_for(e.code());
+    } catch (const std::exception& e) {
+      std::cerr << program << ": internal error: " << e.what() << "\n";
+      return exit_code_for(ErrorCode::kInternal);
+    } catch (...) {
+      std::cerr << program << ": internal error: an exception of unknown type\n";
+      return exit_code_for(ErrorCode::kInternal);
+    }
+  } catch (...) {  // writing the message failed too
+    return exit_code_for(ErrorCode::kInternal);
+  }
 }
 
 }  // namespace stir

@@ -34,6 +34,7 @@
 #include "stir/openssl.h"
 #include "stir/passport.h"
 #include "stir/verify.h"
+#include "stir/exit_codes.h"
 
 namespace {
 
@@ -75,6 +76,7 @@ stir::ShakenClaims claims() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  stir::ignore_broken_pipes();  // see stir/exit_codes.h
   double seconds = 2.0;
   bool json = false;
   long many_keys = 0;

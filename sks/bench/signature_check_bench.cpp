@@ -25,6 +25,7 @@
 #include "sks/pkcs11/session_pool.h"
 #include "sks/pkcs11/token.h"
 #include "stir/passport.h"
+#include "stir/exit_codes.h"
 
 namespace {
 
@@ -65,6 +66,7 @@ double rate(int threads, double seconds, const sks::p11::TokenKey& key) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  stir::ignore_broken_pipes();  // see stir/exit_codes.h
   double seconds = 2.0;
   bool json = false;
   for (int i = 1; i < argc; ++i) {

@@ -11,6 +11,7 @@
 //  - thousands of key ring swaps while eight threads sign: every response
 //    carries the x5u of the key that signed it.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
 #include <filesystem>
@@ -26,6 +27,7 @@
 #include "sks/server/signing_api.h"
 #include "softhsm_token.h"
 #include "stir/error.h"
+#include "stir/exit_codes.h"
 #include "stir/identity.h"
 #include "stir/verify.h"
 
@@ -214,6 +216,33 @@ TEST(StepTest, AStepThatClosesItsOutputStillHasADeadline) {
     EXPECT_EQ(e.code(), stir::ErrorCode::kIo);
     EXPECT_EQ(std::string(e.what()), "publish step (/bin/sh) was killed after 1 s: started\n");
   }
+}
+
+// The step runs with the signals a shell would give it, although every
+// program of ours ignores SIGPIPE (stir::run_main) and `sks serve` blocks
+// its stop signals: a step script's `producer | head` must end the producer
+// as it does in a terminal.
+TEST(StepTest, AStepStartsWithSigpipeAtItsDefaultAndNoSignalBlocked) {
+  stir::ignore_broken_pipes();
+  sigset_t stop_signals, previous;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGHUP);
+  sigaddset(&stop_signals, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
+  const auto status = rotation::run_step(
+      "test", {"/bin/sh", "-c", "exec grep -E '^Sig(Blk|Ign):' /proc/self/status"}, {},
+      std::chrono::seconds(10));
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  const auto mask = [&](const std::string& name) {
+    const auto at = status.output.find(name + ":\t");
+    return at == std::string::npos
+               ? ~0ULL
+               : std::stoull(status.output.substr(at + name.size() + 2), nullptr, 16);
+  };
+  const auto bit = [](int signal_number) { return 1ULL << (signal_number - 1); };
+  EXPECT_EQ(mask("SigIgn") & bit(SIGPIPE), 0u) << status.output;
+  EXPECT_EQ(mask("SigBlk") & (bit(SIGHUP) | bit(SIGTERM)), 0u) << status.output;
 }
 
 class KeyRingSwapTest : public SoftHsmTest {};

@@ -65,16 +65,44 @@ inline std::vector<char*> pointers(std::vector<std::string>& strings) {
 }
 
 // Owns the file actions and attributes so every exit path releases them.
+// Every child starts as a shell or systemd would start it, whatever this
+// test process did to its own signals (several suites ignore SIGPIPE, and an
+// ignored signal is inherited across exec): every signal at its default,
+// none blocked. A program that needs SIGPIPE ignored must do it itself.
 class SpawnSetup {
  public:
-  SpawnSetup() { posix_spawn_file_actions_init(&actions_); }
-  ~SpawnSetup() { posix_spawn_file_actions_destroy(&actions_); }
+  SpawnSetup() {
+    posix_spawn_file_actions_init(&actions_);
+    posix_spawnattr_init(&attributes_);
+    sigset_t all;
+    sigfillset(&all);
+    posix_spawnattr_setsigdefault(&attributes_, &all);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes_, &none);
+    flags_ = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+    posix_spawnattr_setflags(&attributes_, static_cast<short>(flags_));
+  }
+  ~SpawnSetup() {
+    posix_spawnattr_destroy(&attributes_);
+    posix_spawn_file_actions_destroy(&actions_);
+  }
   SpawnSetup(const SpawnSetup&) = delete;  // owns the actions object
   SpawnSetup& operator=(const SpawnSetup&) = delete;
   posix_spawn_file_actions_t* actions() { return &actions_; }
+  const posix_spawnattr_t* attributes() const { return &attributes_; }
+  // The child leads a process group of its own, so the whole group (a
+  // server and the processes it forks) can be killed at once.
+  void new_process_group() {
+    flags_ |= POSIX_SPAWN_SETPGROUP;
+    posix_spawnattr_setpgroup(&attributes_, 0);
+    posix_spawnattr_setflags(&attributes_, static_cast<short>(flags_));
+  }
 
  private:
   posix_spawn_file_actions_t actions_;
+  posix_spawnattr_t attributes_;
+  int flags_ = 0;
 };
 
 }  // namespace process_detail
@@ -99,8 +127,8 @@ inline ProcessResult run(const std::vector<std::string>& argv, const EnvChanges&
   std::vector<char*> arg_ptrs = process_detail::pointers(args);
   std::vector<char*> env_ptrs = process_detail::pointers(environment);
   pid_t pid = 0;
-  const int spawned =
-      ::posix_spawnp(&pid, arg_ptrs[0], setup.actions(), nullptr, arg_ptrs.data(), env_ptrs.data());
+  const int spawned = ::posix_spawnp(&pid, arg_ptrs[0], setup.actions(), setup.attributes(),
+                                     arg_ptrs.data(), env_ptrs.data());
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   if (spawned != 0) {
@@ -147,12 +175,16 @@ inline ProcessResult run(const std::vector<std::string>& argv, const EnvChanges&
 // the destructor kills and reaps it if the test did not stop it itself.
 class BackgroundProcess {
  public:
+  // With `own_group`, the child leads a new process group and the
+  // destructor kills that whole group (a server and what it forked).
   BackgroundProcess(const std::vector<std::string>& argv, const std::string& stderr_path,
-                    const EnvChanges& env = {}) {
+                    const EnvChanges& env = {}, bool own_group = false)
+      : own_group_(own_group) {
     using process_detail::fail;
     std::array<int, 2> out_pipe{};
     if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) fail("pipe2");
     process_detail::SpawnSetup setup;
+    if (own_group) setup.new_process_group();
     posix_spawn_file_actions_addopen(setup.actions(), 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(setup.actions(), out_pipe[1], 1);
     posix_spawn_file_actions_addopen(setup.actions(), 2, stderr_path.c_str(),
@@ -161,7 +193,7 @@ class BackgroundProcess {
     std::vector<std::string> environment = process_detail::child_environment(env);
     std::vector<char*> arg_ptrs = process_detail::pointers(args);
     std::vector<char*> env_ptrs = process_detail::pointers(environment);
-    const int spawned = ::posix_spawnp(&pid_, arg_ptrs[0], setup.actions(), nullptr,
+    const int spawned = ::posix_spawnp(&pid_, arg_ptrs[0], setup.actions(), setup.attributes(),
                                        arg_ptrs.data(), env_ptrs.data());
     ::close(out_pipe[1]);
     if (spawned != 0) {
@@ -170,8 +202,10 @@ class BackgroundProcess {
       fail("posix_spawnp " + argv[0]);
     }
     out_ = out_pipe[0];
+    if (own_group) pgid_ = pid_;
   }
   ~BackgroundProcess() {
+    if (own_group_ && pgid_ > 0) ::kill(-pgid_, SIGKILL);
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       int status = 0;
@@ -202,6 +236,10 @@ class BackgroundProcess {
   }
 
   void signal(int signal_number) const { ::kill(pid_, signal_number); }
+  // The signal to the child's whole process group (only with `own_group`).
+  void signal_group(int signal_number) const {
+    if (pgid_ > 0) ::kill(-pgid_, signal_number);
+  }
 
   // Waits up to `timeout_ms` for the exit; the exit code (128 + signal when
   // killed), or nullopt if it is still running.
@@ -221,7 +259,9 @@ class BackgroundProcess {
   pid_t pid() const { return pid_; }
 
  private:
+  bool own_group_ = false;
   pid_t pid_ = -1;
+  pid_t pgid_ = -1;  // kept after the leader is reaped, for what it forked
   int out_ = -1;
   std::string buffer_;
 };

@@ -22,6 +22,7 @@
 #include "stir/passport.h"
 #include "stir/verifier/verifier.h"
 #include "test_pki.h"
+#include "stir/exit_codes.h"
 
 namespace {
 
@@ -73,6 +74,7 @@ double rate(double seconds, Op op) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  stir::ignore_broken_pipes();  // see stir/exit_codes.h
   const double seconds = argc > 1 ? std::atof(argv[1]) : 2.0;
   const stir::testing::ShakenPki pki = stir::testing::make_shaken_pki("1234");
   const auto dir = std::filesystem::temp_directory_path() / "stir-vs-bench";

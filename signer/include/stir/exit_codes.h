@@ -15,6 +15,9 @@
 //   78 configuration error
 #pragma once
 
+#include <functional>
+#include <string_view>
+
 #include "stir/error.h"
 
 namespace stir {
@@ -24,5 +27,23 @@ inline constexpr int kExitInvalidToken = 1;
 inline constexpr int kExitUsage = 64;
 
 int exit_code_for(ErrorCode code) noexcept;
+
+// The first thing every program of the project does, before it loads a
+// PKCS#11 module or opens a socket: a write to a pipe or socket whose reader
+// is gone then fails with EPIPE in the caller instead of killing the process
+// with SIGPIPE. Our own socket writes already handle EPIPE; the ones that
+// matter are in libraries we call: p11-kit-client.so and a network HSM's
+// client library write to their server's socket with plain write(2), so
+// without this an HSM that goes away would end `sks serve` with exit 141
+// instead of its circuit breaker answering 503. Ignored rather than blocked:
+// an ignored signal is never left pending for a thread that unblocks it
+// later. Children we spawn get the default back (posix_spawn with
+// POSIX_SPAWN_SETSIGDEF), so a step script's pipeline behaves as in a shell.
+void ignore_broken_pipes() noexcept;
+
+// main() of every program: ignore_broken_pipes(), then `body`. A stir::Error
+// it throws becomes "PROGRAM: message" on stderr and exit_code_for(code);
+// any other exception "PROGRAM: internal error: ..." and 70.
+int run_main(std::string_view program, const std::function<int()>& body) noexcept;
 
 }  // namespace stir

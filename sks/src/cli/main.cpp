@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "cli_support.h"
-#include "stir/error.h"
+#include "stir/exit_codes.h"
 
 namespace sks::cli {
 namespace {
@@ -39,13 +39,5 @@ int run(int argc, char** argv) {
 }  // namespace sks::cli
 
 int main(int argc, char** argv) {
-  try {
-    return sks::cli::run(argc, argv);
-  } catch (const stir::Error& e) {
-    std::cerr << "sks: " << e.what() << "\n";
-    return stir::exit_code_for(e.code());
-  } catch (const std::exception& e) {
-    std::cerr << "sks: internal error: " << e.what() << "\n";
-    return stir::exit_code_for(stir::ErrorCode::kInternal);
-  }
+  return stir::run_main("sks", [&] { return sks::cli::run(argc, argv); });
 }

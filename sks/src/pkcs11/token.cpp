@@ -170,6 +170,15 @@ TokenDescription require_token(const Module& module, const TokenSelector& select
     module.reinitialize();
     token = find_token(module, selector);
   }
+  if (!token && list_tokens(module).empty()) {
+    // Not one slot holds a token: the HSM is down or unreachable (a remote
+    // module such as p11-kit-client.so, or a network HSM's client, lists
+    // nothing while its server cannot be reached), not a wrong label.
+    throw Error(ErrorCode::kUnavailable,
+                "the module lists no token at all (is the HSM, or the server behind a remote "
+                "module, reachable?): no token with " +
+                    describe_selector(selector) + " in " + module.path());
+  }
   if (!token) {
     throw Error(ErrorCode::kNotFound, "no initialised token with " + describe_selector(selector) +
                                           " in " + module.path());

@@ -104,9 +104,19 @@ StepResult run_step(const std::string& step, const std::vector<std::string>& arg
   posix_spawn_file_actions_addopen(&spawn.actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&spawn.actions, pipe_fds[1], 1);
   posix_spawn_file_actions_adddup2(&spawn.actions, pipe_fds[1], 2);
-  // Its own process group, so a timeout kills what it started too.
-  posix_spawnattr_setflags(&spawn.attributes, POSIX_SPAWN_SETPGROUP);
+  // Its own process group, so a timeout kills what it started too. The step
+  // starts with the signals a shell would give it: SIGPIPE back to default
+  // (stir::run_main ignores it in this process) and nothing blocked.
+  posix_spawnattr_setflags(&spawn.attributes,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   posix_spawnattr_setpgroup(&spawn.attributes, 0);
+  sigset_t default_signals;
+  sigemptyset(&default_signals);
+  sigaddset(&default_signals, SIGPIPE);
+  posix_spawnattr_setsigdefault(&spawn.attributes, &default_signals);
+  sigset_t no_signals;
+  sigemptyset(&no_signals);
+  posix_spawnattr_setsigmask(&spawn.attributes, &no_signals);
   std::vector<char*> arg_ptrs = pointers(args);
   std::vector<char*> env_ptrs = pointers(env);
   pid_t pid = 0;

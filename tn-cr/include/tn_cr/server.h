@@ -25,8 +25,8 @@
 // Threads: bind() and run() from one thread; stop() from any thread (a
 // signal-watching thread, say), also before run(). The access log sink is
 // called from I/O threads, one complete line at a time, serialised.
-// Signals: the process should ignore SIGPIPE (a client hanging up mid-
-// response would otherwise end it); `tn-cr serve` does.
+// Signals: the process must ignore SIGPIPE (a client hanging up mid-
+// response would otherwise end it); every program does, in stir::run_main.
 // Errors: stir::Error: kConfig (TLS files unusable, bad option), kNotFound
 // (no repository folder), kIo (cannot listen).
 #pragma once

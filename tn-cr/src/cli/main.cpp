@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "cli.h"
-#include "stir/error.h"
+#include "stir/exit_codes.h"
 
 namespace tn_cr::cli {
 
@@ -50,13 +50,5 @@ int run(int argc, char** argv) {
 }  // namespace tn_cr::cli
 
 int main(int argc, char** argv) {
-  try {
-    return tn_cr::cli::run(argc, argv);
-  } catch (const stir::Error& e) {
-    std::cerr << "tn-cr: " << e.what() << "\n";
-    return stir::exit_code_for(e.code());
-  } catch (const std::exception& e) {
-    std::cerr << "tn-cr: internal error: " << e.what() << "\n";
-    return stir::exit_code_for(stir::ErrorCode::kInternal);
-  }
+  return stir::run_main("tn-cr", [&] { return tn_cr::cli::run(argc, argv); });
 }

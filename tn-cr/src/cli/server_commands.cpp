@@ -36,8 +36,7 @@ void run_serve(const Context& context) {
   if (pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr) != 0) {
     throw stir::Error(stir::ErrorCode::kInternal, "pthread_sigmask failed");
   }
-  // A client that hangs up mid-response must not kill the server.
-  ::signal(SIGPIPE, SIG_IGN);
+  // SIGPIPE is ignored process-wide by stir::run_main, before this runs.
 
   const LogSink log = stderr_log();
   Server server(config.server, log);

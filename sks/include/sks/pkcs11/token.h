@@ -72,7 +72,8 @@ class Session {
 class Token {
  public:
   // Finds the token and opens the anchor session; does not log in.
-  // Throws kNotFound when no token matches.
+  // Throws kNotFound when no token matches, kUnavailable when the module
+  // lists no token at all (an HSM or a remote module's server that is down).
   Token(const Module& module, const TokenSelector& selector);
 
   // C_Login as CKU_USER; CKR_USER_ALREADY_LOGGED_IN counts as success. The
