@@ -530,14 +530,16 @@ if [ "$BENCH" = 1 ]; then
   bench_run() {
     local name=$1 port=$2
     shift 2
+    date +%s.%N >"$name.start"
     sipp -sf "$HERE/sipp/uac.xml" -inf bench.csv -i 127.0.0.1 -p "$UAC_PORT" "$@" -nostdin \
       -trace_stat -fd 1 -stf "$name.stat" -recv_timeout 10000 "127.0.0.1:$port" >"$name.out" 2>&1 </dev/null ||
       fail "benchmark $name: SIPp reported failed calls"
+    date +%s.%N >"$name.end"
   }
   bench_run with-sat "$BAS_PORT" -r 5000 -l 32 -m "$BENCH_CALLS"
   bench_run without-sat "$P1_PORT" -r 5000 -l 32 -m "$BENCH_CALLS"
-  bench_run with-100 "$BAS_PORT" -r 100 -m "$CALLS"
-  bench_run without-100 "$P1_PORT" -r 100 -m "$CALLS"
+  bench_run with-100 "$BAS_PORT" -r 100 -m "$CALLS" -trace_msg -message_file with-100.msg
+  bench_run without-100 "$P1_PORT" -r 100 -m "$CALLS" -trace_msg -message_file without-100.msg
   cd "$WORK"
   python3 - "$WORK/sipp" <<'PY'
 import sys
@@ -549,17 +551,34 @@ def secs(v):
     h, m, s, us = (int(x) for x in v.split(":"))
     return (h * 60 + m) * 60 + s + us / 1e6
 def rate(name):
+    # SIPp's ElapsedTime has whole seconds only: the wall time of the run.
     r = last(name)
-    return int(r["SuccessfulCall(C)"]) / secs(r["ElapsedTime(C)"]), int(r["FailedCall(C)"])
+    took = float(open(f"{d}/{name}.end").read()) - float(open(f"{d}/{name}.start").read())
+    return int(r["SuccessfulCall(C)"]) / took, int(r["FailedCall(C)"])
 def rtd(name):
-    r = last(name)
-    return secs(r["ResponseTime1(C)"]) * 1000, secs(r["ResponseTime1StDev(C)"]) * 1000
+    # INVITE sent -> 200 received per call, from the timestamps (us) of
+    # SIPp's message log (its own response-time figures are whole ms).
+    import datetime
+    sent, answered = {}, {}
+    for block in open(f"{d}/{name}.msg").read().split("-" * 47 + " ")[1:]:
+        stamp, _, rest = block.partition("\n")
+        t = datetime.datetime.strptime(stamp.strip(), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        call = next((l.split(":", 1)[1].strip() for l in rest.splitlines() if l.lower().startswith("call-id:")), None)
+        cseq = next((l for l in rest.splitlines() if l.lower().startswith("cseq:")), "")
+        if call is None or "INVITE" not in cseq:
+            continue
+        if " sent " in rest.splitlines()[0] and rest.split("\n\n", 1)[1].startswith("INVITE"):
+            sent.setdefault(call, t)
+        elif "received" in rest.splitlines()[0] and rest.split("\n\n", 1)[1].startswith("SIP/2.0 200"):
+            answered.setdefault(call, t)
+    ms = sorted((answered[c] - sent[c]) * 1000 for c in answered if c in sent)
+    return sum(ms) / len(ms), ms[len(ms) // 2], ms[int(len(ms) * 0.99)], len(ms)
 w, wf = rate("with-sat"); o, of = rate("without-sat")
-wl, wsd = rtd("with-100"); ol, osd = rtd("without-100")
-print(f"{'SIP path (3 Kamailio hops, SIPp)':42} {'calls/s, 32 in flight':>22} {'INVITE->200 at 100/s':>22}")
-print(f"{'with Identity (sks sign + sks verify)':42} {w:22.0f} {wl:19.1f} ms (sd {wsd:.1f})")
-print(f"{'without the Identity steps':42} {o:22.0f} {ol:19.1f} ms (sd {osd:.1f})")
-print(f"{'added by signing + verification':42} {'':22} {wl - ol:19.1f} ms")
+wl, w50, w99, wn = rtd("with-100"); ol, o50, o99, on = rtd("without-100")
+print(f"{'SIP path (3 Kamailio hops, SIPp)':40} {'calls/s, 32 in flight':>22}   INVITE->200 at 100 calls/s: mean / p50 / p99 (calls)")
+print(f"{'with Identity (sks sign + sks verify)':40} {w:22.0f}   {wl:.2f} / {w50:.2f} / {w99:.2f} ms ({wn})")
+print(f"{'without the Identity steps':40} {o:22.0f}   {ol:.2f} / {o50:.2f} / {o99:.2f} ms ({on})")
+print(f"{'added by signing + verification':40} {'':22}   {wl - ol:.2f} / {w50 - o50:.2f} / {w99 - o99:.2f} ms")
 print(f"failed calls: {wf} and {of}")
 PY
 fi
