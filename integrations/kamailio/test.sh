@@ -25,6 +25,10 @@
 #     middle of the calls, and calls were verified under both x5u URLs;
 #   - Kamailio's counters agree (signed, passed, failed, no validation,
 #     secsipid agreeing with sks on every call);
+#   - hostile input: a customer's own Identity is replaced by the STI-AS's;
+#     an Identity carrying JSON, one of 5,000 characters and a forged one
+#     sent straight to the STI-VS get No-TN-Validation (the first two
+#     without reaching sks); an untrusted source gets 403;
 #   - with sks not answering (a TCP peer that never replies) the STI-AS
 #     relays the call unsigned after its time budget (fail-open) or refuses
 #     it with 503 (fail-closed), and counts it;
@@ -453,6 +457,38 @@ check_counter "$KAM/vs" sti_vs disagree 0
 X5US=$(grep -o 'info=<[^>]*>' "$WORK/sipp/uas-messages.log" | sort | uniq -c)
 printf '%s\n' "$X5US" | sed 's/^/  x5u /' >&2
 [ "$(printf '%s\n' "$X5US" | grep -c .)" -ge 2 ] || fail "the calls were not signed under two x5u URLs (before and after the rotation)"
+
+# Hostile input. To the STI-AS from the customer trunk: an Identity of the
+# customer's own (removed, the call signed as usual). Straight to the
+# STI-VS: an Identity with JSON in it, one of 5,000 characters (both
+# refused before sks is asked: malformed), one well-formed but forged
+# (sks refuses it). From an untrusted source: 403 from the STI-AS.
+log "hostile input: forged, injected and oversized Identity headers; an untrusted source"
+cd "$WORK/sipp"
+# hostile NAME PORT EXPECTED IDENTITY: one call from the customer trunk.
+hostile() {
+  printf 'SEQUENTIAL\n12155550121;12155550131;%s\n' "$3" >"$1.csv"
+  sipp -sf "$HERE/sipp/uac-identity.xml" -inf "$1.csv" -key identity "$4" -i 127.0.0.1 \
+    -p "$UAC_PORT" -r 1 -m 1 "${SIPP_COMMON[@]}" -stf "$1.stat" -screen_file "$1-screen.log" \
+    -error_file "$1-errors.log" "127.0.0.1:$2" >"$1.out" 2>&1 </dev/null ||
+    fail "hostile input $1: the call failed (SIPp's $1-errors.log: $(grep -m1 Warning "$1-errors.log" || true))"
+}
+FORGED_HEADER=$(printf '{"alg":"ES256","ppt":"shaken","typ":"passport","x5u":"https://127.0.0.1:%s/absent.pem"}' "$TNCR_PORT" | base64 -w0 | tr '+/' '-_' | tr -d '=')
+FORGED="$FORGED_HEADER.eyJhdHRlc3QiOiJBIn0.c2lnbmF0dXJl;info=<https://127.0.0.1:$TNCR_PORT/absent.pem>;alg=ES256;ppt=shaken"
+hostile forged-to-as "$AS_PORT" "$PASSED|A" "$FORGED"
+hostile injected "$VS_PORT" "$NONE_VS" 'a.b.c;info=<https://127.0.0.1/x.pem>;alg=ES256;ppt=shaken","from":{"tn":"1"},"x":"'
+hostile oversized "$VS_PORT" "$NONE_VS" "$(head -c 5000 /dev/zero | tr '\0' A).b.c;info=<https://127.0.0.1/x.pem>;alg=ES256;ppt=shaken"
+hostile forged-to-vs "$VS_PORT" "$NONE_VS" "$FORGED"
+sipp -sf "$HERE/sipp/uac-refused.xml" -inf "$WORK/sipp/customer.csv" -i 127.0.0.3 -p "$UAC_PORT" -r 1 -m 1 \
+  "${SIPP_COMMON[@]}" -stf untrusted.stat -screen_file untrusted-screen.log -error_file untrusted-errors.log \
+  "127.0.0.1:$AS_PORT" >untrusted.out 2>&1 </dev/null || fail "untrusted source: the call was not refused"
+cd "$WORK"
+check_counter "$KAM/as" sti_as signed $((SIGNED + 1))
+check_counter "$KAM/as" sti_as untrusted 1
+check_counter "$KAM/vs" sti_vs malformed 2
+check_counter "$KAM/vs" sti_vs passed $((PASSED_CALLS + 1))
+check_counter "$KAM/vs" sti_vs no_validation $((STRIPPED + 3))
+check_counter "$KAM/vs" sti_vs disagree 0
 
 # fail-open and fail-closed: sks does not answer (a TCP peer that accepts
 # and never replies); the STI-AS waits its 1 s budget, then relays the call
