@@ -31,7 +31,8 @@
 #     without reaching sks); an untrusted source gets 403;
 #   - with sks not answering (a TCP peer that never replies) the STI-AS
 #     relays the call unsigned after its time budget (fail-open) or refuses
-#     it with 503 (fail-closed), and counts it;
+#     it with 503 (fail-closed), and counts it; the STI-VS marks the call
+#     No-TN-Validation and counts it;
 #   - every configuration passes `kamailio -c`, every Kamailio process runs
 #     as an unprivileged user (the `kamailio` user when started as root),
 #     and its TLS files follow sks's permission rules.
@@ -236,7 +237,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
 read -r AS_PORT TRANSIT_PORT VS_PORT UAS_PORT UAC_PORT GW_PORT AS2_PORT AS3_PORT \
-  BAS_PORT BTRANSIT_PORT BVS_PORT P1_PORT P2_PORT P3_PORT <<<"$(free_udp_ports 14)"
+  BAS_PORT BTRANSIT_PORT BVS_PORT P1_PORT P2_PORT P3_PORT VS2_PORT <<<"$(free_udp_ports 15)"
 
 # write_site DIR FILE LINES...: a site file of #!substdef lines NAME=VALUE.
 write_site() {
@@ -256,12 +257,12 @@ as_site() {
     "SITE_CUSTOMER_TRUNKS=127[.]0[.]0[.]1:$UAC_PORT" "SITE_GATEWAY_PEERS=127[.]0[.]0[.]2:$GW_PORT" \
     "SITE_ASSIGNED_TNS=1215555(01[0-9][0-9])"
 }
-# An STI-VS instance: DIR PORT NEXT_HOP_PORT SECOND_OPINION.
+# An STI-VS instance: DIR PORT NEXT_HOP_PORT SECOND_OPINION [SKS_URL].
 vs_site() {
   cp "$HERE/sti-vs.cfg" "$1/"
   write_site "$1" sti-vs-site.cfg "SITE_SIP_LISTEN=udp:127.0.0.1:$2" \
     "SITE_NEXT_HOP=sip:127.0.0.1:$3" SITE_CHILDREN=4 "SITE_CTL_SOCKET=unix:$1/ctl" \
-    "SITE_SKS_URL=$SKS_BASE" "SITE_SKS_CLIENT_CERT=$KAM/tls/client.pem" \
+    "SITE_SKS_URL=${5:-$SKS_BASE}" "SITE_SKS_CLIENT_CERT=$KAM/tls/client.pem" \
     "SITE_SKS_CLIENT_KEY=$KAM/tls/client.key" "SITE_SKS_CA=$KAM/tls/sks-ca.pem" \
     SITE_SKS_TIMEOUT_S=2 "SITE_SECOND_OPINION=$4" "SITE_STI_PA_ROOTS=$KAM/sti/sti-pa-roots.pem" \
     "SITE_STI_CA_INTERMEDIATES=$KAM/sti/sti-ca-intermediates.pem" \
@@ -493,7 +494,7 @@ check_counter "$KAM/vs" sti_vs disagree 0
 # fail-open and fail-closed: sks does not answer (a TCP peer that accepts
 # and never replies); the STI-AS waits its 1 s budget, then relays the call
 # unsigned (SITE_FAIL_CLOSED 0) or refuses it with 503 (1).
-log "sks not answering: fail-open and fail-closed STI-AS"
+log "sks not answering: fail-open and fail-closed STI-AS, STI-VS"
 python3 -c '
 import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
@@ -506,12 +507,14 @@ bench_pids+=($!)
 blackhole_up() { [ -s "$WORK/blackhole.port" ]; }
 until_true 10 blackhole_up || die "the silent TCP peer did not start"
 BLACKHOLE=https://127.0.0.1:$(cat "$WORK/blackhole.port")
-mkdir -p "$KAM/as-open" "$KAM/as-closed"
+mkdir -p "$KAM/as-open" "$KAM/as-closed" "$KAM/vs-silent"
 as_site "$KAM/as-open" "$AS2_PORT" "$BLACKHOLE" 0
 as_site "$KAM/as-closed" "$AS3_PORT" "$BLACKHOLE" 1
+vs_site "$KAM/vs-silent" "$VS2_PORT" "$UAS_PORT" 0 "$BLACKHOLE"
 [ ${#KAM_USER[@]} -eq 0 ] || chown -R kamailio:kamailio "$KAM"
 start_kamailio as-open "$KAM/as-open/sti-as.cfg"
 start_kamailio as-closed "$KAM/as-closed/sti-as.cfg"
+start_kamailio vs-silent "$KAM/vs-silent/sti-vs.cfg"
 check_unprivileged
 {
   echo SEQUENTIAL
@@ -524,6 +527,8 @@ sipp -sf "$HERE/sipp/uac.xml" -inf open.csv -i 127.0.0.1 -p "$UAC_PORT" -r 5 -m 
 sipp -sf "$HERE/sipp/uac-refused.xml" -inf open.csv -i 127.0.0.1 -p "$UAC_PORT" -r 5 -m 5 "${SIPP_COMMON[@]}" \
   -stf closed.csv.stat -screen_file closed-screen.log -error_file closed-errors.log \
   "127.0.0.1:$AS3_PORT" >closed.out 2>&1 </dev/null || fail "fail-closed: SIPp reported failed calls"
+# An STI-VS whose sks does not answer: No-TN-Validation after its budget.
+hostile vs-sks-silent "$VS2_PORT" "$NONE_VS" "$FORGED"
 cd "$WORK"
 report_sipp "fail-open (unsigned, No-TN-Validation)" "$WORK/sipp/open.csv.stat" 5
 report_sipp "fail-closed (503)" "$WORK/sipp/closed.csv.stat" 5
@@ -532,6 +537,8 @@ check_counter "$KAM/as-open" sti_as sent_unsigned 5
 check_counter "$KAM/as-open" sti_as signed 0
 check_counter "$KAM/as-closed" sti_as sign_failed 5
 check_counter "$KAM/as-closed" sti_as refused 5
+check_counter "$KAM/vs-silent" sti_vs sks_error 1
+check_counter "$KAM/vs-silent" sti_vs no_validation 1
 grep -q 'STI-AS: signing failed (code 28' "$KAM/as-open.log" || fail "fail-open: no 'signing failed (code 28' (timeout) in the log"
 
 # The benchmark (bench/README.md): A calls through the same three Kamailio
