@@ -380,6 +380,7 @@ OLD_KEY=$(active_key)
 log "rotation under load: sks rotate start, sks rotate run (issue, publish, activate), SIGHUP (key $OLD_KEY)"
 "$SKS" rotate start >rotate-start.log 2>&1 || die "sks rotate start failed"
 "$SKS" rotate run >rotate-run.log 2>&1 || die "sks rotate run failed"
+# shellcheck disable=SC2154 # sks_pid: set by bench_start
 kill -HUP "$sks_pid"
 new_key_active() {
   local key
@@ -404,8 +405,9 @@ report_sipp() {
   failed=$(stat_field "$file" 'FailedCall(C)')
   printf '%-28s created %5s  successful %5s  failed %3s  INVITE->200 mean %s ms\n' "$name" "$created" "$ok" \
     "$failed" "$(rtd_ms "$file")" >&2
-  [ "$created" -eq "$expect" ] && [ "$ok" -eq "$expect" ] && [ "$failed" -eq 0 ] ||
+  if [ "$created" -ne "$expect" ] || [ "$ok" -ne "$expect" ] || [ "$failed" -ne 0 ]; then
     fail "$name: $expect calls expected, $created created, $ok successful, $failed failed"
+  fi
 }
 # rtd_ms FILE: SIPp's cumulated mean of response time 1 (INVITE -> 200), in ms.
 rtd_ms() {
@@ -422,7 +424,9 @@ PY
 }
 report_sipp "customer trunk (A, B, tampered, stripped)" "$WORK/sipp/customer.csv.stat" "$CALLS"
 report_sipp "gateway peer (C)" "$WORK/sipp/gateway.csv.stat" "$GW_CALLS"
-[ "$CUSTOMER_RC" -eq 0 ] && [ "$GATEWAY_RC" -eq 0 ] || fail "SIPp callers exited $CUSTOMER_RC and $GATEWAY_RC"
+if [ "$CUSTOMER_RC" -ne 0 ] || [ "$GATEWAY_RC" -ne 0 ]; then
+  fail "SIPp callers exited $CUSTOMER_RC and $GATEWAY_RC"
+fi
 
 # Per class, from the lines of customer.csv taken in turn.
 per_class() { echo $(((CALLS + 4 - $1) / 5)); }
@@ -558,8 +562,9 @@ if [ "$BENCH" = 1 ]; then
   transit_site "$KAM/p3" "$P3_PORT" "$UAS_PORT"
   [ ${#KAM_USER[@]} -eq 0 ] || chown -R kamailio:kamailio "$KAM"
   for name in bas btransit bvs p1 p2 p3; do
-    cfg=$(ls "$KAM/$name"/*.cfg | grep -v site)
-    start_kamailio "$name" "$cfg"
+    for cfg in "$KAM/$name"/*.cfg; do
+      case "$cfg" in *-site.cfg) ;; *) start_kamailio "$name" "$cfg" ;; esac
+    done
   done
   kill "$UAS_PID" 2>/dev/null || true
   wait "$UAS_PID" 2>/dev/null || true
