@@ -24,7 +24,8 @@
 #   - a key rotation (sks rotate start, sks rotate run, SIGHUP) ran in the
 #     middle of the calls, and calls were verified under both x5u URLs;
 #   - Kamailio's counters agree (signed, passed, failed, no validation,
-#     secsipid agreeing with sks on every call);
+#     secsipid agreeing with sks on every call), and http_client kept its
+#     connections to sks alive (sks accepted at most one per 20 requests);
 #   - hostile input: a customer's own Identity is replaced by the STI-AS's;
 #     an Identity carrying JSON, one of 5,000 characters and a forged one
 #     sent straight to the STI-VS get No-TN-Validation (the first two
@@ -457,6 +458,16 @@ check_counter "$KAM/vs" sti_vs malformed 0
 check_counter "$KAM/vs" sti_vs second_ok "$PASSED_CALLS"
 check_counter "$KAM/vs" sti_vs second_failed "$TAMPERED"
 check_counter "$KAM/vs" sti_vs disagree 0
+
+# Keep-alive: sks accepted a handful of TLS connections for thousands of
+# requests (each Kamailio worker keeps its own; the test's metric reads
+# with curl are new connections too).
+metric() { metrics | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'; }
+ACCEPTED=$(metric sks_connections_accepted_total)
+REQUESTS=$(metrics | awk '$1 ~ /^sks_requests_total\{route="(signing|verification)"/ { n += $2 } END { print n + 0 }')
+printf '  %-24s %6s for %s signing and verification requests\n' "sks connections" "$ACCEPTED" "$REQUESTS" >&2
+[ "$REQUESTS" -ge $((SIGNED + PASSED_CALLS + TAMPERED)) ] || fail "sks answered $REQUESTS requests, fewer than the calls need"
+[ "$ACCEPTED" -le $((REQUESTS / 20)) ] || fail "sks accepted $ACCEPTED connections for $REQUESTS requests: no keep-alive"
 
 # Calls verified under both certificates: the x5u URLs the UAS saw.
 X5US=$(grep -o 'info=<[^>]*>' "$WORK/sipp/uas-messages.log" | sort | uniq -c)
