@@ -112,7 +112,11 @@ keep_evidence() {
     cp "$WORK"/sipp/*.stat "$WORK"/sipp/*.csv "$WORK"/sipp/*screen* "$WORK"/sipp/*errors* "$KEEP"/ 2>/dev/null || true
     cp "$WORK"/*.log "$WORK"/kam/*.log "$KEEP"/ 2>/dev/null || true
   fi
-  [ "$rc" -eq 0 ] || bench_logs
+  if [ "$rc" -ne 0 ]; then
+    bench_logs
+    # What the Kamailio routes logged as errors (a disagreement, a failure).
+    grep -h ' ERROR: ' "$WORK"/kam/*.log 2>/dev/null | tail -n 20 >&2 || true
+  fi
   bench_cleanup
 }
 trap keep_evidence EXIT
@@ -198,7 +202,7 @@ until_true() {
 # Kamailio's files: the SBC's client certificate and key for sks, sks's CA,
 # the STI-PA root and STI-CA intermediate for secsipid, its cache. Owned by
 # the user Kamailio runs as; the key 0600 (sks's rule for its own TLS key).
-mkdir -p "$KAM/tls" "$KAM/sti" "$KAM/secsipid-cache"
+mkdir -p "$KAM/tls" "$KAM/sti"
 cp "$TLS/client.pem" "$KAM/tls/client.pem"
 cp "$TLS/client.key" "$KAM/tls/client.key"
 cp "$TLS/ca.pem" "$KAM/tls/sks-ca.pem"
@@ -206,7 +210,7 @@ cp "$WORK/pki/root.pem" "$KAM/sti/sti-pa-roots.pem"
 cp "$WORK/pki/ca.pem" "$KAM/sti/sti-ca-intermediates.pem"
 chmod 644 "$KAM"/tls/*.pem "$KAM"/sti/*.pem
 chmod 600 "$KAM/tls/client.key"
-chmod 700 "$KAM" "$KAM/secsipid-cache"
+chmod 700 "$KAM"
 chmod 755 "$KAM/tls" "$KAM/sti"
 [ ${#KAM_USER[@]} -eq 0 ] || chown -R kamailio:kamailio "$KAM"
 
@@ -268,8 +272,7 @@ vs_site() {
     "SITE_SKS_URL=${5:-$SKS_BASE}" "SITE_SKS_CLIENT_CERT=$KAM/tls/client.pem" \
     "SITE_SKS_CLIENT_KEY=$KAM/tls/client.key" "SITE_SKS_CA=$KAM/tls/sks-ca.pem" \
     SITE_SKS_TIMEOUT_S=2 "SITE_SECOND_OPINION=$4" "SITE_STI_PA_ROOTS=$KAM/sti/sti-pa-roots.pem" \
-    "SITE_STI_CA_INTERMEDIATES=$KAM/sti/sti-ca-intermediates.pem" \
-    "SITE_SECSIPID_CACHE_DIR=$KAM/secsipid-cache"
+    "SITE_STI_CA_INTERMEDIATES=$KAM/sti/sti-ca-intermediates.pem"
 }
 # A transit hop (test only): DIR PORT NEXT_HOP_PORT.
 transit_site() {
