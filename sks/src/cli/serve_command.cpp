@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "sks/rotation/observe.h"
 #include "sks/server/server.h"
 #include "stir/error.h"
+#include "stir/files.h"
 
 namespace sks::cli {
 namespace {
@@ -37,7 +39,10 @@ void write_server_status(const Config& config, const server::SigningServer& serv
   for (const auto& p : status.value("profiles", nlohmann::json::array())) keys.push_back(p);
   status["keys"] = keys;
   try {
-    write_file_atomic(rotation::server_status_path(config), status.dump() + "\n", 0640);
+    const std::string path = rotation::server_status_path(config);
+    // Before the first rotation the state's folder may not exist yet.
+    stir::ensure_directory(std::filesystem::path(path).parent_path().string(), 0750);
+    write_file_atomic(path, status.dump() + "\n", 0640);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cannot write the server status file: %s\n", e.what());
   }

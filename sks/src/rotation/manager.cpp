@@ -722,6 +722,8 @@ std::vector<Action> Manager::retire(const std::string& profile, bool force) {
   if (!any) {
     out.push_back(
         {profile, 0, "", "retire", false, "profile '" + profile + "' has no draining key"});
+  } else {
+    reconcile(state, out);  // the servers run the state they are checked against
   }
   return out;
 }
@@ -750,7 +752,11 @@ std::vector<Action> Manager::destroy(const std::string& profile, const std::stri
   if (!found && !label.empty()) {
     throw Error(ErrorCode::kNotFound, "profile '" + profile + "' has no key '" + label + "'");
   }
-  if (!any) out.push_back({profile, 0, label, "destroy", false, "nothing to destroy"});
+  if (!any) {
+    out.push_back({profile, 0, label, "destroy", false, "nothing to destroy"});
+  } else {
+    reconcile(state, out);
+  }
   return out;
 }
 
@@ -814,6 +820,7 @@ std::vector<Action> Manager::compromise(const std::string& label, bool force) {
   }
   const std::int64_t generation = state.generation;
   const std::vector<InstanceView> views = reconcile(state, out);
+  const std::int64_t reconciled = state.generation;
   // Its URL goes once no instance signs with the key any more.
   std::string still;
   for (const auto& v : views) {
@@ -901,6 +908,7 @@ std::vector<Action> Manager::compromise(const std::string& label, bool force) {
                        "active: run `sks rotate run --profile " +
                        name + "` (or start, install-cert, publish, activate)"});
   }
+  if (state.generation != reconciled) reconcile(state, out);
   return out;
 }
 
@@ -919,6 +927,7 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
   } else {
     views = reconcile(state, out);
   }
+  const std::int64_t started = state.generation;
   if (only.empty()) {
     for (const auto& name : orphans(config_, state)) {
       std::string keys;
@@ -1020,8 +1029,8 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
       out.push_back(std::move(a));
     }
   }
-  // Whatever else failed: the servers load what was activated now.
-  if (activated) reconcile(state, out);
+  // Whatever else failed: the servers load what this run wrote.
+  if (!dry_run && (activated || state.generation != started)) reconcile(state, out);
   return out;
 }
 
