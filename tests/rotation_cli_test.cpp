@@ -503,9 +503,9 @@ TEST_F(RotationCliTest, AdoptTakesTheControllersStateOnlyWhenItsX5uIsServedAndNe
   const auto orphaned =
       run({STIR_SKS_BINARY, "rotate", "adopt", "--state", west, "--config", d + "/other.toml"});
   EXPECT_EQ(orphaned.exit_code, 0) << orphaned.describe();
-  EXPECT_NE(orphaned.out.find("west: (no change) profile 'west' is not rotated by " + d +
-                              "/other.toml"),
-            std::string::npos)
+  EXPECT_NE(
+      orphaned.out.find("west: (no change) profile 'west' is not rotated by " + d + "/other.toml"),
+      std::string::npos)
       << orphaned.out;
   const std::string missing = edited_copy("\"" + next["label"].get<std::string>() + "\"",
                                           "\"missing-key\"", d + "/missing.json");

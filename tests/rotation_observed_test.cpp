@@ -204,11 +204,12 @@ class ObservedRotationTest : public RotationStackTest {
   // port nothing listens on): its activation fails.
   void add_failing_west() {
     std::string text = read_file(config);
-    text += "\n[[profile]]\nname = \"west\"\norigid = \"0c0a3f3e-3c8e-4d6f-9b1e-2a5d7c4b8e10\"\n"
-            "clients = [\"" +
-            std::string(kWestClient) +
-            "\"]\n[profile.rotation]\nx5u_base = \"https://127.0.0.1:9/\"\nspc = \"1234\"\n"
-            "subject = \"/C=US/O=West\"\n";
+    text +=
+        "\n[[profile]]\nname = \"west\"\norigid = \"0c0a3f3e-3c8e-4d6f-9b1e-2a5d7c4b8e10\"\n"
+        "clients = [\"" +
+        std::string(kWestClient) +
+        "\"]\n[profile.rotation]\nx5u_base = \"https://127.0.0.1:9/\"\nspc = \"1234\"\n"
+        "subject = \"/C=US/O=West\"\n";
     write_file(config, text, 0600);
   }
 
@@ -307,7 +308,8 @@ TEST_F(ObservedRotationTest, AFailingReloadCommandIsRetriedNamedAndBlocksRetire)
   // Tried 3 times at each reconcile (start's write put the server behind too).
   const std::string attempts = read_file(counter);
   EXPECT_EQ(std::count(attempts.begin(), attempts.end(), '\n') % 3, 0) << attempts;
-  EXPECT_TRUE(has(ran.out, "the reload command failed (attempt 3 of 3): exit 5: unit sks not found"))
+  EXPECT_TRUE(
+      has(ran.out, "the reload command failed (attempt 3 of 3): exit 5: unit sks not found"))
       << ran.out;
   EXPECT_TRUE(has(ran.err, "local server (pid " + std::to_string(sks->pid()) + "): generation "))
       << ran.err;
@@ -398,7 +400,8 @@ TEST_F(ObservedRotationTest, ACommandThatWaitedForTheLockRecordsTheTimeItGotIt) 
 // 5. The drain floor.
 TEST_F(ObservedRotationTest, CheckConfigRefusesADrainBelowTheFloorAndSaysHowItIsComputed) {
   const std::string before = read_file(config);
-  edit_config("subject = \"/C=US/O=Rotation\"\n", "subject = \"/C=US/O=Rotation\"\ndrain_s = 120\n");
+  edit_config("subject = \"/C=US/O=Rotation\"\n",
+              "subject = \"/C=US/O=Rotation\"\ndrain_s = 120\n");
   auto checked = run({STIR_SKS_BINARY, "check-config", "--config", config});
   EXPECT_EQ(checked.exit_code, 78) << checked.describe();
   EXPECT_TRUE(has(checked.err,
@@ -437,8 +440,9 @@ TEST_F(ObservedRotationTest, CompromiseStopsEveryProfileThatSignsWithTheKeyOrRef
 
   const auto refused = rotate({"compromise", "--key", "shared"});
   EXPECT_EQ(refused.exit_code, 65) << refused.describe();
-  EXPECT_TRUE(has(refused.err, "key 'shared' is also signed with by profile(s) 'legacy' (no "
-                               "[profile.rotation])"))
+  EXPECT_TRUE(has(refused.err,
+                  "key 'shared' is also signed with by profile(s) 'legacy' (no "
+                  "[profile.rotation])"))
       << refused.err;
   EXPECT_TRUE(has(refused.err, "nothing changed")) << refused.err;
   EXPECT_FALSE(std::filesystem::exists(d + "/rot/state.json"));
@@ -507,8 +511,9 @@ TEST_F(ObservedRotationTest, KeysOfARenamedProfileAreShownWarnedRetiredAndDestro
 // 8. An unknown --profile, or one without rotation, is an error everywhere.
 TEST_F(ObservedRotationTest, AnUnknownProfileIsAnErrorForEverySubcommand) {
   std::string text = read_file(config);
-  text += "\n[[profile]]\nname = \"plain\"\nkey = \"k\"\nx5u = \"https://127.0.0.1/k.pem\"\n"
-          "origid = \"0c0a3f3e-3c8e-4d6f-9b1e-2a5d7c4b8e10\"\nclients = [\"plain.example.net\"]\n";
+  text +=
+      "\n[[profile]]\nname = \"plain\"\nkey = \"k\"\nx5u = \"https://127.0.0.1/k.pem\"\n"
+      "origid = \"0c0a3f3e-3c8e-4d6f-9b1e-2a5d7c4b8e10\"\nclients = [\"plain.example.net\"]\n";
   write_file(config, text, 0600);
   for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{{"run"},
@@ -539,20 +544,28 @@ TEST_F(ObservedRotationTest, RandomizedRoundsKeepEveryTokenVerifiable) {
   int rounds = 3;
   if (const char* n = std::getenv("SKS_ROTATION_ROUNDS")) rounds = std::atoi(n);
   std::uint32_t seed = static_cast<std::uint32_t>(std::time(nullptr));
-  if (const char* s = std::getenv("SKS_ROTATION_SEED")) seed = static_cast<std::uint32_t>(std::atol(s));
+  if (const char* s = std::getenv("SKS_ROTATION_SEED"))
+    seed = static_cast<std::uint32_t>(std::atol(s));
   RecordProperty("seed", static_cast<int>(seed));
   std::mt19937 random(seed);
   ASSERT_EQ(rotate({"run"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(serve_and_probe());
   // The reload command fails while this file exists.
   const std::string broken = dir.path() + "/reload-broken";
-  edit_config("[rotation]\n", "[rotation]\nobserve_timeout_s = 10\nreload_command = [\"sh\", \"-c\", "
-                              "\"test ! -e " + broken + " && kill -HUP " +
-                                  std::to_string(sks->pid()) + "\"]\n");
-  const std::vector<std::string> faults = {
-      "",          "after-reserve", "after-keygen",     "after-csr",        "after-issue",
-      "after-install", "after-publish-step", "after-activate", "after-unpublish",
-      "after-destroy-key"};
+  edit_config("[rotation]\n",
+              "[rotation]\nobserve_timeout_s = 10\nreload_command = [\"sh\", \"-c\", "
+              "\"test ! -e " +
+                  broken + " && kill -HUP " + std::to_string(sks->pid()) + "\"]\n");
+  const std::vector<std::string> faults = {"",
+                                           "after-reserve",
+                                           "after-keygen",
+                                           "after-csr",
+                                           "after-issue",
+                                           "after-install",
+                                           "after-publish-step",
+                                           "after-activate",
+                                           "after-unpublish",
+                                           "after-destroy-key"};
   bool west = false;
   std::int64_t t = std::time(nullptr);
   for (int round = 0; round < rounds; ++round) {
@@ -569,7 +582,8 @@ TEST_F(ObservedRotationTest, RandomizedRoundsKeepEveryTokenVerifiable) {
     if (break_reload) write_file(broken, "", 0600);
     t += 120 + static_cast<std::int64_t>(random() % 400);
     // An operator's (or a timer's) rotation, killed anywhere.
-    const bool in_start = fault == "after-reserve" || fault == "after-keygen" || fault == "after-csr";
+    const bool in_start =
+        fault == "after-reserve" || fault == "after-keygen" || fault == "after-csr";
     rotate({"start", "--profile", "east"}, t, in_start ? fault : "");
     rotate({"run"}, t, in_start ? "" : fault);  // whatever happens
     std::filesystem::remove(broken);

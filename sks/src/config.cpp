@@ -146,8 +146,9 @@ void read_rotation(const Reader& reader, const toml::table& root, Config& config
   r.admin_key = reader.path(*table, "admin_key", "rotation");
   r.admin_ca = reader.path(*table, "admin_ca", "rotation");
   if (!r.instances.empty() && (r.admin_cert.empty() || r.admin_key.empty())) {
-    reader.fail(table, "rotation.instances needs admin_cert and admin_key (a client identity in "
-                       "the instances' server.admins)");
+    reader.fail(table,
+                "rotation.instances needs admin_cert and admin_key (a client identity in "
+                "the instances' server.admins)");
   }
   r.observe_timeout_s =
       static_cast<int>(reader.integer(*table, "observe_timeout_s", "rotation", 30, 1, 3600));
@@ -505,7 +506,8 @@ Config load_config(const std::string& path) {
   for (const auto& p : config.profiles) {
     if (!p.rotation.enabled || p.rotation.drain_s >= floor) continue;
     reader.fail(nullptr,
-                "profile '" + p.name + "' rotation.drain_s = " + std::to_string(p.rotation.drain_s) +
+                "profile '" + p.name +
+                    "' rotation.drain_s = " + std::to_string(p.rotation.drain_s) +
                     " is below the drain floor of " + std::to_string(floor) +
                     " s = server.max_iat_skew_s " + std::to_string(config.server.max_iat_skew_s) +
                     " (the furthest-future iat the server signs) + " +

@@ -134,11 +134,13 @@ TEST_F(ConfigTest, RotationSettingsAndTheirLimits) {
                 .find("profile 'east' rotation.drain_s = 149 is below the drain floor of 150 s = "
                       "server.max_iat_skew_s 60"),
             std::string::npos);
-  EXPECT_NE(error_of(token + "[server]\nlab_plain_http = true\nmax_iat_skew_s = 10\n" + profile + "drain_s = 90\n")
+  EXPECT_NE(error_of(token + "[server]\nlab_plain_http = true\nmax_iat_skew_s = 10\n" + profile +
+                     "drain_s = 90\n")
                 .find("drain_s = 90 is below the drain floor of 100 s"),
             std::string::npos);
-  EXPECT_EQ(load_config(write("floor.toml", token + "[server]\nlab_plain_http = true\nmax_iat_skew_s = 10\n" + profile +
-                                                "drain_s = 100\n"))
+  EXPECT_EQ(load_config(write("floor.toml",
+                              token + "[server]\nlab_plain_http = true\nmax_iat_skew_s = 10\n" +
+                                  profile + "drain_s = 100\n"))
                 .profiles.at(0)
                 .rotation.drain_s,
             100);

@@ -85,10 +85,10 @@ void print(const std::vector<Action>& actions, bool json) {
   }
   std::cout.flush();
   if (failed != nullptr) {
-    throw stir::Error(failed->code, (failures > 1 ? std::to_string(failures) + " failures; first: "
-                                                  : std::string()) +
-                                        (failed->profile.empty() ? "" : failed->profile + ": ") +
-                                        failed->message);
+    throw stir::Error(
+        failed->code,
+        (failures > 1 ? std::to_string(failures) + " failures; first: " : std::string()) +
+            (failed->profile.empty() ? "" : failed->profile + ": ") + failed->message);
   }
 }
 
@@ -112,7 +112,8 @@ void print_status(const nlohmann::json& status, bool json) {
     }
     std::cout << "generation " << i["generation"].get<std::int64_t>()
               << (i["behind"].get<bool>() ? " BEHIND" : " current") << ", last reload "
-              << (i["reload_ok"].get<bool>() ? "ok" : "FAILED: " + i["reload_error"].get<std::string>())
+              << (i["reload_ok"].get<bool>() ? "ok"
+                                             : "FAILED: " + i["reload_error"].get<std::string>())
               << "\n";
     for (const auto& s : i["signs"]) {
       std::cout << "  " << s["profile"].get<std::string>() << " signs with "

@@ -1,7 +1,6 @@
 #include "sks/rotation/manager.h"
 
 #include <openssl/asn1.h>
-
 #include <signal.h>
 
 #include <algorithm>
@@ -457,7 +456,11 @@ std::vector<InstanceView> Manager::reconcile(RotationState& state, std::vector<A
   }
   for (const auto& v : views) {
     if (v.current(state.generation)) continue;
-    Action a{"", 0, "", "behind", false,
+    Action a{"",
+             0,
+             "",
+             "behind",
+             false,
              v.describe(state.generation) +
                  (!v.reachable ? ""
                   : r.reload_command.empty() && !v.local
@@ -506,7 +509,8 @@ void Manager::do_retire(RotationState& state, const std::string& profile, KeyEnt
   }
   set_state(entry, KeyState::kRetired, now_);
   save(state);
-  out.push_back({profile, entry.id, entry.label, "retire", true, entry_name(entry) + ": " + done + risk});
+  out.push_back(
+      {profile, entry.id, entry.label, "retire", true, entry_name(entry) + ": " + done + risk});
 }
 
 std::string Manager::x5u_user(const RotationState& state, const std::string& profile,
@@ -596,8 +600,7 @@ void Manager::retire_orphan(RotationState& state, const std::string& profile, bo
       }
     }
     std::string done = "retired";
-    if (!k.name.empty() && user.empty() &&
-        (k.state == KeyState::kPublished || is_live(k.state))) {
+    if (!k.name.empty() && user.empty() && (k.state == KeyState::kPublished || is_live(k.state))) {
       const RotationConfig& c = config_.rotation;
       require_step("unpublish", c.unpublish_command,
                    {{"name", k.name}, {"x5u", k.x5u}, {"label", k.label}, {"profile", profile}},
@@ -608,9 +611,9 @@ void Manager::retire_orphan(RotationState& state, const std::string& profile, bo
     }
     set_state(k, KeyState::kRetired, now_);
     save(state);
-    out.push_back({profile, k.id, k.label, "retire", true,
-                   entry_name(k) + " of profile '" + profile + "' (not in the config): " + done +
-                       risk});
+    out.push_back(
+        {profile, k.id, k.label, "retire", true,
+         entry_name(k) + " of profile '" + profile + "' (not in the config): " + done + risk});
   }
 }
 
@@ -829,11 +832,15 @@ std::vector<Action> Manager::compromise(const std::string& label, bool force) {
     }
   }
   if (!still.empty() && !force) {
-    Action a{"", 0, label, "unpublish", false,
+    Action a{"",
+             0,
+             label,
+             "unpublish",
+             false,
              "key '" + label + "': its URL stays published while " + still +
                  " may still sign with it (every call it signs would fail verification); fix its "
-                 "reload and run `sks rotate compromise --key " + label +
-                 "` again, or add --force to unpublish now"};
+                 "reload and run `sks rotate compromise --key " +
+                 label + "` again, or add --force to unpublish now"};
     a.failed = true;
     a.code = ErrorCode::kIo;
     out.push_back(std::move(a));
@@ -878,9 +885,10 @@ std::vector<Action> Manager::compromise(const std::string& label, bool force) {
                      std::chrono::seconds(r.step_timeout_s), {66});
         k.unpublished = true;
         save(state);
-        out.push_back({name, k.id, k.label, "unpublish", true,
-                       k.x5u + " unpublished" + (still.empty() ? "" : " (--force: " + still +
-                                                                          " may still sign with it)")});
+        out.push_back(
+            {name, k.id, k.label, "unpublish", true,
+             k.x5u + " unpublished" +
+                 (still.empty() ? "" : " (--force: " + still + " may still sign with it)")});
       }
       if (!k.revoked && revoke(name, k.serial, k.x5u, k.revoked)) {
         k.revoked = true;
@@ -921,7 +929,8 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
     views = observe_instances(config_);
     for (const auto& v : views) {
       if (!v.current(state.generation)) {
-        out.push_back({"", 0, "", "reload", false, v.describe(state.generation) + ": would reload"});
+        out.push_back(
+            {"", 0, "", "reload", false, v.describe(state.generation) + ": would reload"});
       }
     }
   } else {
@@ -963,8 +972,9 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
         const std::int64_t at = earliest(k, to, r.drain_s, r.retention_s);
         if (to == KeyState::kRetired && k.drain_from == 0) {
           plan(&k, "wait",
-               entry_name(k) + ": its drain starts when every instance is seen signing without "
-                               "it (`sks rotate status` shows each instance)");
+               entry_name(k) +
+                   ": its drain starts when every instance is seen signing without "
+                   "it (`sks rotate status` shows each instance)");
         } else if (now_ < at) {
           plan(&k, "wait",
                entry_name(k) + ": " + std::string(to_string(to)) + " at " + utc_text(at));
@@ -1113,9 +1123,7 @@ json Manager::status(const std::string& only) const {
   };
   for (const auto& profile : config_.profiles) {
     if (!only.empty() && profile.name != only) continue;
-    json p = {{"profile", profile.name},
-              {"rotation", profile.rotation.enabled},
-              {"orphan", false}};
+    json p = {{"profile", profile.name}, {"rotation", profile.rotation.enabled}, {"orphan", false}};
     p["keys"] = key_rows(profile.name, profile.rotation.enabled ? &profile.rotation : nullptr);
     if (!profile.rotation.enabled) {
       p["key"] = profile.key;
@@ -1132,12 +1140,9 @@ json Manager::status(const std::string& only) const {
   }
   json instances = json::array();
   for (const auto& v : observe_instances(config_)) instances.push_back(v.to_json(state.generation));
-  json out = {{"state_file", file_.path()},
-              {"now", utc_text(now_)},
-              {"generation", state.generation},
-              {"compromised_keys", state.compromised_keys},
-              {"instances", instances},
-              {"profiles", profiles}};
+  json out = {{"state_file", file_.path()},     {"now", utc_text(now_)},
+              {"generation", state.generation}, {"compromised_keys", state.compromised_keys},
+              {"instances", instances},         {"profiles", profiles}};
   std::ifstream server(server_status_path(config_));
   if (server) {
     const json document = json::parse(server, nullptr, false);

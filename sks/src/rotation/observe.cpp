@@ -76,8 +76,8 @@ InstanceView read_remote(const Config& config, const std::string& url) {
   client.set_read_timeout(5, 0);
   client.set_write_timeout(5, 0);
   std::string body;
-  const auto response = client.Get(
-      (prefix + "/admin/v1/keys").c_str(), [&](const char* data, std::size_t size) {
+  const auto response =
+      client.Get((prefix + "/admin/v1/keys").c_str(), [&](const char* data, std::size_t size) {
         if (body.size() + size > kMaxReportBytes) return false;
         body.append(data, size);
         return true;
@@ -151,7 +151,8 @@ std::string InstanceView::describe(std::int64_t state_generation) const {
 json InstanceView::to_json(std::int64_t state_generation) const {
   json s = json::array();
   for (const auto& [profile, k] : signs) {
-    s.push_back({{"profile", profile}, {"key", k.key}, {"x5u", k.x5u}, {"since", utc_text(k.since)}});
+    s.push_back(
+        {{"profile", profile}, {"key", k.key}, {"x5u", k.x5u}, {"since", utc_text(k.since)}});
   }
   return {{"name", name},
           {"reachable", reachable},

@@ -197,8 +197,7 @@ RotationState RotationState::from_json(const json& document) {
     state.next_id = document.at("next_id").get<int>();
     // Both absent from files written before generations: 0 and none.
     state.generation = document.value("generation", std::int64_t{0});
-    state.compromised_keys =
-        document.value("compromised_keys", std::vector<std::string>{});
+    state.compromised_keys = document.value("compromised_keys", std::vector<std::string>{});
     for (const auto& [name, profile] : document.at("profiles").items()) {
       ProfileState& p = state.profiles[name];
       int active = 0;
@@ -284,9 +283,10 @@ void check_transition(const std::string& profile, const KeyEntry& entry, KeyStat
   if (to == KeyState::kRetired) {
     const std::int64_t at = earliest(entry, to, drain_s, retention_s);
     if (entry.drain_from == 0) {
-      refuse("no running instance has been seen to stop signing with it yet (the drain starts "
-             "then); run `sks rotate run` to reload them and check, `sks rotate status` shows "
-             "each instance");
+      refuse(
+          "no running instance has been seen to stop signing with it yet (the drain starts "
+          "then); run `sks rotate run` to reload them and check, `sks rotate status` shows "
+          "each instance");
     }
     if (now < at) {
       refuse("tokens it signed may still be accepted until " + utc_text(at) + " (drain " +

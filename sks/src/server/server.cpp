@@ -255,23 +255,21 @@ void SigningServer::add_routes(stir::http::Router& router) {
     response.outcome = "ok";
     return response.header("Content-Type", "text/plain; version=0.0.4");
   });
-  router.add("GET", "/admin/v1/keys",
-             [this](const Request& request, const RequestContext& context) {
-               Response response = begin_response(request, "admin/v1/keys");
-               const auto ring = ring_.get();
-               if (!ring)
-                 return reply_error(response, ApiError::not_found(std::string(request.path())));
-               RingReport report;
-               {
-                 const std::lock_guard lock(report_mutex_);
-                 report = report_;
-               }
-               const AdminResponse answer =
-                   admin_keys(context.connection.client_names, *ring, report,
-                              config_.server.admins, std::time(nullptr));
-               response.status = answer.status;
-               return reply_json(response, answer.body, answer.status == 200 ? "ok" : "forbidden");
-             });
+  router.add(
+      "GET", "/admin/v1/keys", [this](const Request& request, const RequestContext& context) {
+        Response response = begin_response(request, "admin/v1/keys");
+        const auto ring = ring_.get();
+        if (!ring) return reply_error(response, ApiError::not_found(std::string(request.path())));
+        RingReport report;
+        {
+          const std::lock_guard lock(report_mutex_);
+          report = report_;
+        }
+        const AdminResponse answer = admin_keys(context.connection.client_names, *ring, report,
+                                                config_.server.admins, std::time(nullptr));
+        response.status = answer.status;
+        return reply_json(response, answer.body, answer.status == 200 ? "ok" : "forbidden");
+      });
   router.method_not_allowed([signing_path, verification_path](const Request& request,
                                                               const RequestContext&,
                                                               const std::string& allow) {
@@ -424,13 +422,14 @@ void SigningServer::reload(const Config& config) {
     std::map<std::string, std::pair<std::string, std::string>> before;
     if (const auto old = ring_.get()) {
       for (const auto& p : old->profiles()) {
-        before[p.name] = p.key ? std::pair{p.key->label, p.key->x5u} : std::pair<std::string, std::string>{};
+        before[p.name] =
+            p.key ? std::pair{p.key->label, p.key->x5u} : std::pair<std::string, std::string>{};
       }
     }
     std::map<std::string, std::int64_t> since;
     for (const auto& p : ring->profiles()) {
-      const auto now_signs = p.key ? std::pair{p.key->label, p.key->x5u}
-                                   : std::pair<std::string, std::string>{};
+      const auto now_signs =
+          p.key ? std::pair{p.key->label, p.key->x5u} : std::pair<std::string, std::string>{};
       const auto it = before.find(p.name);
       const auto kept = report_.since.find(p.name);
       since[p.name] = it != before.end() && it->second == now_signs && kept != report_.since.end()

@@ -16,10 +16,10 @@
 //   whose URL is not served yet.
 // On any refusal the instance's state is unchanged. The copy is written
 // as it is (its generation included, so every instance reports the
-// controller's generation once it loaded it) (paths inside it are the controller's: only labels, x5u and
-// states matter to a server), atomically, under the state file's lock.
-// The same copy again is "unchanged". Nothing is reloaded: the caller
-// sends SIGHUP (Ansible's handler, `systemctl reload`).
+// controller's generation once it loaded it) (paths inside it are the controller's: only labels,
+// x5u and states matter to a server), atomically, under the state file's lock. The same copy again
+// is "unchanged". Nothing is reloaded: the caller sends SIGHUP (Ansible's handler, `systemctl
+// reload`).
 //
 // Threads: blocks the caller (one HTTPS fetch per active key).
 #pragma once

@@ -156,8 +156,8 @@ class Manager {
 // and x5u taken from the state's active key (the config's own key/x5u only
 // while the state has none for it), keys the state marks compromised
 // dropped from every profile (rotating or not), and
-// rotation.loaded_generation set to the state's generation. Reads the state file without the lock (it is replaced
-// atomically). A profile left without a key signs nothing (503).
+// rotation.loaded_generation set to the state's generation. Reads the state file without the lock
+// (it is replaced atomically). A profile left without a key signs nothing (503).
 Config apply_rotation_state(const Config& config);
 
 // Where `sks serve` reports its last reload, beside the state file.

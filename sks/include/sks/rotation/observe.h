@@ -32,11 +32,11 @@ struct InstanceView {
     std::string x5u;
     std::int64_t since = 0;  // when it started signing with this (key, x5u)
   };
-  std::string name;      // "local server (pid N)" or the admin URL
-  bool local = false;    // the local server (reloaded with SIGHUP when no reload_command)
-  pid_t pid = 0;         // local only
+  std::string name;    // "local server (pid N)" or the admin URL
+  bool local = false;  // the local server (reloaded with SIGHUP when no reload_command)
+  pid_t pid = 0;       // local only
   bool reachable = false;
-  std::string problem;   // why it could not be read
+  std::string problem;          // why it could not be read
   std::int64_t generation = 0;  // the rotation state generation it loaded
   bool reload_ok = true;
   std::string reload_error;
@@ -47,7 +47,9 @@ struct InstanceView {
   bool signs_x5u(const std::string& x5u) const;
   bool signs_key(const std::string& label) const;
   // Reachable and at `generation` or later.
-  bool current(std::int64_t generation) const { return reachable && this->generation >= generation; }
+  bool current(std::int64_t generation) const {
+    return reachable && this->generation >= generation;
+  }
   // One line for the operator.
   std::string describe(std::int64_t state_generation) const;
   nlohmann::json to_json(std::int64_t state_generation) const;
