@@ -29,6 +29,8 @@
 //     adopt to refuse;
 //  8. an unknown --profile (or one without rotation) is an error for every
 //     subcommand;
+//  a lagging instance of a fleet read over its admin API holds the drain and
+//  the old URL, and is named;
 //  and the randomized test: rounds of rotate run with a fault point, a
 //  failing reload command or a failing second profile, under signing load
 //  (SKS_ROTATION_ROUNDS rounds; a smoke size by default).
@@ -147,6 +149,11 @@ class ObservedRotationTest : public RotationStackTest {
 
   void TearDown() override {
     if (prober) prober->stop();
+    if (second_prober) second_prober->stop();
+    if (second) {
+      second->signal(SIGTERM);
+      EXPECT_EQ(second->wait(20000), 0) << "the second sks serve did not exit 0";
+    }
     RotationStackTest::TearDown();
   }
 
@@ -223,8 +230,46 @@ class ObservedRotationTest : public RotationStackTest {
     return text.find(part) != std::string::npos;
   }
 
+  // A second instance of the same config, probed too, and the fleet made
+  // of both ([rotation] instances, read over their admin API). The reload
+  // command sends SIGHUP to the pids in `reach_path` and fails while
+  // `broken` exists.
+  void start_fleet() {
+    second = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{STIR_SKS_BINARY, "serve", "--config", config},
+        dir.path() + "/second.log");
+    const int second_port =
+        listening_port(*second, R"(^listening on https://127\.0\.0\.1:(\d+)/stir/v1/signing$)");
+    ASSERT_GT(second_port, 0);
+    second_prober = std::make_unique<Prober>(sks_client(second_port), verifier_config());
+    ASSERT_TRUE(second_prober->more(3));
+    const std::string t = dir.path() + "/tls/";
+    first_url = "https://127.0.0.1:" + std::to_string(port);
+    second_url = "https://127.0.0.1:" + std::to_string(second_port);
+    reach(true);
+    edit_config("[rotation]\n", "[rotation]\ninstances = " + toml_array({first_url, second_url}) +
+                                    "\nadmin_cert = " + quoted(t + "client.pem") +
+                                    "\nadmin_key = " + quoted(t + "client.key") +
+                                    "\nadmin_ca = " + quoted(t + "server-ca.pem") +
+                                    "\nobserve_timeout_s = 1\nreload_command = [\"sh\", \"-c\", "
+                                    "\"test ! -e " +
+                                    broken + " && kill -HUP $(cat " + reach_path + ")\"]\n");
+  }
+  // The reload command reaches both instances, or only the first.
+  void reach(bool both) {
+    write_file(reach_path,
+               std::to_string(sks->pid()) + (both ? " " + std::to_string(second->pid()) : ""),
+               0600);
+  }
+
   int port = 0;
   std::unique_ptr<Prober> prober;
+  std::unique_ptr<BackgroundProcess> second;  // a second instance, when a test starts one
+  std::unique_ptr<Prober> second_prober;
+  std::string first_url;
+  std::string second_url;
+  const std::string reach_path = dir.path() + "/reload-reaches";
+  const std::string broken = dir.path() + "/reload-broken";
 };
 
 // 1. Killed between activate and the reload.
@@ -539,7 +584,53 @@ TEST_F(ObservedRotationTest, AnUnknownProfileIsAnErrorForEverySubcommand) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/rot/state.json"));
 }
 
-// Rounds of `sks rotate run` with whatever can go wrong, under signing load.
+// A fleet of two instances read over their admin API ([rotation]
+// instances): one lags (the reload command does not reach it). The drain
+// waits for it, it is named, and the old URL stays while it signs with it.
+TEST_F(ObservedRotationTest, ALaggingInstanceOfTheFleetIsNamedAndHoldsTheOldURL) {
+  ASSERT_EQ(rotate({"run"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(serve_and_probe());
+  ASSERT_NO_FATAL_FAILURE(start_fleet());
+  reach(false);
+  const std::string old_x5u = east_x5u();
+
+  ASSERT_EQ(rotate({"start"}).exit_code, 0);
+  const auto ran = rotate({"run"});
+  EXPECT_EQ(ran.exit_code, 74) << ran.describe();
+  EXPECT_TRUE(has(ran.err, second_url + ": generation ")) << ran.err;
+  EXPECT_TRUE(has(ran.err, "(BEHIND)")) << ran.err;
+  const std::int64_t seen = std::time(nullptr);
+  const std::string new_x5u = state_keys()[1]["x5u"];
+  EXPECT_EQ(east_x5u(), new_x5u);  // the first instance switched
+  json shown = status();
+  ASSERT_EQ(shown["instances"].size(), 2u) << shown;
+  EXPECT_FALSE(shown["instances"][0]["behind"].get<bool>()) << shown["instances"];
+  EXPECT_TRUE(shown["instances"][1]["behind"].get<bool>()) << shown["instances"];
+  EXPECT_EQ(shown["instances"][1]["signs"][0]["x5u"], old_x5u);
+  EXPECT_TRUE(has(rotate({"status"}).out, "instance " + second_url + ": generation ")) << shown;
+
+  const auto refused = rotate({"retire"}, seen + 3600);
+  EXPECT_EQ(refused.exit_code, 65) << refused.describe();
+  EXPECT_EQ(fetch_status(old_x5u), 200);
+
+  // The reload reaches both: the drain starts, the old URL goes after it.
+  reach(true);
+  const auto caught_up = rotate({"run"}, seen + 3600);
+  ASSERT_EQ(caught_up.exit_code, 0) << caught_up.describe();
+  shown = status();
+  EXPECT_FALSE(shown["instances"][1]["behind"].get<bool>()) << shown["instances"];
+  EXPECT_EQ(state_keys()[0]["state"], "draining");
+  ASSERT_EQ(rotate({"run"}, seen + 3600 + 301).exit_code, 0);
+  EXPECT_EQ(state_keys()[0]["state"], "retired");
+  EXPECT_EQ(fetch_status(old_x5u), 404);
+  expect_carrier_safe();
+}
+
+// Rounds of `sks rotate run` under signing load on a fleet of two, with
+// whatever can go wrong: a fault point (the CLI killed), a failing reload
+// command, a lagging instance, a second profile that fails. After each
+// round the timer's next runs must converge, and every token verified.
+// SKS_ROTATION_ROUNDS (default 3) and SKS_ROTATION_SEED for longer runs.
 TEST_F(ObservedRotationTest, RandomizedRoundsKeepEveryTokenVerifiable) {
   int rounds = 3;
   if (const char* n = std::getenv("SKS_ROTATION_ROUNDS")) rounds = std::atoi(n);
@@ -547,15 +638,11 @@ TEST_F(ObservedRotationTest, RandomizedRoundsKeepEveryTokenVerifiable) {
   if (const char* s = std::getenv("SKS_ROTATION_SEED"))
     seed = static_cast<std::uint32_t>(std::atol(s));
   RecordProperty("seed", static_cast<int>(seed));
+  std::printf("SKS_ROTATION_SEED=%u SKS_ROTATION_ROUNDS=%d\n", seed, rounds);
   std::mt19937 random(seed);
   ASSERT_EQ(rotate({"run"}).exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(serve_and_probe());
-  // The reload command fails while this file exists.
-  const std::string broken = dir.path() + "/reload-broken";
-  edit_config("[rotation]\n",
-              "[rotation]\nobserve_timeout_s = 10\nreload_command = [\"sh\", \"-c\", "
-              "\"test ! -e " +
-                  broken + " && kill -HUP " + std::to_string(sks->pid()) + "\"]\n");
+  ASSERT_NO_FATAL_FAILURE(start_fleet());
   const std::vector<std::string> faults = {"",
                                            "after-reserve",
                                            "after-keygen",
@@ -571,15 +658,17 @@ TEST_F(ObservedRotationTest, RandomizedRoundsKeepEveryTokenVerifiable) {
   for (int round = 0; round < rounds; ++round) {
     const std::string fault = faults[random() % faults.size()];
     const bool break_reload = random() % 4 == 0;
+    const bool lag = random() % 3 == 0;
     const bool add_west = !west && random() % 4 == 0;
     SCOPED_TRACE("seed " + std::to_string(seed) + " round " + std::to_string(round) + " fault '" +
                  fault + "'" + (break_reload ? " reload fails" : "") +
-                 (add_west ? " west fails" : ""));
+                 (lag ? " second instance lags" : "") + (add_west ? " west fails" : ""));
     if (add_west) {
       add_failing_west();
       west = true;
     }
     if (break_reload) write_file(broken, "", 0600);
+    reach(!lag);
     t += 120 + static_cast<std::int64_t>(random() % 400);
     // An operator's (or a timer's) rotation, killed anywhere.
     const bool in_start =
@@ -587,16 +676,22 @@ TEST_F(ObservedRotationTest, RandomizedRoundsKeepEveryTokenVerifiable) {
     rotate({"start", "--profile", "east"}, t, in_start ? fault : "");
     rotate({"run"}, t, in_start ? "" : fault);  // whatever happens
     std::filesystem::remove(broken);
-    // The next runs (the timer) converge: the server signs the state's key.
+    reach(true);
+    // The next runs (the timer) converge: every instance signs the state's key.
     for (int i = 0; i < 2; ++i) rotate({"run"}, t);
     const json shown = status();
-    EXPECT_EQ(instance(shown).value("behind", true), false) << shown;
+    ASSERT_EQ(shown["instances"].size(), 2u) << shown;
     std::string active;
     for (const auto& k : shown["profiles"][0]["keys"]) {
       if (k["state"] == "active") active = k["x5u"];
     }
-    EXPECT_EQ(east_x5u(), active);
+    for (const auto& i : shown["instances"]) {
+      EXPECT_FALSE(i["behind"].get<bool>()) << shown["instances"];
+      EXPECT_EQ(i["signs"][0]["x5u"], active) << i;
+    }
     expect_carrier_safe();
+    EXPECT_TRUE(second_prober->more(3));
+    EXPECT_EQ(second_prober->failure(), "");
     if (HasFailure()) break;
   }
 }
