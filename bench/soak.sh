@@ -112,7 +112,7 @@ clients = ["demo-sbc.example.net"]
 x5u_base = "$TNCR_URL"
 spc = "1234"
 subject = "/C=US/O=SKS Soak"
-drain_s = 90
+drain_s = 150
 TOML
 "$SKS" check-config --login >/dev/null
 "$SKS" rotate run >rotate-first.log 2>&1 || die "sks rotate run (first key) failed"

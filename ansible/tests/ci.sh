@@ -18,7 +18,12 @@
 #      is still served; the second waits out the drain, retires and destroys.
 #      No request fails; both instances sign with the new key and x5u; the
 #      old URL is gone and the old key is no longer in the token; a third run
-#      and a --check run change nothing, and neither does site.yml.
+#      and a --check run change nothing;
+#   7. rotate.yml renews the new key's certificate with --reuse-key under the
+#      same load (key_rotation_replace_x5u): no request fails, both
+#      instances sign with the same key at the new URL, the old URL is gone,
+#      the key stays in the token, a second run changes nothing; and neither
+#      does site.yml.
 # Everything it started is stopped on exit, and the state folder removed
 # (SKS_CI_KEEP_LOGS=DIR keeps the logs of a failed run there).
 set -euo pipefail
@@ -279,6 +284,50 @@ log "rotate.yml again: changed=0"
 playbook rotate-check rotate.yml "${ROTATE_ARGS[@]}" --check --diff
 [ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/rotate-check.out" >&2 || true; fail "rotate.yml in check mode would change $RECAP_CHANGED task(s)"; }
 log "rotate.yml --check: changed=0"
+
+# ---- 7. a certificate renewal of the same key (--reuse-key) across the fleet under load
+# The key stays active with a new certificate at a new URL; every check
+# compares the (key, x5u) pair, so the draining entry (same key, old URL)
+# retires once no instance signs with that pair.
+RENEW_STOP=$STATE/renew-load.stop
+RENEW_SIGNED=$STATE/signed-renew.jsonl
+log "rotate.yml --reuse-key: $NEW_KEY renewed under ~220 signing requests/s through HAProxy"
+python3 "$HERE/load.py" --port 9440 --cert "$TLS/client.pem" --key "$TLS/client.key" \
+  --ca "$TLS/ca.pem" --rate 220 --workers 8 --until-file "$RENEW_STOP" \
+  --identities "$RENEW_SIGNED" >"$STATE/renew-load.json" &
+LOAD_PID=$!
+RENEW_ARGS=(-e key_rotation_reuse_key=true -e "key_rotation_replace_x5u=$NEW_X5U")
+playbook renew-1 rotate.yml "${RENEW_ARGS[@]}"
+touch "$RENEW_STOP"
+rc=0
+wait "$LOAD_PID" || rc=$?
+LOAD_PID=
+cat "$STATE/renew-load.json" >&2
+[ "$rc" -eq 0 ] || fail "the load during the --reuse-key renewal failed"
+[ "$(json_field "$STATE/renew-load.json" "d['failed']")" -eq 0 ] || fail "requests failed during the --reuse-key renewal"
+[ "$(json_field "$STATE/renew-load.json" "len(d['x5u'])")" -eq 2 ] || fail "the load did not see both x5u of the renewal"
+"$SKS" rotate status --config "$FLEET_CONFIG" --json >"$STATE/fleet-status-renew.json"
+RENEW_KEY=$(json_field "$STATE/fleet-status-renew.json" "[k['label'] for k in d['profiles'][0]['keys'] if k['state'] == 'active'][0]")
+RENEW_X5U=$(json_field "$STATE/fleet-status-renew.json" "[k['x5u'] for k in d['profiles'][0]['keys'] if k['state'] == 'active'][0]")
+[ "$RENEW_KEY" = "$NEW_KEY" ] || fail "the --reuse-key renewal changed the key ($RENEW_KEY)"
+[ "$RENEW_X5U" != "$NEW_X5U" ] || fail "the --reuse-key renewal kept the x5u"
+tail -n 5 "$RENEW_SIGNED" >"$STATE/sample-renew.jsonl"
+verify_identities "$STATE/sample-renew.jsonl" 1
+for port in 9444 9445; do
+  python3 "$HERE/load.py" --port "$port" --cert "$TLS/client.pem" --key "$TLS/client.key" \
+    --ca "$TLS/ca.pem" --rate 20 --duration 1 --workers 2 --expect-no-failures \
+    --identities "$STATE/renew-direct-$port.jsonl" >/dev/null || fail "signing on 127.0.0.1:$port"
+  [ "$(info_of <"$STATE/renew-direct-$port.jsonl" | sort -u)" = "$RENEW_X5U" ] ||
+    fail "127.0.0.1:$port does not sign with $RENEW_X5U only"
+done
+code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$TLS/ca.pem" "$NEW_X5U")
+[ "$code" = 404 ] || fail "$NEW_X5U answers $code after the renewal's retire"
+"$SKS" keys list --config "$STATE/sks1/etc/sks.toml" --json >"$STATE/token-keys-renew.json"
+[ "$(json_field "$STATE/token-keys-renew.json" "int('$NEW_KEY' in [k['label'] for k in d])")" -eq 1 ] || fail "$NEW_KEY left the token in a --reuse-key renewal"
+log "renewed: $NEW_KEY signs with $RENEW_X5U on both instances; $NEW_X5U is gone, the key stays"
+playbook renew-2 rotate.yml "${RENEW_ARGS[@]}"
+[ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/renew-2.out" >&2 || true; fail "a second run of the --reuse-key renewal changed $RECAP_CHANGED task(s)"; }
+
 playbook site-3 site.yml
 [ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/site-3.out" >&2 || true; fail "site.yml after the rotation changed $RECAP_CHANGED task(s)"; }
 log "site.yml after the rotation: changed=0"

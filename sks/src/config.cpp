@@ -124,7 +124,8 @@ void read_rotation(const Reader& reader, const toml::table& root, Config& config
   r.present = true;
   reader.only_keys(*table, "[rotation]",
                    {"state_file", "issue_command", "publish_command", "unpublish_command",
-                    "revoke_command", "reload_command", "step_timeout_s", "x5u_ca_file"});
+                    "revoke_command", "reload_command", "step_timeout_s", "x5u_ca_file",
+                    "instances", "admin_cert", "admin_key", "admin_ca", "observe_timeout_s"});
   if (auto file = reader.path(*table, "state_file", "rotation"); !file.empty()) r.state_file = file;
   r.issue_command = command(reader, *table, "issue_command");
   r.publish_command = command(reader, *table, "publish_command");
@@ -134,6 +135,23 @@ void read_rotation(const Reader& reader, const toml::table& root, Config& config
   r.step_timeout_s =
       static_cast<int>(reader.integer(*table, "step_timeout_s", "rotation", 120, 1, 86400));
   r.x5u_ca_file = reader.path(*table, "x5u_ca_file", "rotation");
+  r.instances = reader.strings(*table, "instances", "rotation");
+  for (const auto& url : r.instances) {
+    if (url.rfind("https://", 0) != 0 || url.find_first_of("?#<>\" \t") != std::string::npos) {
+      reader.fail(table->get("instances"),
+                  "rotation.instances: \"" + url + "\" is not an https:// admin URL");
+    }
+  }
+  r.admin_cert = reader.path(*table, "admin_cert", "rotation");
+  r.admin_key = reader.path(*table, "admin_key", "rotation");
+  r.admin_ca = reader.path(*table, "admin_ca", "rotation");
+  if (!r.instances.empty() && (r.admin_cert.empty() || r.admin_key.empty())) {
+    reader.fail(table,
+                "rotation.instances needs admin_cert and admin_key (a client identity in "
+                "the instances' server.admins)");
+  }
+  r.observe_timeout_s =
+      static_cast<int>(reader.integer(*table, "observe_timeout_s", "rotation", 30, 1, 3600));
 }
 
 void read_profile_rotation(const Reader& reader, const toml::table& profile, const std::string& w,
@@ -481,6 +499,24 @@ Config load_config(const std::string& path) {
   }
   if (config.server.present && config.server.signing && config.profiles.empty()) {
     reader.fail(nullptr, "server.roles has \"signing\" but there is no [[profile]]");
+  }
+  // A draining certificate must stay published as long as a token it
+  // signed can be accepted.
+  const std::int64_t floor = drain_floor_s(config.server.max_iat_skew_s);
+  for (const auto& p : config.profiles) {
+    if (!p.rotation.enabled || p.rotation.drain_s >= floor) continue;
+    reader.fail(nullptr,
+                "profile '" + p.name +
+                    "' rotation.drain_s = " + std::to_string(p.rotation.drain_s) +
+                    " is below the drain floor of " + std::to_string(floor) +
+                    " s = server.max_iat_skew_s " + std::to_string(config.server.max_iat_skew_s) +
+                    " (the furthest-future iat the server signs) + " +
+                    std::to_string(kVerifierFreshnessSeconds) + " s verifier freshness + " +
+                    std::to_string(kClockSkewSeconds) + " s clock skew + " +
+                    std::to_string(kDrainMarginSeconds) +
+                    " s margin: a token signed just before the switch stays acceptable that long "
+                    "after it; raise drain_s to at least " +
+                    std::to_string(floor));
   }
   return config;
 }

@@ -117,18 +117,33 @@ TEST_F(ConfigTest, RotationSettingsAndTheirLimits) {
       "x5u_base = \"https://cr.example.net/certs/\"\nspc = \"1234\"\nsubject = \"/C=US/O=X\"\n";
   const Config config = load_config(
       write("r.toml", token + "[rotation]\nissue_command = [\"issue\", \"{csr}\", \"{chain}\"]\n" +
-                          "state_file = \"rot/state.json\"\n" + profile + "drain_s = 120\n"));
+                          "state_file = \"rot/state.json\"\n" + profile + "drain_s = 150\n"));
   EXPECT_EQ(config.rotation.state_file, dir.path() + "/rot/state.json");
   EXPECT_EQ(config.rotation.issue_command, (std::vector<std::string>{"issue", "{csr}", "{chain}"}));
   const SigningProfile& p = config.profiles.at(0);
   EXPECT_TRUE(p.rotation.enabled);
   EXPECT_TRUE(p.key.empty());  // from the rotation state
-  EXPECT_EQ(p.rotation.drain_s, 120);
+  EXPECT_EQ(p.rotation.drain_s, 150);
   EXPECT_EQ(p.rotation.renew_before_s, 30 * 86400);
   EXPECT_EQ(error_of(token + profile + "drain_s = 60\n"),
             dir.path() +
                 "/bad.toml:12: profile 'east' rotation.drain_s must be an integer from 90 "
                 "to 2592000");
+  // The drain floor: max_iat_skew_s + 60 s freshness + 15 s skew + 15 s margin.
+  EXPECT_NE(error_of(token + profile + "drain_s = 149\n")
+                .find("profile 'east' rotation.drain_s = 149 is below the drain floor of 150 s = "
+                      "server.max_iat_skew_s 60"),
+            std::string::npos);
+  EXPECT_NE(error_of(token + "[server]\nlab_plain_http = true\nmax_iat_skew_s = 10\n" + profile +
+                     "drain_s = 90\n")
+                .find("drain_s = 90 is below the drain floor of 100 s"),
+            std::string::npos);
+  EXPECT_EQ(load_config(write("floor.toml",
+                              token + "[server]\nlab_plain_http = true\nmax_iat_skew_s = 10\n" +
+                                  profile + "drain_s = 100\n"))
+                .profiles.at(0)
+                .rotation.drain_s,
+            100);
   EXPECT_EQ(
       error_of(token +
                "[[profile]]\nname = \"east\"\n[profile.rotation]\n"

@@ -44,6 +44,7 @@ KeyEntry entry_in(KeyState state, std::int64_t since = 1000) {
   e.label = "p-k7";
   e.state = state;
   e.since[std::string(rotation::to_string(state))] = since;
+  if (state == KeyState::kDraining) e.drain_from = since;  // every instance seen off it then
   return e;
 }
 
@@ -123,6 +124,17 @@ TEST(RotationStateTest, DrainAndRetentionHold) {
             "accepted until 1970-01-01T00:21:40Z (drain 300 s); run it again then, or add --force "
             "to risk verifiers rejecting those calls");
   EXPECT_EQ(refusal(entry_in(KeyState::kDraining, 1000), KeyState::kRetired, 1300), "");
+  // The drain runs from when the last instance was seen off the key: never
+  // before that was seen, however long ago the state was written.
+  KeyEntry unseen = entry_in(KeyState::kDraining, 1000);
+  unseen.drain_from = 0;
+  EXPECT_EQ(refusal(unseen, KeyState::kRetired, 100000),
+            "cannot make key 'p-k7' (#7) of profile 'p' retired: no running instance has been "
+            "seen to stop signing with it yet (the drain starts then); run `sks rotate run` to "
+            "reload them and check, `sks rotate status` shows each instance");
+  unseen.drain_from = 2000;
+  EXPECT_NE(refusal(unseen, KeyState::kRetired, 2299), "");
+  EXPECT_EQ(refusal(unseen, KeyState::kRetired, 2300), "");
   EXPECT_EQ(refusal(entry_in(KeyState::kRetired, 1000), KeyState::kDestroyed, 1599),
             "cannot make key 'p-k7' (#7) of profile 'p' destroyed: its retention period runs "
             "until 1970-01-01T00:26:40Z; run it again then");
@@ -159,8 +171,11 @@ TEST_F(StateFileTest, RoundTripsAndStartsEmpty) {
   state.profiles["p"].keys.push_back(e);
   file.lock();
   file.save(state);
+  EXPECT_EQ(state.generation, 1);  // every write bumps it
+  file.save(state);
   const rotation::RotationState again = file.load();
   EXPECT_EQ(again.to_json(), state.to_json());
+  EXPECT_EQ(again.generation, 2);
   EXPECT_EQ(again.next_id, 9);
   ASSERT_NE(again.profiles.at("p").active(), nullptr);
   EXPECT_EQ(again.profiles.at("p").active()->entered(KeyState::kActive), 1234);
@@ -326,13 +341,22 @@ TEST_F(KeyRingSwapTest, AdminKeysOnlyForAdmins) {
   profile.not_after = 1000 + 86400;
   config.profiles = {profile};
   const auto ring = server::KeyRing::build(config, *keys);
-  const auto refused = server::admin_keys({"sbc"}, *ring, {"ops.example.net"}, 1000);
+  server::RingReport report;
+  report.generation = 12;
+  report.loaded_at = report.reload_time = 900;
+  report.since["p"] = 800;
+  report.reload_ok = false;
+  report.error = "a later reload failed";
+  const auto refused = server::admin_keys({"sbc"}, *ring, report, {"ops.example.net"}, 1000);
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(json::parse(refused.body)["requestError"]["policyException"]["messageId"], "POL4003");
-  const auto shown = server::admin_keys({"x", "ops.example.net"}, *ring, {"ops.example.net"}, 1000);
+  const auto shown =
+      server::admin_keys({"x", "ops.example.net"}, *ring, report, {"ops.example.net"}, 1000);
   EXPECT_EQ(shown.status, 200);
   EXPECT_EQ(json::parse(shown.body),
-            json::parse(R"({"profiles":[{"profile":"p","key":"key-a",)"
+            json::parse(R"({"generation":12,"loaded_at":900,"reload_ok":false,)"
+                        R"("error":"a later reload failed","reload_time":900,)"
+                        R"("profiles":[{"profile":"p","key":"key-a","since":800,)"
                         R"("x5u":"https://cr.example.net/a.pem","expires_in_s":86400}]})"));
   EXPECT_NE(ring->render_metrics(1000).find(
                 "sks_certificate_expiry_seconds{profile=\"p\",key=\"key-a\"} 86400"),

@@ -116,6 +116,18 @@ struct RotationConfig {
   std::vector<std::string> reload_command;     // tell the servers (optional), e.g. systemctl reload
   int step_timeout_s = 120;                    // each step is killed after this
   std::string x5u_ca_file;  // CA file to check x5u over HTTPS before activation ("" = system)
+  // The fleet's signing instances, by admin base URL (https://host:port):
+  // the manager reads GET /admin/v1/keys of each with this client
+  // certificate (an identity in their server.admins). Empty: the local
+  // server (its status file beside the state) is the fleet.
+  std::vector<std::string> instances;
+  std::string admin_cert;  // PEM client certificate for the instances' admin API
+  std::string admin_key;   // its private key (mode 0600)
+  std::string admin_ca;    // CA file for the instances' TLS certificates ("" = system)
+  // Seconds the manager waits for the instances to load a new state after
+  // it asked them to reload (each of up to 3 attempts).
+  int observe_timeout_s = 30;
+  std::int64_t loaded_generation = 0;  // set by apply_rotation_state: the state's generation
 };
 
 // Rotation settings of one signing profile ([profile.rotation]).
@@ -125,14 +137,23 @@ struct ProfileRotation {
   std::string spc;                           // TNAuthList SPC requested in the CSR
   std::string subject;                       // CSR subject, e.g. "/C=US/O=Example"
   std::int64_t renew_before_s = 30 * 86400;  // renew_before_days
-  // How long the old certificate stays published after activation: the
-  // last token signed with the old key may be accepted until iat + 60 s
-  // freshness + clock skew, so 90 s is the floor; 5 minutes leaves margin.
+  // How long the old certificate stays published after the last instance
+  // switched away from it: a token signed just before with iat up to
+  // server.max_iat_skew_s in the future is accepted until iat + 60 s
+  // freshness + clock skew (drain_floor_s); 5 minutes leaves margin.
   std::int64_t drain_s = 300;
   std::int64_t retention_s = 0;  // retired -> destroyed no earlier than this
   bool new_key = true;           // `rotate run` renews with a new key (false: same key)
 };
 inline constexpr std::int64_t kMinDrainSeconds = 90;
+// The drain floor: the furthest-future iat the server signs
+// (max_iat_skew_s) + 60 s verifier freshness + 15 s clock skew + 15 s margin.
+inline constexpr std::int64_t kVerifierFreshnessSeconds = 60;
+inline constexpr std::int64_t kClockSkewSeconds = 15;
+inline constexpr std::int64_t kDrainMarginSeconds = 15;
+inline std::int64_t drain_floor_s(std::int64_t max_iat_skew_s) {
+  return max_iat_skew_s + kVerifierFreshnessSeconds + kClockSkewSeconds + kDrainMarginSeconds;
+}
 
 // `sks serve`. Lab-only switches log a warning at start and are never for
 // production. HTTP limits are those of stir::http::Options

@@ -5,7 +5,10 @@
 // codes are the project's table (stir/exit_codes.h): 0 done or nothing to
 // do, 65 an illegal step (the message says why and what next), 66 unknown
 // profile or key, 73 a different certificate is already installed, 74 a
-// step failed, 78 configuration.
+// step failed or an instance stays behind the state, 78 configuration (a
+// profile without [profile.rotation]). Every action done is printed, also
+// when a later one failed (run goes on with the other profiles and exits
+// with the first failure's code at the end).
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -50,7 +53,15 @@ std::string profile_of(const Config& config, const RotateOptions& o) {
   return only;
 }
 
+// Prints every action, then fails with the first failed action's code.
 void print(const std::vector<Action>& actions, bool json) {
+  const Action* failed = nullptr;
+  std::size_t failures = 0;
+  for (const auto& a : actions) {
+    if (!a.failed) continue;
+    if (failed == nullptr) failed = &a;
+    ++failures;
+  }
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& a : actions) {
@@ -59,14 +70,25 @@ void print(const std::vector<Action>& actions, bool json) {
                      {"key", a.label},
                      {"action", a.what},
                      {"changed", a.changed},
+                     {"failed", a.failed},
                      {"message", a.message}});
     }
     std::cout << nlohmann::json{{"actions", out}}.dump() << "\n";
-    return;
+  } else {
+    for (const auto& a : actions) {
+      std::cout << (a.profile.empty() ? "" : a.profile + ": ")
+                << (a.failed    ? "FAILED: "
+                    : a.changed ? ""
+                                : "(no change) ")
+                << a.message << "\n";
+    }
   }
-  for (const auto& a : actions) {
-    std::cout << (a.profile.empty() ? "" : a.profile + ": ") << (a.changed ? "" : "(no change) ")
-              << a.message << "\n";
+  std::cout.flush();
+  if (failed != nullptr) {
+    throw stir::Error(
+        failed->code,
+        (failures > 1 ? std::to_string(failures) + " failures; first: " : std::string()) +
+            (failed->profile.empty() ? "" : failed->profile + ": ") + failed->message);
   }
 }
 
@@ -77,9 +99,34 @@ void print_status(const nlohmann::json& status, bool json) {
   }
   std::cout << "state file: " << status["state_file"].get<std::string>() << " (now "
             << status["now"].get<std::string>() << ")\n";
+  std::cout << "generation " << status["generation"].get<std::int64_t>() << "\n";
+  if (status["instances"].empty()) {
+    std::cout << "instances: none known (no rotation.instances, and no running local sks serve "
+                 "reports beside the state)\n";
+  }
+  for (const auto& i : status["instances"]) {
+    std::cout << "instance " << i["name"].get<std::string>() << ": ";
+    if (!i["reachable"].get<bool>()) {
+      std::cout << "UNKNOWN (" << i["problem"].get<std::string>() << ")\n";
+      continue;
+    }
+    std::cout << "generation " << i["generation"].get<std::int64_t>()
+              << (i["behind"].get<bool>() ? " BEHIND" : " current") << ", last reload "
+              << (i["reload_ok"].get<bool>() ? "ok"
+                                             : "FAILED: " + i["reload_error"].get<std::string>())
+              << "\n";
+    for (const auto& s : i["signs"]) {
+      std::cout << "  " << s["profile"].get<std::string>() << " signs with "
+                << s["key"].get<std::string>() << " " << s["x5u"].get<std::string>() << " since "
+                << s["since"].get<std::string>() << "\n";
+    }
+  }
   for (const auto& p : status["profiles"]) {
     std::cout << "profile " << p["profile"].get<std::string>()
-              << (p["rotation"].get<bool>() ? "" : " (no rotation: key and x5u from the config)")
+              << (p["orphan"].get<bool>()
+                      ? " (NOT IN THE CONFIG: retire and destroy its keys with --profile)"
+                  : p["rotation"].get<bool>() ? ""
+                                              : " (no rotation: key and x5u from the config)")
               << "\n";
     for (const auto& k : p["keys"]) {
       std::cout << "  #" << k["id"].get<int>() << " " << k["label"].get<std::string>() << "  "
@@ -95,12 +142,6 @@ void print_status(const nlohmann::json& status, bool json) {
       }
       std::cout << "\n";
     }
-  }
-  if (status.contains("server")) {
-    const auto& s = status["server"];
-    std::cout << "server (pid " << s["pid"] << "): last reload "
-              << (s["reload_ok"].get<bool>() ? "ok" : "FAILED: " + s["error"].get<std::string>())
-              << "\n";
   }
 }
 
@@ -182,8 +223,8 @@ void add_rotate_commands(CLI::App& rotate, Context& context) {
   auto* retire =
       command("retire", "unpublish the drained key's chain once the drain has passed", true);
   retire->add_flag("--force", o->force,
-                   "retire before the drain ends: verifiers may reject calls the old key signed "
-                   "in the last minute");
+                   "retire before the drain ends, or while an instance still signs with the key "
+                   "or cannot be read: verifiers reject the calls it signed");
   retire->callback([&context, o] {
     with_manager(context, false, [o](const Config& c, rotation::Manager& m) {
       print(m.retire(profile_of(c, *o), o->force), o->json);
@@ -191,18 +232,24 @@ void add_rotate_commands(CLI::App& rotate, Context& context) {
   });
   auto* destroy = command("destroy", "destroy retired (or compromised) keys in the token", true);
   destroy->add_option("--key", o->key, "only this key label");
+  destroy->add_flag("--force", o->force,
+                    "destroy even while an instance still signs with the key or cannot be read: "
+                    "its signing fails from then on");
   destroy->callback([&context, o] {
     with_manager(context, true, [o](const Config& c, rotation::Manager& m) {
-      print(m.destroy(profile_of(c, *o), o->key), o->json);
+      print(m.destroy(profile_of(c, *o), o->key, o->force), o->json);
     });
   });
   auto* compromise =
       command("compromise",
               "stop signing with a key now, unpublish its chain and revoke its certificate", false);
   compromise->add_option("--key", o->key, "key label")->required();
+  compromise->add_flag("--force", o->force,
+                       "also stop profiles without rotation that sign with the key, and "
+                       "unpublish even while an instance still signs with it");
   compromise->callback([&context, o] {
     with_manager(context, false, [o](const Config&, rotation::Manager& m) {
-      print(m.compromise(o->key), o->json);
+      print(m.compromise(o->key, o->force), o->json);
     });
   });
   auto* adopt = command("adopt",

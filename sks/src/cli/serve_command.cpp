@@ -8,33 +8,41 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "cli_support.h"
 #include "sks/rotation/manager.h"
+#include "sks/rotation/observe.h"
 #include "sks/server/server.h"
 #include "stir/error.h"
+#include "stir/files.h"
 
 namespace sks::cli {
 namespace {
 
-// The last reload's outcome beside the rotation state, so `sks rotate
-// status` can show what the running server signs with. Best effort: a
-// server that cannot write it still serves.
-void write_server_status(const Config& config, bool ok, const std::string& error) {
+// What the server loaded and signs with (the document of GET
+// /admin/v1/keys), its pid and start time (so a stale file of a stopped
+// server is told apart), beside the rotation state: the local instance's
+// report to `sks rotate`. Best effort: a server that cannot write it still
+// serves.
+void write_server_status(const Config& config, const server::SigningServer& server) {
   if (!config.rotation.present || !config.server.signing) return;
+  nlohmann::json status = server.ring_report();
+  status["pid"] = ::getpid();
+  status["start_ticks"] = rotation::process_start_ticks(::getpid());
+  // Older readers (the Ansible role) read these two names.
+  status["time"] = status.value("reload_time", std::int64_t{0});
   nlohmann::json keys = nlohmann::json::array();
-  for (const auto& p : config.profiles)
-    keys.push_back({{"profile", p.name}, {"key", p.key}, {"x5u", p.x5u}});
-  const nlohmann::json status = {{"pid", ::getpid()},
-                                 {"time", static_cast<std::int64_t>(std::time(nullptr))},
-                                 {"reload_ok", ok},
-                                 {"error", error},
-                                 {"keys", keys}};  // what the server signs with now
+  for (const auto& p : status.value("profiles", nlohmann::json::array())) keys.push_back(p);
+  status["keys"] = keys;
   try {
-    write_file_atomic(rotation::server_status_path(config), status.dump() + "\n", 0640);
+    const std::string path = rotation::server_status_path(config);
+    // Before the first rotation the state's folder may not exist yet.
+    stir::ensure_directory(std::filesystem::path(path).parent_path().string(), 0750);
+    write_file_atomic(path, status.dump() + "\n", 0640);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cannot write the server status file: %s\n", e.what());
   }
@@ -58,7 +66,7 @@ void run_serve(const Context& context) {
   const int port = server.bind();
   const std::string ready = server.readiness();
   if (!ready.empty()) throw stir::Error(stir::ErrorCode::kPkcs11, "self-test failed: " + ready);
-  write_server_status(config, true, "");
+  write_server_status(config, server);
 
   std::thread watcher([&server, &signals, path = config.path, current = config]() mutable {
     for (;;) {
@@ -70,11 +78,12 @@ void run_serve(const Context& context) {
           server.reload(fresh);
           std::fprintf(stderr, "reloaded signing profiles from %s and the rotation state\n",
                        path.c_str());
-          write_server_status(fresh, true, "");
+          write_server_status(fresh, server);
           current = std::move(fresh);
         } catch (const std::exception& e) {
           std::fprintf(stderr, "reload failed, keeping the current key ring: %s\n", e.what());
-          write_server_status(current, false, e.what());
+          server.reload_failed(e.what());
+          write_server_status(current, server);
         }
         continue;
       }

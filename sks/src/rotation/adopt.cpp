@@ -51,6 +51,11 @@ void check_not_older(const RotationState& mine, const RotationState& theirs,
       }
     }
   }
+  if (theirs.generation < mine.generation) {
+    throw Error(ErrorCode::kInvalidArgument, older + "its generation is " +
+                                                 std::to_string(theirs.generation) + ", here " +
+                                                 std::to_string(mine.generation) + next);
+  }
   if (theirs.next_id < mine.next_id) {
     throw Error(ErrorCode::kInvalidArgument, older + "its next key id is " +
                                                  std::to_string(theirs.next_id) + ", here " +
@@ -115,20 +120,9 @@ std::vector<Action> adopt_state(const Config& config, p11::KeyStore& keys,
                                 const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error(ErrorCode::kNotFound, "cannot read " + path);
   const RotationState theirs = StateFile(path).load();
-  for (const auto& [name, profile] : theirs.profiles) {
-    // clang 14 cannot capture a structured binding; a plain reference it can.
-    const std::string& wanted = name;
-    const auto p = std::find_if(config.profiles.begin(), config.profiles.end(),
-                                [&wanted](const SigningProfile& s) { return s.name == wanted; });
-    if (p == config.profiles.end()) {
-      throw Error(ErrorCode::kNotFound,
-                  path + " names profile '" + name + "', which " + config.path + " does not have");
-    }
-    if (!p->rotation.enabled) {
-      throw Error(ErrorCode::kConfig, path + " rotates profile '" + name + "', which has no " +
-                                          "[profile.rotation] table in " + config.path);
-    }
-  }
+  // Profiles this config does not rotate are orphans: their keys are not
+  // signed with here; `sks rotate status` shows them.
+  std::vector<std::string> orphans = Manager::orphans(config, theirs);
   StateFile file(config.rotation.state_file);
   file.lock();
   const RotationState mine = file.load();
@@ -138,11 +132,21 @@ std::vector<Action> adopt_state(const Config& config, p11::KeyStore& keys,
     out.push_back({"", 0, "", "adopt", false, "this instance already has the state of " + path});
     return out;
   }
+  auto orphan = [&orphans](const std::string& name) {
+    return std::find(orphans.begin(), orphans.end(), name) != orphans.end();
+  };
   for (const auto& [name, profile] : theirs.profiles) {
+    if (orphan(name)) continue;
     if (const KeyEntry* active = profile.active()) check_active(config, keys, name, *active);
   }
-  file.save(theirs);
+  file.write_exact(theirs);
   for (const auto& [name, profile] : theirs.profiles) {
+    if (orphan(name)) {
+      out.push_back({name, 0, "", "orphan", false,
+                     "profile '" + name + "' is not rotated by " + config.path +
+                         ": its keys are not signed with here (`sks rotate status` shows them)"});
+      continue;
+    }
     const KeyEntry* active = profile.active();
     out.push_back({name, active ? active->id : 0, active ? active->label : "", "adopt", true,
                    active ? "signs with " + entry_name(*active) + " and x5u " + active->x5u +

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "stir/error.h"
@@ -152,6 +153,8 @@ json RotationState::to_json() const {
   json out = {{"format", "sks-rotation-state"},
               {"version", kStateFormatVersion},
               {"next_id", next_id},
+              {"generation", generation},
+              {"compromised_keys", compromised_keys},
               {"profiles", json::object()}};
   for (const auto& [name, profile] : profiles) {
     json keys = json::array();
@@ -169,7 +172,9 @@ json RotationState::to_json() const {
                       {"not_after", k.not_after},
                       {"since", k.since},
                       {"unpublished", k.unpublished},
-                      {"revoked", k.revoked}});
+                      {"revoked", k.revoked},
+                      {"left_generation", k.left_generation},
+                      {"drain_from", k.drain_from}});
     }
     out["profiles"][name] = {{"keys", keys}};
   }
@@ -190,6 +195,9 @@ RotationState RotationState::from_json(const json& document) {
     }
     RotationState state;
     state.next_id = document.at("next_id").get<int>();
+    // Both absent from files written before generations: 0 and none.
+    state.generation = document.value("generation", std::int64_t{0});
+    state.compromised_keys = document.value("compromised_keys", std::vector<std::string>{});
     for (const auto& [name, profile] : document.at("profiles").items()) {
       ProfileState& p = state.profiles[name];
       int active = 0;
@@ -212,6 +220,8 @@ RotationState RotationState::from_json(const json& document) {
         e.since = k.at("since").get<std::map<std::string, std::int64_t>>();
         e.unpublished = k.at("unpublished").get<bool>();
         e.revoked = k.at("revoked").get<bool>();
+        e.left_generation = k.value("left_generation", std::int64_t{0});
+        e.drain_from = k.value("drain_from", std::int64_t{0});
         active += e.state == KeyState::kActive;
         pending += is_pending(e.state);
         p.keys.push_back(std::move(e));
@@ -230,7 +240,10 @@ RotationState RotationState::from_json(const json& document) {
 
 std::int64_t earliest(const KeyEntry& entry, KeyState to, std::int64_t drain_s,
                       std::int64_t retention_s) {
-  if (to == KeyState::kRetired) return entry.entered(KeyState::kDraining) + drain_s;
+  if (to == KeyState::kRetired) {
+    return entry.drain_from == 0 ? std::numeric_limits<std::int64_t>::max()
+                                 : entry.drain_from + drain_s;
+  }
   if (to == KeyState::kDestroyed && entry.state == KeyState::kRetired) {
     return entry.entered(KeyState::kRetired) + retention_s;
   }
@@ -269,6 +282,12 @@ void check_transition(const std::string& profile, const KeyEntry& entry, KeyStat
   }
   if (to == KeyState::kRetired) {
     const std::int64_t at = earliest(entry, to, drain_s, retention_s);
+    if (entry.drain_from == 0) {
+      refuse(
+          "no running instance has been seen to stop signing with it yet (the drain starts "
+          "then); run `sks rotate run` to reload them and check, `sks rotate status` shows "
+          "each instance");
+    }
     if (now < at) {
       refuse("tokens it signed may still be accepted until " + utc_text(at) + " (drain " +
              std::to_string(drain_s) +
@@ -314,7 +333,12 @@ RotationState StateFile::load() const {
   }
 }
 
-void StateFile::save(const RotationState& state) const {
+void StateFile::save(RotationState& state) const {
+  ++state.generation;
+  write_exact(state);
+}
+
+void StateFile::write_exact(const RotationState& state) const {
   stir::ensure_directory(std::filesystem::path(path_).parent_path().string(), 0750);
   stir::write_file_atomic(path_, state.to_json().dump(2) + "\n", 0640);
 }

@@ -120,6 +120,10 @@ void SigningServer::check_roles() {
     keys_->pool().set_wait_observer(
         [this](std::chrono::nanoseconds wait) { metrics_.session_wait().observe(wait); });
     ring_.set(KeyRing::build(config_, *keys_));
+    const std::int64_t now = std::time(nullptr);
+    report_.generation = config_.rotation.loaded_generation;
+    report_.loaded_at = report_.reload_time = now;
+    for (const auto& p : config_.profiles) report_.since[p.name] = now;
   }
 }
 
@@ -251,17 +255,21 @@ void SigningServer::add_routes(stir::http::Router& router) {
     response.outcome = "ok";
     return response.header("Content-Type", "text/plain; version=0.0.4");
   });
-  router.add("GET", "/admin/v1/keys",
-             [this](const Request& request, const RequestContext& context) {
-               Response response = begin_response(request, "admin/v1/keys");
-               const auto ring = ring_.get();
-               if (!ring)
-                 return reply_error(response, ApiError::not_found(std::string(request.path())));
-               const AdminResponse answer = admin_keys(context.connection.client_names, *ring,
-                                                       config_.server.admins, std::time(nullptr));
-               response.status = answer.status;
-               return reply_json(response, answer.body, answer.status == 200 ? "ok" : "forbidden");
-             });
+  router.add(
+      "GET", "/admin/v1/keys", [this](const Request& request, const RequestContext& context) {
+        Response response = begin_response(request, "admin/v1/keys");
+        const auto ring = ring_.get();
+        if (!ring) return reply_error(response, ApiError::not_found(std::string(request.path())));
+        RingReport report;
+        {
+          const std::lock_guard lock(report_mutex_);
+          report = report_;
+        }
+        const AdminResponse answer = admin_keys(context.connection.client_names, *ring, report,
+                                                config_.server.admins, std::time(nullptr));
+        response.status = answer.status;
+        return reply_json(response, answer.body, answer.status == 200 ? "ok" : "forbidden");
+      });
   router.method_not_allowed([signing_path, verification_path](const Request& request,
                                                               const RequestContext&,
                                                               const std::string& allow) {
@@ -408,12 +416,56 @@ void SigningServer::reload(const Config& config) {
     if (keys_ == nullptr) throw Error(ErrorCode::kConfig, "no signing role to reload");
     auto ring = KeyRing::build(config, *keys_);
     ring->self_test();  // a ring whose key fails never replaces a working one
+    const std::int64_t now = std::time(nullptr);
+    const std::lock_guard lock(report_mutex_);
+    // A profile's switch time moves only when its (key, x5u) changes.
+    std::map<std::string, std::pair<std::string, std::string>> before;
+    if (const auto old = ring_.get()) {
+      for (const auto& p : old->profiles()) {
+        before[p.name] =
+            p.key ? std::pair{p.key->label, p.key->x5u} : std::pair<std::string, std::string>{};
+      }
+    }
+    std::map<std::string, std::int64_t> since;
+    for (const auto& p : ring->profiles()) {
+      const auto now_signs =
+          p.key ? std::pair{p.key->label, p.key->x5u} : std::pair<std::string, std::string>{};
+      const auto it = before.find(p.name);
+      const auto kept = report_.since.find(p.name);
+      since[p.name] = it != before.end() && it->second == now_signs && kept != report_.since.end()
+                          ? kept->second
+                          : now;
+    }
     ring_.set(std::move(ring));
+    report_.since = std::move(since);
+    report_.generation = config.rotation.loaded_generation;
+    report_.loaded_at = report_.reload_time = now;
+    report_.reload_ok = true;
+    report_.error.clear();
     metrics_.count_reload(true);
-  } catch (...) {
+  } catch (const std::exception& e) {
     metrics_.count_reload(false);
+    reload_failed(e.what());
     throw;
   }
+}
+
+void SigningServer::reload_failed(const std::string& error) {
+  const std::lock_guard lock(report_mutex_);
+  report_.reload_ok = false;
+  report_.error = error;
+  report_.reload_time = std::time(nullptr);
+}
+
+nlohmann::json SigningServer::ring_report() const {
+  RingReport report;
+  {
+    const std::lock_guard lock(report_mutex_);
+    report = report_;
+  }
+  const auto ring = ring_.get();
+  if (!ring) return nlohmann::json::object();
+  return describe_ring(*ring, report, std::time(nullptr));
 }
 
 std::string SigningServer::readiness() const {

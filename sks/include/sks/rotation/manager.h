@@ -12,10 +12,27 @@
 //
 // Activation is refused unless the new x5u answers over HTTPS with exactly
 // the installed chain, the chain's leaf key is the token key and the
-// certificate is valid now. Retirement is refused until the drain period has
-// passed (force overrides it), destruction until retirement plus retention.
-// Retirement unpublishes the x5u, unless another profile still uses it
-// (profiles that shared one key and x5u in their config before rotation).
+// certificate is valid now. Retirement unpublishes the x5u, unless another
+// profile still uses it (profiles that shared one key and x5u in their
+// config before rotation).
+//
+// Intent is not fact (the observed-state rule). Every write of the state
+// bumps its generation; every running server reports the generation it
+// loaded and what it signs with (sks/rotation/observe.h). `run`, `retire`,
+// `destroy` and `compromise` first reconcile: an instance behind the state
+// is told to reload (reload_command, tried up to 3 times; without one the
+// local server gets SIGHUP) and read again until it runs the state's
+// generation; one that stays behind is named. A draining key's drain
+// starts when the last known instance is seen no longer signing with it
+// (recorded in the entry as drain_from, a write that keeps the generation:
+// it changes nothing the servers load). Retirement is refused until then
+// plus drain_s, and while any known instance signs with the x5u or has not
+// loaded the generation that took the key out; destruction likewise for
+// the key; --force overrides both and says what it risks.
+//
+// Keys of profiles the config no longer rotates (orphans) are shown by
+// status, warned about by run, and retired and destroyed by retire and
+// destroy --profile NAME with the same server checks.
 //
 // Ownership: borrows the config and the KeyStore (null for status and plan,
 // which need no token). Threads: one operation at a time per object;
@@ -34,7 +51,9 @@
 
 #include "sks/config.h"
 #include "sks/pkcs11/key_store.h"
+#include "sks/rotation/observe.h"
 #include "sks/rotation/state.h"
+#include "stir/error.h"
 
 namespace sks::rotation {
 
@@ -46,6 +65,11 @@ struct Action {
   std::string what;      // "start", "install-cert", "publish", "activate", ...
   bool changed = false;  // false: it was done already, or it is only planned
   std::string message;   // one line for the operator
+  // This profile (or the reconcile) failed; `code` is the error's. Only run
+  // reports failures as actions (it goes on with the other profiles); the
+  // caller exits non-zero.
+  bool failed = false;
+  stir::ErrorCode code = stir::ErrorCode::kIo;
 };
 
 class Manager {
@@ -56,24 +80,50 @@ class Manager {
   std::vector<Action> install_cert(const std::string& profile, const std::string& chain_pem);
   std::vector<Action> publish(const std::string& profile);
   std::vector<Action> activate(const std::string& profile);
+  // `profile` may be an orphan (in the state, not rotating in the config).
   std::vector<Action> retire(const std::string& profile, bool force);
-  std::vector<Action> destroy(const std::string& profile, const std::string& label);
-  // Every profile that uses the key: stop signing (the server drops it at
-  // its next reload), unpublish, revoke; the messages say what to do next.
-  std::vector<Action> compromise(const std::string& label);
-  // Advances every rotation-enabled profile (or one) as far as it safely can
-  // now. With dry_run, nothing changes and the actions say what would run.
+  std::vector<Action> destroy(const std::string& profile, const std::string& label, bool force);
+  // Every profile that signs with the key stops (rotating ones through the
+  // state, others because the state lists the key as compromised), once
+  // the servers reloaded; then unpublish, revoke. Refused (kInvalidArgument,
+  // listing them) when a profile without rotation signs with it, unless
+  // `force`. The messages say what to do next (revocation by hand when no
+  // serial is known).
+  std::vector<Action> compromise(const std::string& label, bool force);
+  // Reconciles, then advances every rotation-enabled profile (or one) as far
+  // as it safely can now, each on its own: a failed profile is an action
+  // with failed = true and the others go on. With dry_run, nothing changes
+  // and the actions say what would run.
   std::vector<Action> run(const std::string& profile, bool dry_run);
 
-  // Every key of every profile (or one): state, x5u, validity, times, the
-  // next step and the earliest time it may run; and the server's last
-  // reload (its status file) when there is one.
+  // Every key of every profile (or one; orphans included): state, x5u,
+  // validity, times, the next step and the earliest time it may run; the
+  // state's generation and every instance: the generation it runs, what it
+  // signs with, whether it is behind.
   nlohmann::json status(const std::string& profile) const;
+
+  // Profiles in the state that the config does not rotate.
+  static std::vector<std::string> orphans(const Config& config, const RotationState& state);
 
  private:
   const SigningProfile& rotation_profile(const std::string& name) const;
+  // Takes the lock, then reads the clock and the state.
+  RotationState begin();
+  // Brings the instances to the state's generation (reload, read again);
+  // records drain_from of entries no instance signs with any more. Adds a
+  // "behind" action (failed) for each instance that stays behind.
+  std::vector<InstanceView> reconcile(RotationState& state, std::vector<Action>& out);
+  void record_drains(RotationState& state, const std::vector<InstanceView>& views);
+  // Throws kInvalidArgument naming the instance that still signs with the
+  // entry's x5u (by_key: its key), or has not loaded entry.left_generation.
+  void check_instances_off(const std::string& profile, const KeyEntry& entry, bool by_key,
+                           const std::vector<InstanceView>& views, const std::string& what) const;
+  void retire_orphan(RotationState& state, const std::string& profile, bool force,
+                     const std::vector<InstanceView>& views, std::vector<Action>& out);
+  void destroy_key(RotationState& state, const std::string& profile, KeyEntry& entry,
+                   std::vector<Action>& out);
   std::string profile_dir(const std::string& profile) const;
-  void save(const RotationState& state) const;
+  void save(RotationState& state) const;  // bumps the generation
 
   void advance_csr(RotationState& state, const std::string& profile, KeyEntry& entry,
                    std::vector<Action>& out);
@@ -86,28 +136,28 @@ class Manager {
   void do_activate(RotationState& state, const std::string& profile, KeyEntry& entry,
                    std::vector<Action>& out);
   void do_retire(RotationState& state, const std::string& profile, KeyEntry& entry, bool force,
-                 std::vector<Action>& out);
-  void do_destroy(RotationState& state, const std::string& profile, KeyEntry& entry,
-                  std::vector<Action>& out);
+                 const std::vector<InstanceView>& views, std::vector<Action>& out);
+  void do_destroy(RotationState& state, const std::string& profile, KeyEntry& entry, bool force,
+                  const std::vector<InstanceView>& views, std::vector<Action>& out);
   // The profile other than `profile` that still needs entry's x5u served,
   // "" when none does.
   std::string x5u_user(const RotationState& state, const std::string& profile,
                        const KeyEntry& entry) const;
   KeyEntry& new_entry(RotationState& state, const std::string& profile, bool reuse_key);
-  void reload_servers(std::vector<Action>& out) const;
   p11::KeyStore& keys() const;
 
   const Config& config_;
   p11::KeyStore* keys_;
   mutable StateFile file_;
-  std::int64_t now_;
+  std::int64_t now_;  // read after the lock is held (begin), else at construction
 };
 
 // The server-side view: `config` with each rotation-enabled profile's key
 // and x5u taken from the state's active key (the config's own key/x5u only
-// while the state has none for it), and keys the state marks compromised
-// dropped. Reads the state file without the lock (it is replaced
-// atomically). A profile left without a key signs nothing (503).
+// while the state has none for it), keys the state marks compromised
+// dropped from every profile (rotating or not), and
+// rotation.loaded_generation set to the state's generation. Reads the state file without the lock
+// (it is replaced atomically). A profile left without a key signs nothing (503).
 Config apply_rotation_state(const Config& config);
 
 // Where `sks serve` reports its last reload, beside the state file.

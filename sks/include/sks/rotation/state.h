@@ -74,6 +74,13 @@ struct KeyEntry {
   std::map<std::string, std::int64_t> since;  // state name -> when it was entered
   bool unpublished = false;                   // compromised: the unpublish step ran
   bool revoked = false;                       // compromised: the revocation step ran
+  // The state generation of the write that took it out of signing
+  // (draining or compromised): an instance that runs this generation or a
+  // later one no longer signs with it. 0: never signed, or before generations.
+  std::int64_t left_generation = 0;
+  // When the last known instance was seen no longer signing with it: the
+  // drain runs from here (0: not observed yet).
+  std::int64_t drain_from = 0;
 
   std::int64_t entered(KeyState s) const;  // 0 when never
 };
@@ -89,7 +96,12 @@ struct ProfileState {
 
 struct RotationState {
   int next_id = 1;
+  // Bumped by every write (StateFile::save): what a running server loaded
+  // is compared with it (observed generation vs generation).
+  std::int64_t generation = 0;
   std::map<std::string, ProfileState> profiles;
+  // Labels of compromised keys: no profile signs with them, rotating or not.
+  std::vector<std::string> compromised_keys;
 
   nlohmann::json to_json() const;
   // Throws kMalformed naming what is wrong.
@@ -102,7 +114,8 @@ struct RotationState {
 void check_transition(const std::string& profile, const KeyEntry& entry, KeyState to,
                       std::int64_t now, std::int64_t drain_s, std::int64_t retention_s);
 
-// The earliest time a draining entry may retire, a retired one be destroyed.
+// The earliest time a draining entry may retire (from drain_from; never
+// while it is 0), a retired one be destroyed.
 std::int64_t earliest(const KeyEntry& entry, KeyState to, std::int64_t drain_s,
                       std::int64_t retention_s);
 
@@ -119,7 +132,11 @@ class StateFile {
   void lock();
   // An empty state when the file does not exist yet.
   RotationState load() const;
-  void save(const RotationState& state) const;
+  // Bumps state.generation, then writes it.
+  void save(RotationState& state) const;
+  // Writes it as it is (a fleet instance adopting the controller's state
+  // keeps the controller's generation).
+  void write_exact(const RotationState& state) const;
 
  private:
   std::string path_;

@@ -52,10 +52,12 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "sks/config.h"
 #include "sks/pkcs11/key_store.h"
+#include "sks/server/admin_api.h"
 #include "sks/server/audit_log.h"
 #include "sks/server/key_ring.h"
 #include "sks/server/metrics.h"
@@ -84,8 +86,14 @@ class SigningServer {
   // Rebuilds the key ring from a (re-read) config and swaps it in once every
   // key passed its self-test; requests in flight finish with the old one.
   // Server and token settings are not changed by a reload. Throws
-  // stir::Error and keeps the old ring on failure.
+  // stir::Error and keeps the old ring on failure (the report says so).
+  // The report's generation becomes config.rotation.loaded_generation.
   void reload(const Config& config);
+  // A reload that failed before it reached reload() (the config or the
+  // rotation state could not be read): the report says so.
+  void reload_failed(const std::string& error);
+  // What the process signs with and loaded (GET /admin/v1/keys).
+  nlohmann::json ring_report() const;
 
   // Signs and verifies a self-test digest with every profile's key; the
   // reason when not ready, empty when ready.
@@ -116,6 +124,8 @@ class SigningServer {
   p11::KeyStore* keys_;
   Metrics metrics_;
   KeyRingHolder ring_;
+  mutable std::mutex report_mutex_;
+  RingReport report_;  // under report_mutex_
   std::string scheme_;
   std::atomic<bool> draining_{false};
   std::unique_ptr<stir::vs::Verifier> verifier_;  // with the verification role
