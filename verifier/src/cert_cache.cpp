@@ -105,9 +105,9 @@ CertificateLookup CertificateCache::get(const std::string& url, std::int64_t now
         }
         return entry;
       },
-      [&](std::string& why) -> std::shared_ptr<void> {
+      [&](bool fetching, std::string& why) -> std::shared_ptr<void> {
         if (host.empty()) return std::make_shared<int>(0);
-        return gate_->enter(host, now, why);
+        return gate_->enter(host, now, fetching, why);
       });
   metrics_.record_cert_lookup(lookup.source == Cache::Source::kHit      ? 0
                               : lookup.source == Cache::Source::kShared ? 2

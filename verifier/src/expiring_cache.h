@@ -37,10 +37,10 @@ class ExpiringCache {
   explicit ExpiringCache(std::size_t max_entries)
       : max_entries_(std::max<std::size_t>(1, max_entries)) {}
 
-  // Called, without the lock, before this call waits for another caller's
-  // load or runs its own: a hold kept until the result is in, or null with
-  // the reason in `why` (then nothing waits and nothing is kept).
-  using Admit = std::function<std::shared_ptr<void>(std::string& why)>;
+  // Called, without the lock, before this call runs its load (`loading`)
+  // or waits for another caller's: a hold kept until the result is in, or
+  // null with the reason in `why` (then nothing waits and nothing is kept).
+  using Admit = std::function<std::shared_ptr<void>(bool loading, std::string& why)>;
 
   // The live entry for `key` at `now`, or the loader's result.
   Lookup get(const std::string& key, std::int64_t now, const std::function<Entry()>& load,
@@ -63,7 +63,7 @@ class ExpiringCache {
     std::shared_ptr<void> hold;
     if (admit) {
       std::string why;
-      hold = admit(why);
+      hold = admit(owner, why);
       if (!hold) {
         Entry refused;
         refused.error = std::move(why);

@@ -11,9 +11,9 @@
 //   chain) is cached failure_cache_s so a dead URL is not hammered; one
 //   that timed out marks its host failed as long (every URL of that host
 //   is refused at once until then).
-// - Fetches in flight (waiting for another caller's fetch included) are
-//   bounded altogether and per host (max_fetches_in_flight,
-//   max_fetches_per_host): beyond, get() fails at once and keeps nothing.
+// - Callers in a fetch or waiting for one are bounded altogether
+//   (max_fetches_in_flight) and per host (half of that), fetches per host
+//   (max_fetches_per_host): beyond, get() fails at once and keeps nothing.
 //   A cached URL is a map lookup and never waits for any fetch.
 // - With cache_dir set, each fetched chain is written atomically to
 //   <cache_dir>/<sha256(url) hex>.pem plus a .json with url, fetched_at and

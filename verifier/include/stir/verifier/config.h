@@ -92,9 +92,10 @@ struct VerifierConfig {
   // URL of that host is fetched until then, so a tarpit x5u host costs one
   // timeout per failure_cache_s, not one per URL. Default 60.
   std::int64_t failure_cache_s = 60;
-  // x5u fetches in flight (callers waiting for another caller's fetch of
-  // the same URL included): at most this many altogether and this many per
-  // host:port; beyond, a verification that needs a fetch answers 436 at
+  // Verifications in an x5u fetch or waiting for another's fetch of the
+  // same URL: at most max_fetches_in_flight altogether and half of that for
+  // one host:port; fetches (connections) at most max_fetches_per_host per
+  // host:port. Beyond, a verification that needs a fetch answers 436 at
   // once (nothing cached). Verifications whose certificate is cached never
   // wait for a fetch: the server keeps max_fetches_in_flight workers beyond
   // its cores for them. Defaults 32 and 4.
