@@ -90,15 +90,17 @@ CertificateCache::~CertificateCache() = default;
 
 CertificateLookup CertificateCache::get(const std::string& url, std::int64_t now) {
   using Cache = detail::ExpiringCache<CertificateEntry>;
-  std::string parse_error;
-  const std::optional<HttpsUrl> parsed = parse_https_url(url, parse_error);
-  // The fetcher refuses an unparsable URL itself; it has no host to bound.
-  const std::string host = parsed ? parsed->host_header() : std::string();
+  // The host:port that fetch bounds and failures are kept by; worked out
+  // only on a miss (admit runs before the load), never on the hot path.
+  // An unparsable URL has none: the fetcher refuses it itself.
+  std::string host;
   const auto lookup = cache_->get(
       url, now,
       [&]() -> Cache::Entry {
         Cache::Entry entry;
         entry.value = fetch(url, now, entry.error, entry.expires_at);
+        // Only a timeout marks the host: a 404 or a bad body that anyone can
+        // provoke on a legitimate repository must not shut it for everyone.
         if (!entry.value && !host.empty() &&
             entry.error.find("timed out") != std::string::npos) {
           gate_->failed(host, now + config_.failure_cache_s);
@@ -106,6 +108,8 @@ CertificateLookup CertificateCache::get(const std::string& url, std::int64_t now
         return entry;
       },
       [&](bool fetching, std::string& why) -> std::shared_ptr<void> {
+        std::string parse_error;
+        if (const auto parsed = parse_https_url(url, parse_error)) host = parsed->host_header();
         if (host.empty()) return std::make_shared<int>(0);
         return gate_->enter(host, now, fetching, why);
       });
