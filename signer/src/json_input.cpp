@@ -93,8 +93,8 @@ JsonInput parse_json_input(std::string_view text, std::size_t max_depth) {
   const bool clean = json::sax_parse(text, &checker, json::input_format_t::json, /*strict=*/true,
                                      /*ignore_comments=*/false);
   if (!clean || checker.problem != JsonInput::Problem::kNone) {
-    out.problem =
-        checker.problem != JsonInput::Problem::kNone ? checker.problem : JsonInput::Problem::kSyntax;
+    out.problem = checker.problem != JsonInput::Problem::kNone ? checker.problem
+                                                               : JsonInput::Problem::kSyntax;
     out.member = std::move(checker.member);
     out.value = json(json::value_t::discarded);
     return out;

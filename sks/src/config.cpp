@@ -70,9 +70,8 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
   t.signature_check_every = static_cast<std::uint64_t>(
       reader.integer(*token, "signature_check_every", "token",
                      static_cast<std::int64_t>(p11::SignatureCheck::kDefaultEvery), 1, 1000000));
-  t.signature_check_strict_s =
-      reader.integer(*token, "signature_check_strict_s", "token", t.signature_check_strict_s, 1,
-                     7 * 86400);
+  t.signature_check_strict_s = reader.integer(*token, "signature_check_strict_s", "token",
+                                              t.signature_check_strict_s, 1, 7 * 86400);
   if (const toml::node* node = token->get("module_env")) {
     const toml::table* env = node->as_table();
     if (env == nullptr) reader.fail(node, "token.module_env must be a table");
@@ -196,9 +195,9 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
                     "header_timeout_ms",
                     "body_timeout_ms",
                     "signing_queue_depth",
-                     "admins",
-                     "verification_clients",
-                     "metrics_clients"});
+                    "admins",
+                    "verification_clients",
+                    "metrics_clients"});
   const std::string w = "server";
   if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
   s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));

@@ -243,9 +243,9 @@ TEST_F(ConfigTest, HostilePeerLimitsHaveDefaultsAndRanges) {
   EXPECT_NE(error_of(token + "signature_check_strict_s = 0\n" + server + verifier)
                 .find("token.signature_check_strict_s must be an integer from 1 to 604800"),
             std::string::npos);
-  EXPECT_NE(error_of(token + server + "metrics_clients = \"prom\"\n" + verifier)
-                .find("metrics_clients"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(token + server + "metrics_clients = \"prom\"\n" + verifier).find("metrics_clients"),
+      std::string::npos);
 }
 
 TEST_F(ConfigTest, MissingFileSaysHowToMakeOne) {

@@ -310,15 +310,16 @@ TEST_F(HostileTest, DeeplyNestedBodyWithTheAuditLogOnIs400AndTheServerLives) {
     auto refused = sign(*c, attack);
     ASSERT_TRUE(refused) << httplib::to_string(refused.error());
     EXPECT_EQ(refused->status, 400);
-    EXPECT_EQ(refused->body,
-              R"({"requestError":{"serviceException":{"messageId":"SVC4006","text":"Failed to parse message body: %1","variables":["nested deeper than 32 levels"]}}})");
+    EXPECT_EQ(
+        refused->body,
+        R"({"requestError":{"serviceException":{"messageId":"SVC4006","text":"Failed to parse message body: %1","variables":["nested deeper than 32 levels"]}}})");
   }
   // The same on the verification route, and with a depth the parser
   // allows (31) but no claim reader wants: 400 SVC4005 for attest, audited
   // without the array.
-  auto verification = c->Post("/stir/v1/verification",
-                              R"({"verificationRequest":)" + nested_arrays(70000) + "}",
-                              "application/json");
+  auto verification =
+      c->Post("/stir/v1/verification", R"({"verificationRequest":)" + nested_arrays(70000) + "}",
+              "application/json");
   ASSERT_TRUE(verification);
   EXPECT_EQ(verification->status, 400);
   EXPECT_EQ(message_id(verification->body), "SVC4006");
@@ -370,8 +371,9 @@ TEST_F(HostileTest, MoreDestTnsThanFitAnIdentityHeaderAreRefused) {
     auto refused = sign(*c, signing_body(tns(count)));
     ASSERT_TRUE(refused);
     EXPECT_EQ(refused->status, 400) << count;
-    EXPECT_EQ(refused->body,
-              R"({"requestError":{"serviceException":{"messageId":"SVC4005","text":"Invalid '%1' parameter value: %2","variables":["dest","more than 100 dest.tn entries"]}}})");
+    EXPECT_EQ(
+        refused->body,
+        R"({"requestError":{"serviceException":{"messageId":"SVC4005","text":"Invalid '%1' parameter value: %2","variables":["dest","more than 100 dest.tn entries"]}}})");
   }
   auto at_limit = sign(*c, signing_body(tns(100)));
   ASSERT_TRUE(at_limit);
@@ -398,8 +400,9 @@ TEST_F(HostileTest, RepeatedMembersAreRefusedOnBothRoutes) {
   auto refused = sign(*c, duplicate);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 400);
-  EXPECT_EQ(refused->body,
-            R"({"requestError":{"serviceException":{"messageId":"SVC4005","text":"Invalid '%1' parameter value: %2","variables":["attest","member appears more than once"]}}})");
+  EXPECT_EQ(
+      refused->body,
+      R"({"requestError":{"serviceException":{"messageId":"SVC4005","text":"Invalid '%1' parameter value: %2","variables":["attest","member appears more than once"]}}})");
   auto inner = sign(*c, R"({"signingRequest":{"attest":"A","dest":{"tn":["12155550131"]},)"
                         R"("orig":{"tn":"12155550121","tn":"12155550999"}}})");
   ASSERT_TRUE(inner);
@@ -412,8 +415,9 @@ TEST_F(HostileTest, RepeatedMembersAreRefusedOnBothRoutes) {
                        "application/json");
   ASSERT_TRUE(outer);
   EXPECT_EQ(outer->status, 400);
-  EXPECT_NE(outer->body.find(R"("variables":["verificationRequest","member appears more than once"])"),
-            std::string::npos)
+  EXPECT_NE(
+      outer->body.find(R"("variables":["verificationRequest","member appears more than once"])"),
+      std::string::npos)
       << outer->body;
   auto good = sign(*c, signing_body());
   ASSERT_TRUE(good);
@@ -435,8 +439,9 @@ TEST_F(HostileTest, RoleListsDecideWhoMayVerifyAndReadMetrics) {
   auto metrics_refused = client()->Get("/metrics");
   ASSERT_TRUE(metrics_refused);
   EXPECT_EQ(metrics_refused->status, 403);
-  EXPECT_EQ(metrics_refused->body,
-            R"({"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["this client identity is not in server.metrics_clients"]}}})");
+  EXPECT_EQ(
+      metrics_refused->body,
+      R"({"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["this client identity is not in server.metrics_clients"]}}})");
   auto metrics_ok = client("prom")->Get("/metrics");
   ASSERT_TRUE(metrics_ok);
   EXPECT_EQ(metrics_ok->status, 200);
@@ -484,8 +489,7 @@ TEST_F(HostileTest, CachedVerificationAnswersWhile32TarpitFetchesAreInFlight) {
 
   const auto start = Clock::now();
   const auto cached = verify(*sbc, good);
-  const auto latency =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
   const int in_flight_after = tarpit_connections();
   const int answered_after = answered.load();
   EXPECT_EQ(verstat(cached), "TN-Validation-Passed");

@@ -343,8 +343,8 @@ TEST_F(HsmFaultTest, WrongLengthSignatureIsRetriedOnAFreshSessionAndNeverReturne
   expect_zero_bad_tokens();
   const auto injected = fault_stat("injected");
   const std::string m = metrics();
-  EXPECT_TRUE(has(m, "sks_signature_check_failures_total{reason=\"length\"} " +
-                         std::to_string(injected)))
+  EXPECT_TRUE(
+      has(m, "sks_signature_check_failures_total{reason=\"length\"} " + std::to_string(injected)))
       << m;
   EXPECT_TRUE(has(m, "sks_signature_check_retries_total " + std::to_string(injected))) << m;
 }
@@ -438,8 +438,8 @@ TEST_F(HsmFaultTest, SporadicCorruptAndShortSignaturesCostNoCallAt400PerSecond) 
   reset_fault_stats();
   const double rate = paced_load(8, 400, std::chrono::milliseconds(3000), 100);
   std::printf("faulty token: %d calls at %.0f/s, %lu faults injected, %lu C_Sign\n",
-              seen.ok() + static_cast<int>(seen.unexpected.size()), rate,
-              fault_stat("injected"), fault_stat("signs"));
+              seen.ok() + static_cast<int>(seen.unexpected.size()), rate, fault_stat("injected"),
+              fault_stat("signs"));
   expect_zero_bad_tokens();
   const auto injected = fault_stat("injected");
   EXPECT_GE(injected, 100u);
@@ -471,8 +471,9 @@ TEST_F(HsmFaultTest, SampleModeChecksEverySignatureForAPeriodAfterAFailedCheck) 
   set_faults("");
   const std::string log = ::testing::internal::GetCapturedStderr();
   expect_zero_bad_tokens();
-  EXPECT_TRUE(has(log, "key 'key-a' gave a signature that failed its check (length); checking "
-                       "every signature of this token for 3 s"))
+  EXPECT_TRUE(has(log,
+                  "key 'key-a' gave a signature that failed its check (length); checking "
+                  "every signature of this token for 3 s"))
       << log.substr(0, 2000);
   const std::string m = metrics();
   EXPECT_FALSE(has(m, "sks_signature_check_strict_periods_total 0\n")) << m;

@@ -101,8 +101,7 @@ CertificateLookup CertificateCache::get(const std::string& url, std::int64_t now
         entry.value = fetch(url, now, entry.error, entry.expires_at);
         // Only a timeout marks the host: a 404 or a bad body that anyone can
         // provoke on a legitimate repository must not shut it for everyone.
-        if (!entry.value && !host.empty() &&
-            entry.error.find("timed out") != std::string::npos) {
+        if (!entry.value && !host.empty() && entry.error.find("timed out") != std::string::npos) {
           gate_->failed(host, now + config_.failure_cache_s);
         }
         return entry;

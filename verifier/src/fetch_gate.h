@@ -22,7 +22,8 @@ namespace stir::vs::detail {
 class FetchGate : public std::enable_shared_from_this<FetchGate> {
  public:
   FetchGate(std::size_t max_total, std::size_t max_per_host)
-      : max_total_(max_total == 0 ? 1 : max_total), max_per_host_(max_per_host == 0 ? 1 : max_per_host) {}
+      : max_total_(max_total == 0 ? 1 : max_total),
+        max_per_host_(max_per_host == 0 ? 1 : max_per_host) {}
 
   // A hold on one slot of `host` for a fetch (`fetching`) or a wait for
   // another caller's fetch, released when the last copy goes; or null with
@@ -45,8 +46,8 @@ class FetchGate : public std::enable_shared_from_this<FetchGate> {
     Host& counts = per_host_[host];
     const std::size_t host_share = std::max(max_per_host_, max_total_ / 2);
     if (counts.callers >= host_share) {
-      why = "too many verifications waiting for host " + host + " (" +
-            std::to_string(host_share) + ")";
+      why = "too many verifications waiting for host " + host + " (" + std::to_string(host_share) +
+            ")";
       return nullptr;
     }
     if (fetching && counts.fetches >= max_per_host_) {
@@ -58,9 +59,8 @@ class FetchGate : public std::enable_shared_from_this<FetchGate> {
     if (fetching) ++counts.fetches;
     ++total_;
     auto self = shared_from_this();
-    return std::shared_ptr<void>(static_cast<void*>(this), [self, host, fetching](void*) {
-      self->leave(host, fetching);
-    });
+    return std::shared_ptr<void>(static_cast<void*>(this),
+                                 [self, host, fetching](void*) { self->leave(host, fetching); });
   }
 
   // `host` timed out: refused until `until`.

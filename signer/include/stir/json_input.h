@@ -26,7 +26,7 @@ struct JsonInput {
   enum class Problem { kNone, kSyntax, kTooDeep, kDuplicate };
   nlohmann::json value;  // discarded unless problem is kNone
   Problem problem = Problem::kNone;
-  std::string member;  // kDuplicate: the repeated member's name
+  std::string member;                     // kDuplicate: the repeated member's name
   std::size_t max_depth = kMaxJsonDepth;  // the limit it was parsed with
   // A short English reason for problem (empty for kNone).
   std::string why() const;

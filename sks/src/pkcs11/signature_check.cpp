@@ -76,8 +76,7 @@ void SignatureCheck::count_failure(std::string_view reason, std::string_view key
                  "signature check: key '%.*s' gave a signature that failed its check (%.*s); "
                  "checking every signature of this token for %lld s\n",
                  static_cast<int>(key.size()), key.data(), static_cast<int>(reason.size()),
-                 reason.data(),
-                 static_cast<long long>(strict_period_ns_.load() / 1000000000));
+                 reason.data(), static_cast<long long>(strict_period_ns_.load() / 1000000000));
   }
 }
 

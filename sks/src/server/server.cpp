@@ -258,8 +258,8 @@ void SigningServer::add_routes(stir::http::Router& router) {
   router.add("GET", "/metrics", [this](const Request& request, const RequestContext& context) {
     Response response = begin_response(request, "metrics");
     if (!listed(config_.server.metrics_clients, context.connection.client_names)) {
-      return reply_error(response, ApiError::forbidden(
-                                       "this client identity is not in server.metrics_clients"));
+      return reply_error(
+          response, ApiError::forbidden("this client identity is not in server.metrics_clients"));
     }
     response.body = metrics_.render() + Metrics::render_connections(http_->stats());
     if (verifier_) response.body += Metrics::render_verification(verifier_->metrics());

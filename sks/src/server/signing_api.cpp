@@ -96,8 +96,8 @@ std::optional<ApiError> read_claims(const json& request, const Profile& profile,
     return ApiError::invalid_value("dest", "must be {\"tn\":[\"<canonical TN>\", ...]}");
   }
   if ((*dest)["tn"].size() > kMaxDestTns) {
-    return ApiError::invalid_value(
-        "dest", "more than " + std::to_string(kMaxDestTns) + " dest.tn entries");
+    return ApiError::invalid_value("dest",
+                                   "more than " + std::to_string(kMaxDestTns) + " dest.tn entries");
   }
   for (const auto& tn : (*dest)["tn"]) {
     if (!tn.is_string() || !stir::is_canonical_tn(tn.get_ref<const std::string&>())) {

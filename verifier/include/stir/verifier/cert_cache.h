@@ -49,7 +49,7 @@ namespace detail {
 template <typename V>
 class ExpiringCache;
 class FetchGate;
-}
+}  // namespace detail
 
 struct CertificateEntry {
   std::string url;
