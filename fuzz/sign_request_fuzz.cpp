@@ -4,7 +4,10 @@
 // With the byte's high bit set, the rest is also the Accept header value
 // (then the Content-Type value), and the error answered for it is rendered.
 // Every token it signs must pass our own verifier with the ring's key: sks
-// never hands out an Identity header that a strict verifier refuses.
+// never hands out an Identity header that a strict verifier refuses. The
+// audit log is on: every request, refused or signed, is formatted as the
+// audit writer formats it (AuditLog::format), so a body that would crash
+// the writer thread (deep nesting, odd types) crashes here.
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "fuzz_util.h"
+#include "sks/server/audit_log.h"
 #include "sks/server/signing_api.h"
 #include "software_signer.h"
 #include "stir/verify.h"
@@ -75,6 +79,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const sks::server::SigningResult result =
       sks::server::sign_request(body, names, *ring().ring, kNow, kSkew);
+  sks::server::AuditRecord record;
+  record.status = result.error ? result.error->http_status : 200;
+  record.outcome = result.error ? result.error->message_id : "ok";
+  if (result.error) {
+    record.request_body = std::string(body);
+  } else {
+    record.response_body = result.response_body;
+  }
+  (void)sks::server::AuditLog::format(record);
   if (result.error) {
     (void)result.error->body();
     return 0;

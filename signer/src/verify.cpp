@@ -8,6 +8,7 @@
 #include "stir/base64url.h"
 #include "stir/error.h"
 #include "stir/identity.h"
+#include "stir/json_input.h"
 #include "stir/openssl.h"
 
 namespace stir {
@@ -43,9 +44,10 @@ bool read_string_array(const json& value, std::vector<std::string>& out) {
 
 }  // namespace
 
-// Decodes one segment and parses it as a JSON object. nlohmann keeps the last
-// of repeated members, so a callback tracks each open object's member names
-// to refuse duplicates: a signer and a verifier must not read different claims.
+// Decodes one segment and parses it as a JSON object, depth-limited and
+// with repeated members refused (stir/json_input.h): nlohmann keeps the last
+// of repeated members, and a signer and a verifier must not read different
+// claims.
 std::optional<json> decode_json_segment(std::string_view b64, std::string_view what,
                                         std::string& error) {
   const std::optional<std::string> text = base64url_decode(b64);
@@ -53,38 +55,20 @@ std::optional<json> decode_json_segment(std::string_view b64, std::string_view w
     error = std::string(what) + " is not valid base64url";
     return std::nullopt;
   }
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  const json::parser_callback_t track_keys = [&](int, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && parsed.is_string() &&
-            !open_objects.back().insert(parsed.get_ref<const std::string&>()).second &&
-            duplicate.empty()) {
-          duplicate = parsed.get_ref<const std::string&>();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json value = json::parse(*text, track_keys, /*allow_exceptions=*/false);
-  if (value.is_discarded() || !value.is_object()) {
+  JsonInput parsed = parse_json_input(*text);
+  if (parsed.problem == JsonInput::Problem::kDuplicate) {
+    error = std::string(what) + " repeats member \"" + parsed.member + "\"";
+    return std::nullopt;
+  }
+  if (parsed.problem == JsonInput::Problem::kTooDeep) {
+    error = std::string(what) + " is " + parsed.why();
+    return std::nullopt;
+  }
+  if (parsed.problem != JsonInput::Problem::kNone || !parsed.value.is_object()) {
     error = std::string(what) + " is not a JSON object";
     return std::nullopt;
   }
-  if (!duplicate.empty()) {
-    error = std::string(what) + " repeats member \"" + duplicate + "\"";
-    return std::nullopt;
-  }
-  return value;
+  return std::move(parsed.value);
 }
 
 // Type and presence checks of the claims (E14); the SHAKEN value rules come

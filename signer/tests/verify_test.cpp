@@ -233,6 +233,9 @@ TEST_F(VerifyTest, PayloadTypeChecks) {
   check(R"({"attest":"A","dest":{"tn":["1"]},"iat":1,"orig":{"tn":"1"},"origid":null})", "origid");
   check(R"({"attest":"A","dest":{"tn":["1"]},"iat":1,"orig":{"tn":"1","tn":"2"},)" + uuid + "}",
         "repeats");
+  // Refused before a tree is built: no recursive walk ever sees it.
+  check(R"({"attest":)" + std::string(5000, '[') + std::string(5000, ']') + "}",
+        "nested deeper than 32 levels");
 }
 
 TEST_F(VerifyTest, ShakenClaimRulesAfterSignature) {

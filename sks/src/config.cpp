@@ -31,7 +31,7 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
   if (token == nullptr) return;
   reader.only_keys(*token, "[token]",
                    {"module", "label", "serial", "pin_file", "pin_env", "sessions", "module_env",
-                    "signature_check", "signature_check_every"});
+                    "signature_check", "signature_check_every", "signature_check_strict_s"});
 
   TokenConfig& t = config.token;
   t.module = reader.path(*token, "module", "token");
@@ -70,6 +70,8 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
   t.signature_check_every = static_cast<std::uint64_t>(
       reader.integer(*token, "signature_check_every", "token",
                      static_cast<std::int64_t>(p11::SignatureCheck::kDefaultEvery), 1, 1000000));
+  t.signature_check_strict_s = reader.integer(*token, "signature_check_strict_s", "token",
+                                              t.signature_check_strict_s, 1, 7 * 86400);
   if (const toml::node* node = token->get("module_env")) {
     const toml::table* env = node->as_table();
     if (env == nullptr) reader.fail(node, "token.module_env must be a table");
@@ -211,7 +213,9 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
                     "header_timeout_ms",
                     "body_timeout_ms",
                     "signing_queue_depth",
-                     "admins"});
+                    "admins",
+                    "verification_clients",
+                    "metrics_clients"});
   const std::string w = "server";
   if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
   s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));
@@ -256,6 +260,12 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
   s.max_iat_skew_s = reader.integer(*server, "max_iat_skew_s", w, 60, 1, 3600);
   s.default_profile = reader.string(*server, "default_profile", w);
   s.admins = reader.strings(*server, "admins", w);
+  if (server->get("verification_clients") != nullptr) {
+    s.verification_clients = reader.strings(*server, "verification_clients", w);
+  }
+  if (server->get("metrics_clients") != nullptr) {
+    s.metrics_clients = reader.strings(*server, "metrics_clients", w);
+  }
   if (server->get("roles") != nullptr) {
     s.signing = s.verification = false;
     for (const auto& role : reader.strings(*server, "roles", w)) {
@@ -395,6 +405,8 @@ void read_verifier(const Reader& reader, const toml::table& root, Config& config
                     "cache_dir",
                     "min_cache_s",
                     "failure_cache_s",
+                    "max_fetches_in_flight",
+                    "max_fetches_per_host",
                     "max_cache_entries",
                     "once_per_day_reason_policy",
                     "reason_policy_max_tns"});
@@ -451,6 +463,12 @@ void read_verifier(const Reader& reader, const toml::table& root, Config& config
   v.cache_dir = reader.path(*table, "cache_dir", w);
   v.min_cache_s = reader.integer(*table, "min_cache_s", w, v.min_cache_s, 86400, 30 * 86400);
   v.failure_cache_s = reader.integer(*table, "failure_cache_s", w, v.failure_cache_s, 0, 3600);
+  v.max_fetches_in_flight = static_cast<std::size_t>(
+      reader.integer(*table, "max_fetches_in_flight", w,
+                     static_cast<std::int64_t>(v.max_fetches_in_flight), 1, 1024));
+  v.max_fetches_per_host = static_cast<std::size_t>(
+      reader.integer(*table, "max_fetches_per_host", w,
+                     static_cast<std::int64_t>(v.max_fetches_per_host), 1, 1024));
   v.max_cache_entries = static_cast<std::size_t>(reader.integer(
       *table, "max_cache_entries", w, static_cast<std::int64_t>(v.max_cache_entries), 1, 10000000));
   v.once_per_day_reason_policy =

@@ -16,7 +16,8 @@ Hsm::Hsm(const TokenConfig& config, const Secret& pin)
       token_(module_, {config.label, config.serial}),
       pool_(logged_in(token_, pin), config.sessions),
       keys_(pool_) {
-  keys_.signature_check().configure(config.signature_check, config.signature_check_every);
+  keys_.signature_check().configure(config.signature_check, config.signature_check_every,
+                                    std::chrono::seconds(config.signature_check_strict_s));
 }
 
 void Hsm::start_recovery() {

@@ -223,6 +223,46 @@ TEST_F(ConfigTest, ServerLimitsHaveDefaultsRangesAndTheOlderThreadsName) {
   }
 }
 
+// Issue 17: role lists (absent = any client of client_ca), the x5u fetch
+// bounds and the strict signature-check period, with their defaults and
+// ranges.
+TEST_F(ConfigTest, HostilePeerLimitsHaveDefaultsAndRanges) {
+  const std::string token = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
+                            "\"\nlabel = \"a\"\npin_file = \"p\"\n";
+  const std::string server = "[server]\nlab_plain_http = true\nroles = [\"verification\"]\n";
+  const std::string verifier = "[verifier]\ntrust_anchors = \"root.pem\"\n";
+  const Config defaults = load_config(write("d.toml", token + server + verifier));
+  EXPECT_FALSE(defaults.server.verification_clients.has_value());
+  EXPECT_FALSE(defaults.server.metrics_clients.has_value());
+  EXPECT_EQ(defaults.verifier->max_fetches_in_flight, 32u);
+  EXPECT_EQ(defaults.verifier->max_fetches_per_host, 4u);
+  EXPECT_EQ(defaults.token.signature_check_strict_s, 600);
+
+  const Config set = load_config(
+      write("s.toml", token + "signature_check_strict_s = 30\n" + server +
+                          "verification_clients = [\"sbc1.example.net\"]\nmetrics_clients = []\n" +
+                          verifier + "max_fetches_in_flight = 8\nmax_fetches_per_host = 2\n"));
+  EXPECT_EQ(set.server.verification_clients, std::vector<std::string>{"sbc1.example.net"});
+  ASSERT_TRUE(set.server.metrics_clients.has_value());
+  EXPECT_TRUE(set.server.metrics_clients->empty());  // [] closes /metrics
+  EXPECT_EQ(set.verifier->max_fetches_in_flight, 8u);
+  EXPECT_EQ(set.verifier->max_fetches_per_host, 2u);
+  EXPECT_EQ(set.token.signature_check_strict_s, 30);
+
+  EXPECT_NE(error_of(token + server + verifier + "max_fetches_in_flight = 0\n")
+                .find("verifier.max_fetches_in_flight must be an integer from 1 to 1024"),
+            std::string::npos);
+  EXPECT_NE(error_of(token + server + verifier + "max_fetches_per_host = 2000\n")
+                .find("verifier.max_fetches_per_host must be an integer from 1 to 1024"),
+            std::string::npos);
+  EXPECT_NE(error_of(token + "signature_check_strict_s = 0\n" + server + verifier)
+                .find("token.signature_check_strict_s must be an integer from 1 to 604800"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(token + server + "metrics_clients = \"prom\"\n" + verifier).find("metrics_clients"),
+      std::string::npos);
+}
+
 TEST_F(ConfigTest, MissingFileSaysHowToMakeOne) {
   try {
     load_config(dir.path() + "/none.toml");

@@ -198,6 +198,9 @@ class HsmFaultTest : public ::testing::Test {
     return condition();
   }
 
+  double paced_load(int clients, int per_second, std::chrono::milliseconds duration,
+                    unsigned long min_faults);
+
   int readyz_status() {
     auto result = client()->Get("/readyz");
     return result ? result->status : 0;
@@ -327,36 +330,156 @@ TEST_F(HsmFaultTest, PersistentDeviceErrorOpensTheBreakerUntilItClears) {
   EXPECT_FALSE(has(metrics(), "sks_token_reconnects_total{result=\"ok\"} 0")) << metrics();
 }
 
-// A signature of the wrong length is never returned: 500 POL5000, counted.
-TEST_F(HsmFaultTest, WrongLengthSignatureIs500CountedAndNeverReturned) {
+// A signature of the wrong length is never returned: its session is
+// discarded and the signature made again on a fresh session (checked), so
+// the call still gets a good token; counted as a failure and a retry.
+TEST_F(HsmFaultTest, WrongLengthSignatureIsRetriedOnAFreshSessionAndNeverReturned) {
   token_config.signature_check = p11::SignatureCheckMode::kOff;  // the length is checked anyway
   start();
   set_faults("wrong_length_every = 4\n");
-  start_load(8, {{500, kPol5000}});
-  ASSERT_TRUE(eventually([&] { return seen.count(500) >= 30 && seen.ok() >= 100; }));
+  start_load(8, {});
+  ASSERT_TRUE(eventually([&] { return fault_stat("injected") >= 30 && seen.ok() >= 100; }));
   stop_load();
   expect_zero_bad_tokens();
-  EXPECT_EQ(static_cast<int>(fault_stat("injected")), seen.count(500));
-  EXPECT_TRUE(has(metrics(), "sks_signature_check_failures_total{reason=\"length\"} " +
-                                 std::to_string(seen.count(500))));
+  const auto injected = fault_stat("injected");
+  const std::string m = metrics();
+  EXPECT_TRUE(
+      has(m, "sks_signature_check_failures_total{reason=\"length\"} " + std::to_string(injected)))
+      << m;
+  EXPECT_TRUE(has(m, "sks_signature_check_retries_total " + std::to_string(injected))) << m;
 }
 
 // A signature of the right length that does not verify: with checks
-// `always`, every one is caught: 500 POL5000, counted, session discarded.
-TEST_F(HsmFaultTest, CorruptSignatureFailsTheCheckAndIsNeverReturned) {
+// `always`, every one is caught and made again on a fresh session; no call
+// fails, none is bad.
+TEST_F(HsmFaultTest, CorruptSignatureFailsTheCheckAndIsRetriedOnAFreshSession) {
   token_config.signature_check = p11::SignatureCheckMode::kAlways;
   start();
   set_faults("corrupt_every = 4\n");
   const std::uint64_t replaced_before = hsm->pool().replaced();
-  start_load(8, {{500, kPol5000}});
-  ASSERT_TRUE(eventually([&] { return seen.count(500) >= 30 && seen.ok() >= 100; }));
+  start_load(8, {});
+  ASSERT_TRUE(eventually([&] { return fault_stat("injected") >= 30 && seen.ok() >= 100; }));
   stop_load();
   expect_zero_bad_tokens();
-  EXPECT_EQ(static_cast<int>(fault_stat("injected")), seen.count(500));
-  EXPECT_EQ(hsm->keys().signature_check().failures(), static_cast<std::uint64_t>(seen.count(500)));
+  const auto injected = fault_stat("injected");
+  EXPECT_EQ(hsm->keys().signature_check().failures(), injected);
   EXPECT_TRUE(has(metrics(), "sks_signature_check_failures_total{reason=\"verify\"} " +
-                                 std::to_string(seen.count(500))));
-  EXPECT_EQ(hsm->pool().replaced(), replaced_before);  // discarded, reopened by the pool
+                                 std::to_string(injected)));
+  EXPECT_EQ(hsm->pool().replaced() - replaced_before, injected);  // one fresh session each
+}
+
+// A token whose every signature is short: the one retry fails too, so the
+// call is 500 POL5000 after exactly two C_Sign calls; nothing bad leaves.
+TEST_F(HsmFaultTest, SignatureFailingOnTheFreshSessionTooIs500AfterOneRetry) {
+  start();
+  set_faults("wrong_length_every = 1\n");
+  reset_fault_stats();
+  auto c = client();
+  for (int i = 0; i < 10; ++i) {
+    auto result = c->Post("/stir/v1/signing", request_body(), "application/json");
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, 500);
+    EXPECT_EQ(result->body, kPol5000);
+  }
+  EXPECT_EQ(fault_stat("signs"), 20u);
+  EXPECT_TRUE(has(metrics(), "sks_signature_check_retries_total 10\n")) << metrics();
+}
+
+// Signs at `per_second` in total from `clients` keep-alive connections for
+// `duration` (each client on its own schedule), and on until faultp11 has
+// injected `min_faults` (at most 60 s); returns the rate reached.
+double HsmFaultTest::paced_load(int clients, int per_second, std::chrono::milliseconds duration,
+                                unsigned long min_faults) {
+  allowed_.clear();
+  const auto interval = std::chrono::microseconds(1000000LL * clients / per_second);
+  const auto start = Clock::now();
+  const auto end = start + duration;
+  const auto cap = start + std::chrono::seconds(60);
+  std::atomic<int> sent{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = client();
+      auto next = start + interval * i / clients;
+      while ((next < end || fault_stat("injected") < min_faults) && next < cap) {
+        std::this_thread::sleep_until(next);  // pacing, not waiting for a condition
+        next += interval;
+        auto result = c->Post("/stir/v1/signing", request_body(), "application/json");
+        sent.fetch_add(1);
+        std::lock_guard lock(seen.mutex);
+        if (!result) {
+          seen.unexpected.push_back("no response: " + httplib::to_string(result.error()));
+          continue;
+        }
+        ++seen.statuses[result->status];
+        if (result->status == 200) {
+          seen.identities.push_back(
+              json::parse(result->body)["signingResponse"]["identity"].get<std::string>());
+        } else {
+          seen.unexpected.push_back(std::to_string(result->status) + " " + result->body);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return sent.load() / seconds;
+}
+
+// The done-when of issue 17 item 9: 400 signatures/s while the token
+// returns a corrupt signature every 7th and a short one every 11th C_Sign
+// (per signing thread; a fresh session's first signature is spared, the
+// fault that a fresh session cures): no call fails and every token
+// verifies with the key behind its x5u.
+TEST_F(HsmFaultTest, SporadicCorruptAndShortSignaturesCostNoCallAt400PerSecond) {
+  token_config.signature_check = p11::SignatureCheckMode::kAlways;
+  start();
+  set_faults("corrupt_every = 7\nwrong_length_every = 11\nspare_new_sessions = 1\n");
+  reset_fault_stats();
+  const double rate = paced_load(8, 400, std::chrono::milliseconds(3000), 100);
+  std::printf("faulty token: %d calls at %.0f/s, %lu faults injected, %lu C_Sign\n",
+              seen.ok() + static_cast<int>(seen.unexpected.size()), rate, fault_stat("injected"),
+              fault_stat("signs"));
+  expect_zero_bad_tokens();
+  const auto injected = fault_stat("injected");
+  EXPECT_GE(injected, 100u);
+  const std::string m = metrics();
+  EXPECT_TRUE(has(m, "sks_signature_check_retries_total " + std::to_string(injected))) << m;
+  EXPECT_TRUE(has(m, "sks_token_breaker_trips_total 0")) << m;
+}
+
+// Sample mode checking (almost) nothing: a short signature, caught by the
+// length check, makes the token check every signature for
+// signature_check_strict_s (metrics and one log line say so), so the
+// corrupt signatures that follow are caught and retried instead of leaving.
+// When the period has passed without failures, sampling resumes.
+TEST_F(HsmFaultTest, SampleModeChecksEverySignatureForAPeriodAfterAFailedCheck) {
+  token_config.signature_check = p11::SignatureCheckMode::kSample;
+  token_config.signature_check_every = 1000000;
+  token_config.signature_check_strict_s = 3;
+  start();
+  EXPECT_TRUE(has(metrics(), "sks_signature_check_strict 0\n"));
+  ::testing::internal::CaptureStderr();
+  set_faults("wrong_length_every = 5\nspare_new_sessions = 1\n");
+  start_load(4, {});
+  ASSERT_TRUE(eventually([&] { return fault_stat("injected") >= 1; }));
+  set_faults("corrupt_every = 7\nspare_new_sessions = 1\n");
+  const auto injected_before = fault_stat("injected");
+  ASSERT_TRUE(eventually([&] { return fault_stat("injected") >= injected_before + 30; }));
+  EXPECT_TRUE(has(metrics(), "sks_signature_check_strict 1\n"));
+  stop_load();
+  set_faults("");
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  expect_zero_bad_tokens();
+  EXPECT_TRUE(has(log,
+                  "key 'key-a' gave a signature that failed its check (length); checking "
+                  "every signature of this token for 3 s"))
+      << log.substr(0, 2000);
+  const std::string m = metrics();
+  EXPECT_FALSE(has(m, "sks_signature_check_strict_periods_total 0\n")) << m;
+  EXPECT_TRUE(has(m, "sks_signature_check_retries_total " + std::to_string(fault_stat("injected"))))
+      << m;
+  ASSERT_TRUE(eventually([&] { return has(metrics(), "sks_signature_check_strict 0\n"); }));
 }
 
 // A slow token: requests wait for a session or get 503 when the signing

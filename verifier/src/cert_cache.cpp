@@ -11,8 +11,10 @@
 #include <sstream>
 
 #include "expiring_cache.h"
+#include "fetch_gate.h"
 #include "stir/error.h"
 #include "stir/files.h"
+#include "stir/verifier/url.h"
 #include "stir/x509.h"
 
 namespace stir::vs {
@@ -80,20 +82,39 @@ CertificateCache::CertificateCache(const VerifierConfig& config, const HttpsFetc
     : config_(config),
       fetcher_(fetcher),
       metrics_(metrics),
-      cache_(std::make_unique<detail::ExpiringCache<CertificateEntry>>(config.max_cache_entries)) {}
+      cache_(std::make_unique<detail::ExpiringCache<CertificateEntry>>(config.max_cache_entries)),
+      gate_(std::make_shared<detail::FetchGate>(config.max_fetches_in_flight,
+                                                config.max_fetches_per_host)) {}
 
 CertificateCache::~CertificateCache() = default;
 
 CertificateLookup CertificateCache::get(const std::string& url, std::int64_t now) {
   using Cache = detail::ExpiringCache<CertificateEntry>;
-  const auto lookup = cache_->get(url, now, [&]() -> Cache::Entry {
-    Cache::Entry entry;
-    entry.value = fetch(url, now, entry.error, entry.expires_at);
-    return entry;
-  });
-  metrics_.record_cert_lookup(lookup.source == Cache::Source::kHit    ? 0
-                              : lookup.source == Cache::Source::kMiss ? 1
-                                                                      : 2);
+  // The host:port that fetch bounds and failures are kept by; worked out
+  // only on a miss (admit runs before the load), never on the hot path.
+  // An unparsable URL has none: the fetcher refuses it itself.
+  std::string host;
+  const auto lookup = cache_->get(
+      url, now,
+      [&]() -> Cache::Entry {
+        Cache::Entry entry;
+        entry.value = fetch(url, now, entry.error, entry.expires_at);
+        // Only a timeout marks the host: a 404 or a bad body that anyone can
+        // provoke on a legitimate repository must not shut it for everyone.
+        if (!entry.value && !host.empty() && entry.error.find("timed out") != std::string::npos) {
+          gate_->failed(host, now + config_.failure_cache_s);
+        }
+        return entry;
+      },
+      [&](bool fetching, std::string& why) -> std::shared_ptr<void> {
+        std::string parse_error;
+        if (const auto parsed = parse_https_url(url, parse_error)) host = parsed->host_header();
+        if (host.empty()) return std::make_shared<int>(0);
+        return gate_->enter(host, now, fetching, why);
+      });
+  metrics_.record_cert_lookup(lookup.source == Cache::Source::kHit      ? 0
+                              : lookup.source == Cache::Source::kShared ? 2
+                                                                        : 1);
   CertificateLookup out;
   out.entry = lookup.entry.value;
   out.error = lookup.entry.error;
@@ -184,6 +205,8 @@ std::size_t CertificateCache::load_persisted(std::int64_t now) {
 }
 
 std::size_t CertificateCache::size() const { return cache_->size(); }
+
+std::size_t CertificateCache::fetches_in_flight() const { return gate_->in_flight(); }
 
 void CertificateCache::clear() { cache_->clear(); }
 

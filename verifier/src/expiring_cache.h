@@ -27,7 +27,8 @@ class ExpiringCache {
     std::string error;
     std::int64_t expires_at = 0;
   };
-  enum class Source { kHit, kMiss, kShared };
+  // kRefused: `admit` refused; the entry says why and is not kept.
+  enum class Source { kHit, kMiss, kShared, kRefused };
   struct Lookup {
     Entry entry;
     Source source = Source::kHit;
@@ -36,8 +37,14 @@ class ExpiringCache {
   explicit ExpiringCache(std::size_t max_entries)
       : max_entries_(std::max<std::size_t>(1, max_entries)) {}
 
+  // Called, without the lock, before this call runs its load (`loading`)
+  // or waits for another caller's: a hold kept until the result is in, or
+  // null with the reason in `why` (then nothing waits and nothing is kept).
+  using Admit = std::function<std::shared_ptr<void>(bool loading, std::string& why)>;
+
   // The live entry for `key` at `now`, or the loader's result.
-  Lookup get(const std::string& key, std::int64_t now, const std::function<Entry()>& load) {
+  Lookup get(const std::string& key, std::int64_t now, const std::function<Entry()>& load,
+             const Admit& admit = nullptr) {
     std::shared_ptr<Flight> flight;
     bool owner = false;
     {
@@ -51,6 +58,28 @@ class ExpiringCache {
         slot.flight->result = slot.flight->promise.get_future().share();
         flight = slot.flight;
         owner = true;
+      }
+    }
+    std::shared_ptr<void> hold;
+    if (admit) {
+      std::string why;
+      hold = admit(owner, why);
+      if (!hold) {
+        Entry refused;
+        refused.error = std::move(why);
+        refused.expires_at = now;
+        if (owner) {
+          {
+            std::lock_guard lock(mutex_);
+            const auto it = slots_.find(key);
+            if (it != slots_.end()) {
+              it->second.flight.reset();
+              if (!it->second.loaded) slots_.erase(it);
+            }
+          }
+          flight->promise.set_value(refused);
+        }
+        return {std::move(refused), Source::kRefused};
       }
     }
     if (!owner) return {flight->result.get(), Source::kShared};

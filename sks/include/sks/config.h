@@ -13,6 +13,7 @@
 //   sessions = 0                                # session pool size; 0 = CPU cores
 //   signature_check = "sample"                  # always | sample | off
 //   signature_check_every = 100                 # sample: 1 in N (and after errors)
+//   signature_check_strict_s = 600              # sample: all, this long after a failure
 //   [token.module_env]                          # set before the module loads
 //   SOFTHSM2_CONF = "/var/lib/sks/softhsm2.conf"
 //
@@ -26,6 +27,8 @@
 //   tls_key = "tls/server.key"   # mode 0600
 //   client_ca = "tls/clients-ca.pem"
 //   admins = ["ops.example.net"]   # client identities allowed on GET /admin/v1/keys
+//   verification_clients = ["sbc1.example.net"]  # absent: any client of client_ca
+//   metrics_clients = ["prometheus.example.net"]  # absent: any client of client_ca
 //
 //   [rate_limit]                 # `sks serve`, signing route; see RateLimitConfig
 //   per_client_per_s = 0         # 0 = off (the default)
@@ -90,6 +93,8 @@ struct TokenConfig {
   // signature_check_every, plus each session's first after an error), off.
   p11::SignatureCheckMode signature_check = p11::SignatureCheckMode::kSample;
   std::uint64_t signature_check_every = p11::SignatureCheck::kDefaultEvery;  // 1..1000000
+  // sample: after a failed check, every signature is checked this long.
+  std::int64_t signature_check_strict_s = p11::SignatureCheck::kDefaultStrictPeriod.count();
   // Environment for the module (SOFTHSM2_CONF, ChrystokiConfigurationPath,
   // ...), used verbatim: give absolute paths.
   std::map<std::string, std::string> module_env;
@@ -188,6 +193,12 @@ struct ServerConfig {
   bool signing = true;                    // server.roles: "signing" (POST {api_root}/signing)
   bool verification = false;              //   and/or "verification" (POST {api_root}/verification)
   std::vector<std::string> admins;        // client identities allowed on /admin/v1/ (CN or DNS SAN)
+  // Client identities allowed on POST {api_root}/verification and on GET
+  // /metrics (CN or DNS SAN, exact bytes; 403 POL4003 for others). Absent
+  // (nullopt): any client certificate of client_ca, as before these keys
+  // existed; [] : nobody.
+  std::optional<std::vector<std::string>> verification_clients;
+  std::optional<std::vector<std::string>> metrics_clients;
 };
 
 // Per-client token buckets on the signing route (sks/server/rate_limiter.h).

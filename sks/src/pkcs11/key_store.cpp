@@ -396,28 +396,26 @@ bool is_token_failure(const Error& e) {
 }
 }  // namespace
 
-stir::Es256Signature TokenKey::checked(SessionPool::Lease& lease, const stir::Sha256Digest& digest,
-                                       const stir::Es256Signature& signature,
-                                       CK_ULONG length) const {
+std::optional<std::string> TokenKey::check_failure(SessionPool::Lease& lease,
+                                                   const stir::Sha256Digest& digest,
+                                                   const stir::Es256Signature& signature,
+                                                   CK_ULONG length, bool always) const {
   if (length != signature.size()) {
     lease.discard();
-    check_.count_failure("length");
-    throw Error(ErrorCode::kCrypto, "C_Sign returned " + std::to_string(length) +
-                                        " bytes for key '" + label_ +
-                                        "', expected 64; session discarded");
+    check_.count_failure("length", label_);
+    return "C_Sign returned " + std::to_string(length) + " bytes for key '" + label_ +
+           "', expected 64";
   }
-  if (public_key_ && check_.should_check(lease.fresh())) {
+  if (public_key_ && (check_.should_check(lease.fresh()) || always)) {
     check_.count_checked();
     if (!stir::verify_es256_digest(public_key_.get(), digest, signature)) {
       lease.discard();
-      check_.count_failure("verify");
-      throw Error(ErrorCode::kCrypto, "the token's signature with key '" + label_ +
-                                          "' does not verify with its public key; session "
-                                          "discarded");
+      check_.count_failure("verify", label_);
+      return "the token's signature with key '" + label_ + "' does not verify with its public key";
     }
   }
   lease.mark_used();
-  return signature;
+  return std::nullopt;
 }
 
 stir::Es256Signature TokenKey::sign_digest(const stir::Sha256Digest& digest) const {
@@ -446,7 +444,24 @@ stir::Es256Signature TokenKey::sign_digest(const stir::Sha256Digest& digest) con
       rv = api->C_Sign(lease->handle(), const_cast<unsigned char*>(digest.data()), digest.size(),
                        signature.data(), &length);
     }
-    if (rv == CKR_OK) return checked(*lease, digest, signature, length);
+    if (rv == CKR_OK) {
+      // A retry's signature is always checked: this token just misbehaved.
+      const auto bad = check_failure(*lease, digest, signature, length, attempt > 0);
+      if (!bad) return signature;
+      if (attempt > 0) {
+        throw Error(ErrorCode::kCrypto, *bad + " (again on a fresh session); session discarded");
+      }
+      // Once more on a fresh session: a faulty session or a transient
+      // device fault must not cost the call (the bad signature never leaves).
+      try {
+        lease->replace();
+      } catch (const Error& e) {
+        if (is_token_failure(e)) token_down(&*lease, e.what());
+        throw;
+      }
+      check_.count_retry();
+      continue;
+    }
     const std::string failure = std::string(function) + " " + ckr_name(rv);
     if (is_token_down(rv)) token_down(&*lease, failure);
     if (attempt == 0) {

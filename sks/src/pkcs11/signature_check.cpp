@@ -1,5 +1,7 @@
 #include "sks/pkcs11/signature_check.h"
 
+#include <cstdio>
+
 namespace sks::p11 {
 
 bool parse_signature_check_mode(std::string_view text, SignatureCheckMode& mode) {
@@ -27,9 +29,24 @@ std::string_view to_string(SignatureCheckMode mode) noexcept {
   return "sample";
 }
 
-void SignatureCheck::configure(SignatureCheckMode mode, std::uint64_t every) noexcept {
+namespace {
+std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void SignatureCheck::configure(SignatureCheckMode mode, std::uint64_t every,
+                               std::chrono::seconds strict_period) noexcept {
   mode_.store(mode);
   every_.store(every == 0 ? 1 : every);
+  strict_period_ns_.store(std::chrono::nanoseconds(strict_period).count());
+}
+
+bool SignatureCheck::strict() const noexcept {
+  return mode_.load(std::memory_order_relaxed) == SignatureCheckMode::kSample &&
+         strict_until_ns_.load(std::memory_order_relaxed) > steady_ns();
 }
 
 bool SignatureCheck::should_check(bool fresh_session) noexcept {
@@ -39,13 +56,28 @@ bool SignatureCheck::should_check(bool fresh_session) noexcept {
     case SignatureCheckMode::kOff:
       return false;
     case SignatureCheckMode::kSample:
-      return fresh_session || counter_.fetch_add(1, std::memory_order_relaxed) % every_.load() == 0;
+      return fresh_session || strict() ||
+             counter_.fetch_add(1, std::memory_order_relaxed) % every_.load() == 0;
   }
   return true;
 }
 
-void SignatureCheck::count_failure(std::string_view reason) noexcept {
+void SignatureCheck::count_failure(std::string_view reason, std::string_view key) noexcept {
   (reason == "length" ? bad_length_ : bad_verify_).fetch_add(1);
+  if (mode_.load() != SignatureCheckMode::kSample) return;
+  const std::int64_t now = steady_ns();
+  const std::int64_t until = now + strict_period_ns_.load();
+  std::int64_t previous = strict_until_ns_.load();
+  while (previous < until && !strict_until_ns_.compare_exchange_weak(previous, until)) {
+  }
+  if (previous <= now) {  // this failure started the strict period
+    strict_entered_.fetch_add(1);
+    std::fprintf(stderr,
+                 "signature check: key '%.*s' gave a signature that failed its check (%.*s); "
+                 "checking every signature of this token for %lld s\n",
+                 static_cast<int>(key.size()), key.data(), static_cast<int>(reason.size()),
+                 reason.data(), static_cast<long long>(strict_period_ns_.load() / 1000000000));
+  }
 }
 
 std::string SignatureCheck::render_metrics() const {
@@ -63,7 +95,25 @@ std::string SignatureCheck::render_metrics() const {
          std::to_string(bad_length_.load()) +
          "\n"
          "sks_signature_check_failures_total{reason=\"verify\"} " +
-         std::to_string(bad_verify_.load()) + "\n";
+         std::to_string(bad_verify_.load()) +
+         "\n"
+         "# HELP sks_signature_check_retries_total Signatures made again on a fresh session after "
+         "one failed its check.\n"
+         "# TYPE sks_signature_check_retries_total counter\n"
+         "sks_signature_check_retries_total " +
+         std::to_string(retried_.load()) +
+         "\n"
+         "# HELP sks_signature_check_strict 1 while a failed check makes sample mode check every "
+         "signature.\n"
+         "# TYPE sks_signature_check_strict gauge\n"
+         "sks_signature_check_strict " +
+         (strict() ? "1" : "0") +
+         "\n"
+         "# HELP sks_signature_check_strict_periods_total Times a failed check started checking "
+         "every signature (sample mode).\n"
+         "# TYPE sks_signature_check_strict_periods_total counter\n"
+         "sks_signature_check_strict_periods_total " +
+         std::to_string(strict_entered_.load()) + "\n";
 }
 
 }  // namespace sks::p11

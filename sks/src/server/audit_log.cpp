@@ -12,9 +12,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "sks/server/signing_api.h"
 #include "stir/base64url.h"
 #include "stir/error.h"
 #include "stir/identity.h"
+#include "stir/json_input.h"
 #include "stir/openssl.h"
 
 namespace sks::server {
@@ -36,7 +38,10 @@ std::string hex(const stir::Sha256Digest& digest) {
 }
 
 // orig, dest, attest, origid and iat from a PASSporT payload or a
-// signingRequest, as they are (a refused request's may be of any type).
+// signingRequest. Only scalar values are copied (strings, numbers,
+// booleans), never a client's arrays or objects: a refused request's
+// members may be of any type and shape, and the line must stay small and
+// flat. dest.tn keeps its string entries, at most kMaxDestTns.
 void copy_claims(const json& from, json& line) {
   if (!from.is_object()) return;
   const auto tn = [&from](const char* name) -> const json* {
@@ -45,11 +50,27 @@ void copy_claims(const json& from, json& line) {
     const auto value = it->find("tn");
     return value == it->end() ? nullptr : &*value;
   };
-  if (const json* orig = tn("orig")) line["orig"] = *orig;
-  if (const json* dest = tn("dest")) line["dest"] = *dest;
-  for (const char* name : {"attest", "origid", "iat"}) {
-    if (const auto it = from.find(name); it != from.end() && !it->is_null()) line[name] = *it;
+  if (const json* orig = tn("orig"); orig != nullptr && orig->is_primitive()) line["orig"] = *orig;
+  if (const json* dest = tn("dest"); dest != nullptr && dest->is_array()) {
+    json entries = json::array();
+    for (const json& entry : *dest) {
+      if (entries.size() == kMaxDestTns) break;
+      if (entry.is_primitive()) entries.push_back(entry);
+    }
+    line["dest"] = std::move(entries);
+  } else if (dest != nullptr && dest->is_primitive()) {
+    line["dest"] = *dest;
   }
+  for (const char* name : {"attest", "origid", "iat"}) {
+    const auto it = from.find(name);
+    if (it != from.end() && !it->is_null() && it->is_primitive()) line[name] = *it;
+  }
+}
+
+// A body or payload as a tree only when it is harmless (stir/json_input.h).
+json parse_limited(std::string_view text) {
+  stir::JsonInput input = stir::parse_json_input(text);
+  return input.problem == stir::JsonInput::Problem::kNone ? std::move(input.value) : json();
 }
 
 }  // namespace
@@ -79,7 +100,7 @@ std::string AuditLog::format(const AuditRecord& record) {
   }
   json identity;
   if (!record.response_body.empty()) {
-    const json response = json::parse(record.response_body, nullptr, false);
+    const json response = parse_limited(record.response_body);
     if (response.is_object()) {
       identity = response.value("/signingResponse/identity"_json_pointer, json());
     }
@@ -90,11 +111,11 @@ std::string AuditLog::format(const AuditRecord& record) {
       const auto& h = *parsed.header;
       line["signing_input_sha256"] = hex(stir::sha256(h.header_b64 + "." + h.payload_b64));
       if (const auto payload = stir::base64url_decode(h.payload_b64)) {
-        copy_claims(json::parse(*payload, nullptr, false), line);
+        copy_claims(parse_limited(*payload), line);
       }
     }
   } else if (!record.request_body.empty()) {
-    const json body = json::parse(record.request_body, nullptr, false);
+    const json body = parse_limited(record.request_body);
     if (body.is_object() && body.contains("signingRequest")) {
       copy_claims(body["signingRequest"], line);
     }

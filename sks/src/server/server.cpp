@@ -79,6 +79,16 @@ Response& reply_json(Response& response, std::string body, std::string outcome) 
   return response;
 }
 
+// Whether a client may use a route with an optional role list: no list
+// means any client certificate of client_ca; names compare as exact bytes.
+bool listed(const std::optional<std::vector<std::string>>& list,
+            const std::vector<std::string>& client_names) {
+  if (!list) return true;
+  return std::any_of(client_names.begin(), client_names.end(), [&](const std::string& name) {
+    return std::find(list->begin(), list->end(), name) != list->end();
+  });
+}
+
 // The header rules every JSON POST route shares (signing_api.h).
 std::optional<ApiError> json_header_error(const Request& request) {
   const auto content_type = request.header("Content-Type");
@@ -169,9 +179,15 @@ stir::http::Options SigningServer::http_options() {
   o.worker_queue = s.signing_queue_depth;
   // Verification and readiness have pools of their own, so a burst of
   // verifications (x5u fetches wait on the network) never fills the signing
-  // queue, and /readyz never answers 503 because signing is busy.
+  // queue, and /readyz never answers 503 because signing is busy. The
+  // verifier lets at most max_fetches_in_flight workers wait on fetches
+  // (waiting for another's fetch included) and refuses more at once, so
+  // 2 x cores workers always remain for verifications whose certificate is
+  // cached: those never queue behind a slow x5u host.
   const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  o.pools = {{"verification", {2 * cores, s.signing_queue_depth}}, {"readiness", {1, 8}}};
+  const std::size_t fetching = config_.verifier ? config_.verifier->max_fetches_in_flight : 0;
+  o.pools = {{"verification", {2 * cores + fetching, s.signing_queue_depth}},
+             {"readiness", {1, 8}}};
   add_routes(o.router);
   o.busy = [this, signing_path = s.api_root + "/signing"](const Request& request,
                                                           const RequestContext& context) {
@@ -220,7 +236,9 @@ void SigningServer::add_routes(stir::http::Router& router) {
     // x5u fetches may wait on the network: a worker, not an I/O thread.
     router.add(
         "POST", verification_path,
-        [this](const Request& request, const RequestContext&) { return verify(request); },
+        [this](const Request& request, const RequestContext& context) {
+          return verify(request, context);
+        },
         Run::kBlocking, "verification");
   }
   router.add("GET", "/healthz", [](const Request& request, const RequestContext&) {
@@ -241,8 +259,12 @@ void SigningServer::add_routes(stir::http::Router& router) {
                           reason.empty() ? "ok" : "not_ready");
       },
       Run::kBlocking, "readiness");
-  router.add("GET", "/metrics", [this](const Request& request, const RequestContext&) {
+  router.add("GET", "/metrics", [this](const Request& request, const RequestContext& context) {
     Response response = begin_response(request, "metrics");
+    if (!listed(config_.server.metrics_clients, context.connection.client_names)) {
+      return reply_error(
+          response, ApiError::forbidden("this client identity is not in server.metrics_clients"));
+    }
     response.body = metrics_.render() + Metrics::render_connections(http_->stats());
     if (verifier_) response.body += Metrics::render_verification(verifier_->metrics());
     if (const auto ring = ring_.get()) response.body += ring->render_metrics(std::time(nullptr));
@@ -374,8 +396,12 @@ Response SigningServer::sign(const Request& request, const RequestContext& conte
   return reply_json(response, std::move(result.response_body), "ok");
 }
 
-Response SigningServer::verify(const Request& request) {
+Response SigningServer::verify(const Request& request, const RequestContext& context) {
   Response response = begin_response(request, "verification");
+  if (!listed(config_.server.verification_clients, context.connection.client_names)) {
+    return reply_error(response, ApiError::forbidden(
+                                     "this client identity is not in server.verification_clients"));
+  }
   if (auto error = json_header_error(request)) return reply_error(response, *error);
   auto result = verify_request(request.body, *verifier_);
   if (result.error) return reply_error(response, *result.error);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "stir/json_input.h"
 #include "stir/passport.h"
 
 namespace sks::server {
@@ -94,6 +95,10 @@ std::optional<ApiError> read_claims(const json& request, const Profile& profile,
       (*dest)["tn"].empty()) {
     return ApiError::invalid_value("dest", "must be {\"tn\":[\"<canonical TN>\", ...]}");
   }
+  if ((*dest)["tn"].size() > kMaxDestTns) {
+    return ApiError::invalid_value("dest",
+                                   "more than " + std::to_string(kMaxDestTns) + " dest.tn entries");
+  }
   for (const auto& tn : (*dest)["tn"]) {
     if (!tn.is_string() || !stir::is_canonical_tn(tn.get_ref<const std::string&>())) {
       return ApiError::invalid_value("dest", "dest.tn entries must be digits only");
@@ -144,11 +149,16 @@ SigningResult sign_request(std::string_view body, const std::vector<std::string>
     result.error = ApiError::missing_body();
     return result;
   }
-  const json document = json::parse(body, nullptr, false);
-  if (document.is_discarded()) {
-    result.error = ApiError::parse_failure("not valid JSON");
+  stir::JsonInput parsed = stir::parse_json_input(body);
+  if (parsed.problem == stir::JsonInput::Problem::kDuplicate) {
+    result.error = ApiError::invalid_value(parsed.member, "member appears more than once");
     return result;
   }
+  if (parsed.problem != stir::JsonInput::Problem::kNone) {
+    result.error = ApiError::parse_failure(parsed.why());
+    return result;
+  }
+  const json& document = parsed.value;
   if (!document.is_object() || !document.contains("signingRequest")) {
     result.error = ApiError::missing_parameter("signingRequest");
     return result;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "stir/json_input.h"
 #include "stir/verifier/request.h"
 
 namespace sks::server {
@@ -12,12 +13,16 @@ ParsedVerification parse_verification_body(std::string_view body) {
     out.error = ApiError::missing_body();
     return out;
   }
-  const auto document = nlohmann::json::parse(body, nullptr, false);
-  if (document.is_discarded()) {
-    out.error = ApiError::parse_failure("not valid JSON");
+  const stir::JsonInput input = stir::parse_json_input(body);
+  if (input.problem == stir::JsonInput::Problem::kDuplicate) {
+    out.error = ApiError::invalid_value(input.member, "member appears more than once");
     return out;
   }
-  auto parsed = stir::vs::parse_verification_request(document);
+  if (input.problem != stir::JsonInput::Problem::kNone) {
+    out.error = ApiError::parse_failure(input.why());
+    return out;
+  }
+  auto parsed = stir::vs::parse_verification_request(input.value);
   if (parsed.error) {
     const auto& problem = *parsed.error;
     out.error = problem.kind == stir::vs::RequestProblem::Kind::kMissing

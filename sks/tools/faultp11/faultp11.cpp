@@ -18,6 +18,11 @@
 //   corrupt_every = 10               C_Sign returns a 64-byte signature with
 //                                    one bit flipped every 10th time
 //   latency_ms = 50                  every C_Sign waits this long first
+//   spare_new_sessions = 1           the first C_Sign of each session is
+//                                    never corrupt or short (it still
+//                                    counts): faults that a fresh session
+//                                    cures, so a caller's retry on one is
+//                                    not hit by the next fault in turn
 // With CKR_SESSION_HANDLE_INVALID or CKR_SESSION_CLOSED the session is
 // really closed in the real module before the error is returned.
 //
@@ -38,6 +43,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -51,6 +57,7 @@ struct Faults {
   unsigned long wrong_length_every = 0;
   unsigned long corrupt_every = 0;
   unsigned long latency_ms = 0;
+  unsigned long spare_new_sessions = 0;
 };
 
 const std::map<std::string, CK_RV>& known_errors() {
@@ -78,6 +85,8 @@ off_t seen_size = -1;
 ino_t seen_inode = 0;
 thread_local unsigned long thread_signs = 0;
 std::atomic<unsigned long> sign_count{0};
+std::mutex unsigned_mutex;
+std::set<CK_SESSION_HANDLE> unsigned_sessions;  // opened, not signed with yet
 std::atomic<unsigned long> session_calls{0};
 std::atomic<unsigned long> signs_in_flight{0};
 std::atomic<unsigned long> max_signs_in_flight{0};
@@ -102,6 +111,7 @@ Faults parse(const std::string& path) {
     if (key == "wrong_length_every") f.wrong_length_every = number;
     if (key == "corrupt_every") f.corrupt_every = number;
     if (key == "latency_ms") f.latency_ms = number;
+    if (key == "spare_new_sessions") f.spare_new_sessions = number;
   }
   return f;
 }
@@ -141,7 +151,12 @@ CK_RV pulled(bool session_call = true) {
 CK_RV w_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, void* app, CK_NOTIFY notify,
                     CK_SESSION_HANDLE* session) {
   if (CK_RV rv = pulled()) return rv;
-  return real->C_OpenSession(slot, flags, app, notify, session);
+  const CK_RV rv = real->C_OpenSession(slot, flags, app, notify, session);
+  if (rv == CKR_OK && session != nullptr) {
+    std::lock_guard lock(unsigned_mutex);
+    unsigned_sessions.insert(*session);
+  }
+  return rv;
 }
 
 CK_RV w_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO* info) {
@@ -205,6 +220,12 @@ CK_RV w_Sign(CK_SESSION_HANDLE session, unsigned char* data, CK_ULONG data_lengt
   }
   const CK_RV rv = real->C_Sign(session, data, data_length, signature, signature_length);
   if (rv != CKR_OK || signature == nullptr || *signature_length == 0) return rv;
+  bool first_of_session = false;
+  {
+    std::lock_guard lock(unsigned_mutex);
+    first_of_session = unsigned_sessions.erase(session) != 0;
+  }
+  if (first_of_session && f.spare_new_sessions != 0) return rv;
   if (every(f.wrong_length_every, n)) {
     injected.fetch_add(1);
     *signature_length -= 1;

@@ -48,10 +48,10 @@ class KeyStore;
 // handle is looked up again, then the signature is tried once more;
 // nothing is retried twice. A token found down (or failing the retry too)
 // trips the pool's circuit breaker: stir::Error kUnavailable, and at once
-// while the breaker stays open. Every signature is 64 bytes or refused
-// (kCrypto), and checked against the public key as SignatureCheck says
-// (kCrypto when it does not verify); a refused signature's session is
-// discarded.
+// while the breaker stays open. Every signature is 64 bytes, and checked
+// against the public key as SignatureCheck says; a refused signature's
+// session is discarded and the signature made again (and checked) on a
+// fresh session; kCrypto when that one is refused too.
 class TokenKey final : public stir::DigestSigner {
  public:
   // `public_key` may be null (no public object in the token): no check then.
@@ -66,8 +66,12 @@ class TokenKey final : public stir::DigestSigner {
  private:
   friend class KeyStore;
   CK_OBJECT_HANDLE refresh_handle(CK_SESSION_HANDLE session) const;
-  stir::Es256Signature checked(SessionPool::Lease& lease, const stir::Sha256Digest& digest,
-                               const stir::Es256Signature& signature, CK_ULONG length) const;
+  // Why `signature` may not leave (its session then discarded), or nullopt:
+  // the length always, the public key as SignatureCheck says or `always`.
+  std::optional<std::string> check_failure(SessionPool::Lease& lease,
+                                           const stir::Sha256Digest& digest,
+                                           const stir::Es256Signature& signature, CK_ULONG length,
+                                           bool always) const;
   [[noreturn]] void token_down(SessionPool::Lease* lease, const std::string& why) const;
 
   SessionPool& pool_;

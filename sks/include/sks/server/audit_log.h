@@ -17,7 +17,11 @@
 //
 // Refusals have the same members with their status and outcome (POL4003,
 // POL4029, SVC4005, ...) and no signing_input_sha256; members the request
-// did not carry are absent.
+// did not carry are absent. Only scalar claim values are copied (dest.tn:
+// its scalar entries, at most kMaxDestTns), and a body is read only when
+// stir::parse_json_input accepts it (depth 32, no repeated member): a
+// client's arrays and objects never reach the line, so no body can make
+// the writer recurse.
 //
 // Rotation by size: a line that would take the file past max_file_bytes
 // first moves FILE.(N-1) to FILE.N, ..., FILE to FILE.1 (FILE.N is

@@ -117,7 +117,8 @@ class SigningServer {
   // Queues the audit record of a signing request answered with `response`.
   void audit(const stir::http::Request& request, const stir::http::RequestContext& context,
              const stir::http::Response& response, AuditRecord record);
-  stir::http::Response verify(const stir::http::Request& request);
+  stir::http::Response verify(const stir::http::Request& request,
+                              const stir::http::RequestContext& context);
   void log_access(const stir::http::AccessRecord& record);
 
   Config config_;

@@ -10,7 +10,11 @@
 // - `origid` absent means the profile's configured origid; a profile without
 //   one makes origid mandatory (SVC4001).
 // - Unknown members are ignored (Oracle SBC sends "ppt" in signingRequest).
-// - `dest` takes {"tn":[...]} with canonical TNs; `orig` {"tn":"..."}.
+// - `dest` takes {"tn":[...]} with canonical TNs, at most kMaxDestTns of
+//   them; `orig` {"tn":"..."}.
+// - The body is refused before it becomes a tree when it nests deeper than
+//   stir::kMaxJsonDepth (SVC4006) or repeats a member within one object
+//   (SVC4005 naming the member): the verifier refuses repeated members too.
 //
 // Threads: stateless functions; safe from any thread. Errors: request
 // problems come back as ApiError; a token failure throws stir::Error.
@@ -26,6 +30,15 @@
 #include "sks/server/key_ring.h"
 
 namespace sks::server {
+
+// The most destination TNs one request may carry (SVC4005 'dest' beyond).
+// It keeps every Identity header under 8 KiB, whatever the profile's x5u:
+// each 15-digit TN adds 18 bytes to the payload ("...", comma), 24 after
+// base64url; with 100 TNs, a 2048-byte x5u (the verifiers' URL limit, in
+// the JWS header and again in info=) and the fixed members the header is
+// at most 7,541 bytes, half of the 16 KiB our verifier and common SIP
+// stacks accept (README "Security").
+inline constexpr std::size_t kMaxDestTns = 100;
 
 // Whether an Accept header value allows an application/json response.
 bool accepts_json(std::string_view accept);

@@ -8,7 +8,13 @@
 //   x5u URL's content never changes (PROTOCOL.md section 5).
 // - Concurrent misses for one URL fetch once; the others wait for it.
 // - A failed fetch (policy refusal, network, HTTP, a body that is not a PEM
-//   chain) is cached failure_cache_s so a dead URL is not hammered.
+//   chain) is cached failure_cache_s so a dead URL is not hammered; one
+//   that timed out marks its host failed as long (every URL of that host
+//   is refused at once until then).
+// - Callers in a fetch or waiting for one are bounded altogether
+//   (max_fetches_in_flight) and per host (half of that), fetches per host
+//   (max_fetches_per_host): beyond, get() fails at once and keeps nothing.
+//   A cached URL is a map lookup and never waits for any fetch.
 // - With cache_dir set, each fetched chain is written atomically to
 //   <cache_dir>/<sha256(url) hex>.pem plus a .json with url, fetched_at and
 //   expires_at, and load_persisted() reads the live ones back at start-up.
@@ -42,7 +48,8 @@ namespace stir::vs {
 namespace detail {
 template <typename V>
 class ExpiringCache;
-}
+class FetchGate;
+}  // namespace detail
 
 struct CertificateEntry {
   std::string url;
@@ -105,6 +112,8 @@ class CertificateCache {
 
   std::size_t size() const;
   void clear();
+  // x5u fetches in flight now (waiters included).
+  std::size_t fetches_in_flight() const;
 
  private:
   std::shared_ptr<const CertificateEntry> fetch(const std::string& url, std::int64_t now,
@@ -115,6 +124,7 @@ class CertificateCache {
   const HttpsFetcher& fetcher_;
   VerifierMetrics& metrics_;
   std::unique_ptr<detail::ExpiringCache<CertificateEntry>> cache_;
+  std::shared_ptr<detail::FetchGate> gate_;
 };
 
 }  // namespace stir::vs

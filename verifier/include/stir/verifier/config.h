@@ -88,8 +88,19 @@ struct VerifierConfig {
   // or Expires say (never past the certificate's notAfter). Default 86400.
   std::int64_t min_cache_s = 86400;
   // A failed fetch is remembered this long, so a dead URL is not hammered.
-  // Default 60.
+  // A fetch that timed out marks its host (host:port) failed as long: no
+  // URL of that host is fetched until then, so a tarpit x5u host costs one
+  // timeout per failure_cache_s, not one per URL. Default 60.
   std::int64_t failure_cache_s = 60;
+  // Verifications in an x5u fetch or waiting for another's fetch of the
+  // same URL: at most max_fetches_in_flight altogether and half of that for
+  // one host:port; fetches (connections) at most max_fetches_per_host per
+  // host:port. Beyond, a verification that needs a fetch answers 436 at
+  // once (nothing cached). Verifications whose certificate is cached never
+  // wait for a fetch: the server keeps max_fetches_in_flight workers beyond
+  // its cores for them. Defaults 32 and 4.
+  std::size_t max_fetches_in_flight = 32;
+  std::size_t max_fetches_per_host = 4;
   // Most URLs kept in memory; expired entries go first, then the ones that
   // expire soonest. Default 10000.
   std::size_t max_cache_entries = 10000;

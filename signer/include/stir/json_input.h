@@ -1,0 +1,39 @@
+// JSON from a peer, parsed only once it is known to be harmless: a SAX
+// pre-pass (no tree, no recursion) refuses a text nested deeper than a
+// limit or with a member repeated in one object, before nlohmann builds
+// the tree. Deep nesting would otherwise make every recursive walk of the
+// tree (dump, comparison, copy) a stack overflow; a repeated member is read
+// as its last value by nlohmann and as its first by other parsers, so a
+// signer and a verifier could read different claims.
+//
+// Threads: free functions, no shared state. Errors: none thrown (except
+// std::bad_alloc); a refusal is a JsonInput with `problem` set.
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace stir {
+
+// The deepest nesting any JSON body from a peer may have: objects and
+// arrays counted together, the outermost one is depth 1. The deepest
+// legitimate body (a signingRequest's dest.tn) is depth 4.
+inline constexpr std::size_t kMaxJsonDepth = 32;
+
+struct JsonInput {
+  enum class Problem { kNone, kSyntax, kTooDeep, kDuplicate };
+  nlohmann::json value;  // discarded unless problem is kNone
+  Problem problem = Problem::kNone;
+  std::string member;                     // kDuplicate: the repeated member's name
+  std::size_t max_depth = kMaxJsonDepth;  // the limit it was parsed with
+  // A short English reason for problem (empty for kNone).
+  std::string why() const;
+};
+
+// Parses `text` when it is valid JSON, at most `max_depth` deep and without
+// a member repeated within one object.
+JsonInput parse_json_input(std::string_view text, std::size_t max_depth = kMaxJsonDepth);
+
+}  // namespace stir
