@@ -352,6 +352,7 @@ TEST_F(HostilePeerTest, IdleFloodFromManyAddressesLeavesRoomForAnAuthenticatedCl
   options_.first_byte_timeout = 120s;
   options_.handshake_timeout = 120s;
   start(true);
+  const std::size_t before = stir::testing::resident_bytes();
   std::vector<int> idle;
   for (int i = 0; i < 320; ++i) {
     const int fd = stir::testing::connect_from(port_, "127.0.0." + std::to_string(2 + i % 8));
@@ -366,10 +367,15 @@ TEST_F(HostilePeerTest, IdleFloodFromManyAddressesLeavesRoomForAnAuthenticatedCl
   const std::string answer =
       exchange("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "client");
   EXPECT_EQ(status_of(answer), 200) << answer;
+  const std::size_t during_rss = stir::testing::resident_bytes();
   // The flood ends: its memory goes back to the system.
   for (int fd : idle) ::close(fd);
   EXPECT_TRUE(eventually([&] { return server_->stats().memory_trims >= 1; }))
       << server_->stats().open_connections;
+  std::printf("[ figures  ] RSS %zu KiB before the flood, %zu KiB with it, %zu KiB after; "
+              "%llu evicted\n",
+              before / 1024, during_rss / 1024, stir::testing::resident_bytes() / 1024,
+              static_cast<unsigned long long>(server_->stats().evicted_connections));
 }
 
 // Item 6: a socket that never sends its ClientHello is closed at the
