@@ -627,6 +627,7 @@ TEST_F(ServerTest, TransferEncodingIs400AndCloseSoEndlessChunkFramingHoldsNothin
   ASSERT_TRUE(c.write(std::string("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, "
                                   "gzip\r\n\r\nGET /") +
                       kName + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  c.finish_sending();
   const std::string answer = c.read_to_end();
   EXPECT_EQ(stir::testing::status_of(answer), 400) << answer;
   EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos) << answer;
@@ -651,7 +652,7 @@ TEST_F(ServerTest, IdleFloodFromManyAddressesDoesNotBlockAFetch) {
   while (server_->accepted_connections() < 160 && std::chrono::steady_clock::now() < deadline) {
     ::poll(nullptr, 0, 5);
   }
-  ASSERT_EQ(server_->accepted_connections(), 160u);
+  EXPECT_EQ(server_->accepted_connections(), 160u);
   auto res = get(std::string("/") + kName);
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 200);
