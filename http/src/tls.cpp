@@ -4,6 +4,8 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <ctime>
 #include <string_view>
 
 #include "stir/error.h"
@@ -55,6 +57,50 @@ int verify_client(int preverified, X509_STORE_CTX* store) {
   return 0;
 }
 
+// Session tickets carry the time of the full handshake they descend from
+// (8 bytes, big-endian seconds), so renewing a ticket at each resumption
+// never extends a session past the context's timeout.
+int on_new_ticket(SSL* ssl, void*) {
+  SSL_SESSION* session = SSL_get1_session(ssl);
+  if (session == nullptr) return 1;
+  void* data = nullptr;
+  size_t length = 0;
+  int ok = 1;
+  if (SSL_SESSION_get0_ticket_appdata(session, &data, &length) != 1 || length != 8) {
+    auto now = static_cast<std::uint64_t>(std::time(nullptr));
+    unsigned char stamp[8];
+    for (int i = 7; i >= 0; --i, now >>= 8) stamp[i] = static_cast<unsigned char>(now & 0xff);
+    ok = SSL_SESSION_set1_ticket_appdata(session, stamp, sizeof stamp);
+  }
+  SSL_SESSION_free(session);
+  return ok;
+}
+
+SSL_TICKET_RETURN on_ticket(SSL* ssl, SSL_SESSION* session, const unsigned char*, size_t,
+                            SSL_TICKET_STATUS status, void*) {
+  switch (status) {
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+      return SSL_TICKET_RETURN_IGNORE_RENEW;
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW: {
+      void* data = nullptr;
+      size_t length = 0;
+      if (SSL_SESSION_get0_ticket_appdata(session, &data, &length) != 1 || length != 8) {
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+      }
+      std::uint64_t stamp = 0;
+      for (size_t i = 0; i < 8; ++i) stamp = (stamp << 8) | static_cast<unsigned char*>(data)[i];
+      const auto now = static_cast<std::uint64_t>(std::time(nullptr));
+      const auto lifetime = static_cast<std::uint64_t>(SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl)));
+      if (now < stamp || now - stamp > lifetime) return SSL_TICKET_RETURN_IGNORE_RENEW;
+      return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+    }
+    default:
+      return SSL_TICKET_RETURN_ABORT;
+  }
+}
+
 [[noreturn]] void fail(const std::string& what) {
   throw Error(ErrorCode::kConfig, what + ": " + openssl_error_string());
 }
@@ -95,6 +141,9 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const TlsSett
   if (settings.session_lifetime_s > 0) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_timeout(ctx, settings.session_lifetime_s);
+    if (SSL_CTX_set_session_ticket_cb(ctx, on_new_ticket, on_ticket, nullptr) != 1) {
+      fail("cannot set the session ticket callbacks");
+    }
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);

@@ -320,6 +320,48 @@ TEST_F(HostilePeerTest, ResumedSessionOfAnExpiredCertificateGetsNothing) {
   EXPECT_EQ(exchange(get, "soon"), "");
 }
 
+// Item 5: each resumption brings a fresh ticket, but a chain of them ends
+// at the session lifetime counted from the full handshake.
+TEST_F(HostilePeerTest, RenewedTicketsDoNotOutliveTheSessionLifetime) {
+  const std::string d = dir_.path();
+  TlsSettings tls{d + "/server.pem", d + "/server.key", d + "/client-ca.pem"};
+  tls.session_lifetime_s = 3;
+  options_.tls = make_server_tls_context(tls);
+  server_ = std::make_unique<Server>(std::move(options_));
+  port_ = server_->bind();
+  thread_ = std::thread([this] { server_->serve(); });
+  const std::string get = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const std::time_t authenticated = std::time(nullptr);
+  SSL_SESSION* saved = nullptr;
+  {
+    HostileTlsClient first(port_, ca_file(), path("client.pem"), path("client.key"));
+    ASSERT_TRUE(first.handshake());
+    ASSERT_TRUE(first.write(get));
+    ASSERT_EQ(status_of(first.read_to_end()), 200);
+    saved = first.session();
+  }
+  // Resumes (without a certificate) every 2 s on the newest ticket.
+  bool refused = false;
+  for (int round = 0; round < 4 && !refused; ++round) {
+    const std::time_t at = std::time(nullptr) + 2;
+    ASSERT_TRUE(eventually([&] { return std::time(nullptr) >= at; }));
+    HostileTlsClient again(port_, ca_file(), "", "", saved);
+    const bool handshake = again.handshake();
+    const std::string answer = handshake && again.write(get) ? again.read_to_end() : "";
+    if (status_of(answer) == 200) {
+      EXPECT_TRUE(again.reused());
+      // Whole seconds on both sides: served at most lifetime + 1 s after.
+      EXPECT_LE(std::time(nullptr) - authenticated, 4) << "served too late";
+      SSL_SESSION_free(saved);
+      saved = again.session();
+    } else {
+      refused = true;
+    }
+  }
+  SSL_SESSION_free(saved);
+  EXPECT_TRUE(refused) << "the renewed tickets kept the session alive";
+}
+
 TEST_F(HostilePeerTest, NoResumptionWhenTheSessionLifetimeIsZero) {
   const std::string d = dir_.path();
   TlsSettings tls{d + "/server.pem", d + "/server.key", d + "/client-ca.pem"};
@@ -372,10 +414,11 @@ TEST_F(HostilePeerTest, IdleFloodFromManyAddressesLeavesRoomForAnAuthenticatedCl
   for (int fd : idle) ::close(fd);
   EXPECT_TRUE(eventually([&] { return server_->stats().memory_trims >= 1; }))
       << server_->stats().open_connections;
-  std::printf("[ figures  ] RSS %zu KiB before the flood, %zu KiB with it, %zu KiB after; "
-              "%llu evicted\n",
-              before / 1024, during_rss / 1024, stir::testing::resident_bytes() / 1024,
-              static_cast<unsigned long long>(server_->stats().evicted_connections));
+  std::printf(
+      "[ figures  ] RSS %zu KiB before the flood, %zu KiB with it, %zu KiB after; "
+      "%llu evicted\n",
+      before / 1024, during_rss / 1024, stir::testing::resident_bytes() / 1024,
+      static_cast<unsigned long long>(server_->stats().evicted_connections));
 }
 
 // Item 6: a socket that never sends its ClientHello is closed at the

@@ -20,7 +20,9 @@
 //   names are compared as exact bytes later, and a name that a C string
 //   or a log line would cut or split must never reach that comparison.
 // - Session resumption: a server-side session cache and session tickets,
-//   both expiring after `session_lifetime_s` (0: no resumption at all). A
+//   both expiring after `session_lifetime_s` (0: no resumption at all),
+//   counted from the full handshake: a ticket renewed at a resumption
+//   carries the time of the handshake it descends from. A
 //   resumed session keeps the client certificate it was made with; the
 //   server closes a resumed connection whose certificate has expired
 //   (server.h), so a session never outlives its certificate.
