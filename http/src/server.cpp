@@ -1,5 +1,6 @@
 #include "stir/http/server.h"
 
+#include <malloc.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -17,6 +18,7 @@
 #include <unordered_map>
 
 #include "stir/error.h"
+#include "stir/http/tls.h"
 
 namespace stir::http {
 
@@ -118,29 +120,57 @@ std::vector<std::string> Router::blocking_pools() const {
 
 namespace {
 
-// The client certificate's subject CN and DNS subjectAltNames.
-std::vector<std::string> peer_names(const SSL* ssl) {
-  std::vector<std::string> names;
-  const X509* cert = SSL_get0_peer_certificate(ssl);
-  if (cert == nullptr) return names;
-  char cn[256];
-  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
-    names.emplace_back(cn);
-  }
-  auto* sans =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (sans != nullptr) {
-    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
-      const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
-      if (name->type == GEN_DNS) {
-        const auto* dns = name->d.dNSName;
-        names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
-                           static_cast<std::size_t>(ASN1_STRING_length(dns)));
-      }
-    }
-    GENERAL_NAMES_free(sans);
-  }
+// The client certificate's names; nullopt when they are refused (a resumed
+// session's certificate did not pass the handshake's check again).
+std::optional<std::vector<std::string>> peer_names(const SSL* ssl) {
+  std::string why;
+  auto names = certificate_names(SSL_get0_peer_certificate(ssl), &why);
+  if (!why.empty()) return std::nullopt;
   return names;
+}
+
+// Whether the peer's certificate (if any) is within its validity now.
+bool peer_certificate_current(const SSL* ssl) {
+  const X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return true;
+  return X509_cmp_current_time(X509_get0_notBefore(cert)) < 0 &&
+         X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
+}
+
+bool is_token(std::string_view value, std::string_view token) {
+  const auto begin = value.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) return false;
+  const auto end = value.find_last_not_of(" \t");
+  return iequals(value.substr(begin, end - begin + 1), token);
+}
+
+// Why a request's framing is refused (RFC 9112 6.1 and 6.3), or empty.
+template <class Message>
+std::string framing_refusal(const Message& message, bool request_bodies) {
+  std::size_t codings = 0;
+  bool chunked = false;
+  for (const auto& field : message) {
+    if (field.name() != bhttp::field::transfer_encoding) continue;
+    ++codings;
+    chunked = is_token(field.value(), "chunked");
+  }
+  if (codings == 0) return {};
+  switch (message.method()) {
+    case bhttp::verb::get:
+    case bhttp::verb::head:
+    case bhttp::verb::options:
+    case bhttp::verb::trace:
+    case bhttp::verb::connect:
+      return "Transfer-Encoding on a request without a body";
+    default:
+      break;
+  }
+  if (!request_bodies) return "Transfer-Encoding on a request without a body";
+  if (codings != 1 || !chunked) return "Transfer-Encoding other than chunked";
+  if (message.find(bhttp::field::content_length) != message.end()) {
+    return "both Transfer-Encoding and Content-Length";
+  }
+  return {};
 }
 
 // Threads that run Run::kBlocking handlers. At most `threads` jobs run and
@@ -219,6 +249,34 @@ Response default_protocol_error(const ProtocolError& error) {
 
 }  // namespace
 
+std::size_t read_buffer_limit(const Options& options) {
+  return options.read_buffer_limit != 0 ? options.read_buffer_limit
+                                        : options.header_limit + 4 * 1024;
+}
+
+std::size_t connection_budget(const Options& options, std::size_t max_response_bytes) {
+  const std::size_t buffer = read_buffer_limit(options);
+  return buffer + (options.header_limit + buffer) + options.body_limit + 2 * max_response_bytes +
+         kTlsConnectionBytes;
+}
+
+std::string loggable(std::string_view text) {
+  constexpr std::size_t kMax = 200;
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c > 0x20 && c < 0x7f && c != '\\' && c != '"') {
+      out += static_cast<char>(c);
+    } else {
+      char escaped[5];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    }
+  }
+  if (text.size() > kMax) out += "...(" + std::to_string(text.size()) + " bytes)";
+  return out.empty() ? "-" : out;
+}
+
 namespace detail {
 class ServerCore {
  public:
@@ -276,17 +334,69 @@ class ServerCore {
   void add(std::uint64_t id, std::weak_ptr<SessionBase> session) {
     std::lock_guard lock(sessions_mutex);
     sessions.emplace(id, std::move(session));
+    peak_sessions = std::max(peak_sessions, sessions.size());
   }
   void remove(std::uint64_t id) {
+    settle(id);
     bool last = false;
+    bool trim = false;
     {
       std::lock_guard lock(sessions_mutex);
       sessions.erase(id);
       last = sessions.empty();
+      // A flood has ended: give its memory back rather than keep it in
+      // the allocator's free lists.
+      if (peak_sessions >= kTrimPeak && sessions.size() <= peak_sessions / 4) {
+        peak_sessions = sessions.size();
+        trim = true;
+      }
     }
-    if (last && stopping.load() && !closing.load()) {
-      net::post(control, [this] { drain_timer.cancel(); });
+    if (closing.load()) return;
+    if (trim) {
+      net::post(control, [this] {
+        ::malloc_trim(0);
+        ++trims;
+      });
     }
+    if (last && stopping.load()) net::post(control, [this] { drain_timer.cancel(); });
+  }
+
+  // Flood admission (server.h): registers a pending connection from
+  // `address` and returns the pending ones it displaces, to be closed.
+  std::vector<std::weak_ptr<SessionBase>> admit(std::uint64_t id, const std::string& address) {
+    std::vector<std::weak_ptr<SessionBase>> evicted;
+    std::lock_guard lock(admission_mutex);
+    const std::size_t per_address = options.max_handshakes_per_address;
+    if (per_address > 0) {
+      while (pending_by_address[address] >= per_address) evicted.push_back(evict_oldest(&address));
+    }
+    while (!pending.empty() && pending.size() >= pending_cap()) {
+      evicted.push_back(evict_oldest(nullptr));
+    }
+    pending.emplace(id, Pending{address, {}});
+    ++pending_by_address[address];
+    pending_order.push_back(id);
+    evictions += evicted.size();
+    return evicted;
+  }
+  void set_pending_session(std::uint64_t id, std::weak_ptr<SessionBase> session) {
+    std::lock_guard lock(admission_mutex);
+    if (auto it = pending.find(id); it != pending.end()) it->second.session = std::move(session);
+  }
+  // The connection finished its handshake (or ended): no longer pending.
+  void settle(std::uint64_t id) {
+    std::lock_guard lock(admission_mutex);
+    settle_locked(id);
+  }
+  std::size_t pending_cap() const {
+    const std::size_t reserved = options.reserved_connections == Options::kAuto
+                                     ? options.max_connections / 4
+                                     : options.reserved_connections;
+    return reserved >= options.max_connections ? 1 : options.max_connections - reserved;
+  }
+  std::size_t pending_count() {
+    std::lock_guard lock(admission_mutex);
+    return pending.size();
   }
   std::size_t open_connections() {
     std::lock_guard lock(sessions_mutex);
@@ -305,10 +415,56 @@ class ServerCore {
   }
   void begin_drain(std::chrono::milliseconds timeout);
 
+  struct Pending {
+    std::string address;
+    std::weak_ptr<SessionBase> session;
+  };
+  void settle_locked(std::uint64_t id) {
+    const auto it = pending.find(id);
+    if (it == pending.end()) return;
+    const auto by_address = pending_by_address.find(it->second.address);
+    if (by_address != pending_by_address.end() && --by_address->second == 0) {
+      pending_by_address.erase(by_address);
+    }
+    pending.erase(it);
+    // Ids settled out of order stay in pending_order until compacted.
+    if (pending_order.size() > 2 * pending.size() + 1024) {
+      std::erase_if(pending_order, [this](std::uint64_t id) { return !pending.contains(id); });
+    }
+  }
+  // The oldest pending connection (from `address` when given), settled.
+  std::weak_ptr<SessionBase> evict_oldest(const std::string* address) {
+    for (auto at = pending_order.begin(); at != pending_order.end();) {
+      const auto it = pending.find(*at);
+      if (it == pending.end()) {
+        at = pending_order.erase(at);
+        continue;
+      }
+      if (address != nullptr && it->second.address != *address) {
+        ++at;
+        continue;
+      }
+      auto session = std::move(it->second.session);
+      pending_order.erase(at);
+      settle_locked(it->first);
+      return session;
+    }
+    return {};
+  }
+
   // Declared first so they outlive the io_context: sessions it destroys
   // unregister themselves.
   std::mutex sessions_mutex;
   std::unordered_map<std::uint64_t, std::weak_ptr<SessionBase>> sessions;
+  static constexpr std::size_t kTrimPeak = 128;
+  std::size_t peak_sessions = 0;  // since the last trim
+  std::mutex admission_mutex;
+  std::unordered_map<std::uint64_t, Pending> pending;
+  std::deque<std::uint64_t> pending_order;  // oldest first
+  std::unordered_map<std::string, std::size_t> pending_by_address;
+  std::atomic<std::uint64_t> evictions{0};
+  std::atomic<std::uint64_t> trims{0};
+  std::atomic<std::uint64_t> refused_resumptions{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> closing{false};  // being destroyed: no more posts
   std::atomic<std::uint64_t> next_connection{0};
@@ -342,18 +498,42 @@ template <class Stream>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
   Session(detail::ServerCore& server, Stream stream, ConnectionInfo info)
-      : server_(server), stream_(std::move(stream)), info_(std::move(info)) {}
+      : server_(server),
+        stream_(std::move(stream)),
+        info_(std::move(info)),
+        buffer_(read_buffer_limit(server.options)),
+        count_chunk_header_(
+            [this](std::uint64_t, beast::string_view extensions, beast::error_code& ec) {
+              // The size line (at most 16 hex digits with CRLF) and extensions.
+              chunk_metadata_ += extensions.size() + 18;
+              if (chunk_metadata_ > options().header_limit) ec = bhttp::error::bad_chunk_extension;
+            }) {}
   ~Session() override { server_.remove(info_.id); }
 
   void start() {
     if constexpr (kIsTls<Stream>) {
       state_ = State::kHandshake;
-      lowest().expires_after(server_.options.handshake_timeout);
-      stream_.async_handshake(
-          net::ssl::stream_base::server,
-          [self = this->shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
+      // The ClientHello's first bytes are due at once; then the rest of the
+      // handshake within handshake_timeout of the accept.
+      const auto handshake_deadline = Clock::now() + options().handshake_timeout;
+      lowest().expires_after(std::min(options().first_byte_timeout, options().handshake_timeout));
+      lowest().async_read_some(buffer_.prepare(std::min<std::size_t>(4096, buffer_.max_size())),
+                               [self = this->shared_from_this(), handshake_deadline](
+                                   beast::error_code ec, std::size_t n) {
+                                 if (ec) return self->close();
+                                 self->buffer_.commit(n);
+                                 self->lowest().expires_at(handshake_deadline);
+                                 self->stream_.async_handshake(
+                                     net::ssl::stream_base::server, self->buffer_.data(),
+                                     // Callable with the error alone too: Boost 1.81's constraint
+                                     // on the buffered handshake asks for void(error_code).
+                                     [self](beast::error_code ec, std::size_t used = 0) {
+                                       self->buffer_.consume(used);
+                                       self->on_handshake(ec);
+                                     });
+                               });
     } else {
-      wait_for_request(server_.options.handshake_timeout);
+      wait_for_request(std::min(options().first_byte_timeout, options().handshake_timeout));
     }
   }
 
@@ -386,8 +566,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   const Options& options() const { return server_.options; }
 
   void on_handshake(beast::error_code ec) {
+    server_.settle(info_.id);
     if (ec) return close();
-    info_.client_names = peer_names(stream_.native_handle());
+    SSL* ssl = stream_.native_handle();
+    // A resumed session skips certificate verification: its certificate
+    // must still be valid now, and its names clean.
+    if (SSL_session_reused(ssl) == 1 && !peer_certificate_current(ssl)) {
+      ++server_.refused_resumptions;
+      return close();
+    }
+    auto names = peer_names(ssl);
+    if (!names) return close();
+    info_.client_names = std::move(*names);
     // The first request is due now: a client that completed the handshake
     // and sends nothing is a slow client, not an idle keep-alive one.
     wait_for_request(options().header_timeout);
@@ -414,23 +604,53 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(options().header_limit));
     parser_->body_limit(options().body_limit);
+    chunk_metadata_ = 0;
+    parser_->on_chunk_header(count_chunk_header_);
     lowest().expires_after(options().header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                               if constexpr (!kIsTls<Stream>) self->server_.settle(self->info_.id);
                                if (ec) return self->on_read_error(ec);
                                self->received_ = Clock::now();
+                               const std::string refusal = framing_refusal(
+                                   self->parser_->get(), self->options().request_bodies);
+                               if (!refusal.empty()) return self->refuse({400, {}, refusal});
                                self->lowest().expires_after(self->options().body_timeout);
-                               bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
-                                                 [self](beast::error_code ec, std::size_t) {
-                                                   if (ec) return self->on_read_error(ec);
-                                                   self->handle();
-                                                 });
+                               self->body_bytes_ = 0;
+                               self->read_body();
                              });
+  }
+
+  // The body, counting every byte the parser takes (chunk data, size
+  // lines, extensions, trailers) against body_limit + header_limit: Beast's
+  // body_limit counts chunk data only.
+  void read_body() {
+    if (parser_->is_done()) return handle();
+    bhttp::async_read_some(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+          if (ec) return self->on_read_error(ec);
+          self->body_bytes_ += n;
+          const std::size_t most = self->options().body_limit + self->options().header_limit;
+          if (self->body_bytes_ > most) {
+            return self->refuse(
+                {400, {}, "body with its framing larger than " + std::to_string(most) + " bytes"});
+          }
+          self->read_body();
+        });
   }
 
   void on_read_error(beast::error_code ec) {
     ProtocolError error{0, {}, {}};
-    if (ec == bhttp::error::header_limit) {
+    if (ec == bhttp::error::buffer_overflow) {
+      error = {
+          400, {}, "request framing larger than " + std::to_string(buffer_.max_size()) + " bytes"};
+    } else if (ec == bhttp::error::bad_chunk_extension &&
+               chunk_metadata_ > options().header_limit) {
+      error = {400,
+               {},
+               "chunk metadata larger than " + std::to_string(options().header_limit) + " bytes"};
+    } else if (ec == bhttp::error::header_limit) {
       error = {431,
                {},
                "request header larger than " + std::to_string(options().header_limit) + " bytes"};
@@ -442,6 +662,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     } else {
       return close();  // end of stream, timeout, reset
     }
+    refuse(std::move(error));
+  }
+
+  // Answers a request refused by the parser or its framing; the
+  // connection closes after the answer.
+  void refuse(ProtocolError error) {
     if (parser_->is_header_done()) error.target = parser_->get().target();
     if (received_ == Clock::time_point{}) received_ = Clock::now();
     unread_body_ = true;
@@ -579,7 +805,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     state_ = State::kClosing;
     lowest().expires_after(std::chrono::seconds(2));
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(16 * 1024),
+    stream_.async_read_some(buffer_.prepare(std::min<std::size_t>(16 * 1024, buffer_.max_size())),
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->lingered_ += n;
                               if (ec || self->lingered_ > 1024 * 1024) return self->close();
@@ -619,8 +845,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool unread_body_ = false;
   std::size_t requests_served_ = 0;
   std::size_t lingered_ = 0;
-  beast::flat_buffer buffer_;
+  beast::flat_buffer buffer_;  // at most read_buffer_limit bytes
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::size_t chunk_metadata_ = 0;  // this request's chunk size lines and extensions
+  std::size_t body_bytes_ = 0;      // this request's body with its framing
+  std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> count_chunk_header_;
   Request request_;
   std::uint64_t request_number_ = 0;
   Clock::time_point received_{};
@@ -666,8 +895,12 @@ void detail::ServerCore::on_accept(tcp::socket socket) {
   }
   info.tls = options.tls != nullptr;
   const std::uint64_t id = info.id;
+  for (auto& evicted : admit(id, info.remote_address)) {
+    if (auto session = evicted.lock()) session->force_close();
+  }
   auto launch = [this, id](auto session) {
     add(id, session);
+    set_pending_session(id, session);
     net::dispatch(session->executor(), [session] { session->start(); });
   };
   if (options.tls) {
@@ -742,6 +975,10 @@ Stats Server::stats() const {
   s.open_connections = i.open_connections();
   s.requests = i.requests.load();
   s.busy_rejections = i.busy.load();
+  s.pending_connections = i.pending_count();
+  s.evicted_connections = i.evictions.load();
+  s.refused_resumptions = i.refused_resumptions.load();
+  s.memory_trims = i.trims.load();
   if (const WorkerPool* pool = i.pool({})) {
     const auto [queued, running] = pool->load();
     s.worker_queue_length = queued;

@@ -150,6 +150,11 @@ TEST_F(HttpServerTest, UnknownMethodOnAKnownPathIs405WithAllow) {
 
 TEST_F(HttpServerTest, BurstOfFiveHundredNewTlsConnectionsAllServed) {
   ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  // 500 verifiers, all on 127.0.0.1 here, each sending its ClientHello
+  // only when a client thread gets to it: no per-address cap, and the
+  // first byte may take as long as the handshake.
+  options_.max_handshakes_per_address = 0;
+  options_.first_byte_timeout = options_.handshake_timeout;
   start();
   // Every connection is opened before any is served: the listen queue
   // holds them all (none refused).
@@ -175,6 +180,10 @@ TEST_F(HttpServerTest, ConnectionsOverTheCapAreClosedAtOnce) {
   ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
   options_.max_connections = 100;
   options_.handshake_timeout = 60s;  // the idle ones under the cap stay
+  options_.first_byte_timeout = 60s;
+  // The hard cap alone: no pending connection is evicted for a newer one.
+  options_.reserved_connections = 0;
+  options_.max_handshakes_per_address = 0;
   start();
   const auto idle = stir::testing::open_idle_connections(port_, 1000);
   ASSERT_EQ(idle.size(), 1000u);

@@ -213,6 +213,11 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
                     "header_timeout_ms",
                     "body_timeout_ms",
                     "signing_queue_depth",
+                    "first_byte_timeout_ms",
+                    "max_handshakes_per_address",
+                    "reserved_connection_percent",
+                    "tls_session_lifetime_s",
+                    "client_verify_depth",
                     "admins",
                     "verification_clients",
                     "metrics_clients"});
@@ -257,6 +262,16 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
       reader.integer(*server, "body_timeout_ms", w, s.read_timeout_ms, 10, 600000));
   s.signing_queue_depth =
       static_cast<std::size_t>(reader.integer(*server, "signing_queue_depth", w, 256, 0, 100000));
+  s.first_byte_timeout_ms =
+      static_cast<int>(reader.integer(*server, "first_byte_timeout_ms", w, 2000, 10, 600000));
+  s.max_handshakes_per_address = static_cast<std::size_t>(
+      reader.integer(*server, "max_handshakes_per_address", w, 256, 0, 1000000));
+  s.reserved_connection_percent =
+      static_cast<int>(reader.integer(*server, "reserved_connection_percent", w, 25, 0, 90));
+  s.tls_session_lifetime_s =
+      static_cast<int>(reader.integer(*server, "tls_session_lifetime_s", w, 300, 0, 86400));
+  s.client_verify_depth =
+      static_cast<int>(reader.integer(*server, "client_verify_depth", w, 4, 1, 10));
   s.max_iat_skew_s = reader.integer(*server, "max_iat_skew_s", w, 60, 1, 3600);
   s.default_profile = reader.string(*server, "default_profile", w);
   s.admins = reader.strings(*server, "admins", w);

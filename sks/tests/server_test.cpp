@@ -491,6 +491,11 @@ TEST_F(SigningServerTest, KeepAliveSignsOverOneAcceptedConnection) {
 // (the listen queue holds them), every one signs.
 TEST_F(SigningServerTest, BurstOfFiveHundredNewTlsConnectionsAllSign) {
   ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  // 500 SBCs, all on 127.0.0.1 here, each sending its ClientHello only
+  // when a client thread gets to it: no per-address cap, and the first
+  // byte may take as long as the handshake.
+  config.server.max_handshakes_per_address = 0;
+  config.server.first_byte_timeout_ms = config.server.handshake_timeout_ms;
   start_server();
   const std::string request_body = body(claims());
   const std::string request =
@@ -521,6 +526,10 @@ TEST_F(SigningServerTest, ThousandIdleConnectionsDoNotDelayASignature) {
 TEST_F(SigningServerTest, ConnectionsOverTheCapAreClosedAtOnceAndCounted) {
   ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
   config.server.max_connections = 10;
+  // The hard cap alone: no pending connection is evicted for a newer one.
+  config.server.reserved_connection_percent = 0;
+  config.server.max_handshakes_per_address = 0;
+  config.server.first_byte_timeout_ms = config.server.handshake_timeout_ms;
   start_server();
   std::vector<int> idle;
   for (int i = 0; i < 30; ++i) idle.push_back(stir::testing::connect_loopback(port));

@@ -96,8 +96,10 @@ TestCert issue(const CertSpec& spec, const TestCert* issuer, const EVP_PKEY* sub
 
   X509_NAME* name = X509_get_subject_name(cert.get());
   auto add_name = [name](const char* field, const std::string& value) {
+    // With its length: a test may put a NUL in a name.
     X509_NAME_add_entry_by_txt(name, field, MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>(value.c_str()), -1, -1, 0);
+                               reinterpret_cast<const unsigned char*>(value.data()),
+                               static_cast<int>(value.size()), -1, 0);
   };
   add_name("C", spec.country);
   add_name("O", spec.organization);

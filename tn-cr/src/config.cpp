@@ -66,7 +66,8 @@ void read_server(const Reader& r, ServerOptions& s) {
   r.only_keys({"listen", "port", "tls_cert", "tls_key", "lab_plain_http", "max_age_s",
                "path_prefix", "threads", "handshake_timeout_ms", "read_timeout_ms",
                "write_timeout_ms", "keep_alive_timeout_s", "keep_alive_max_requests",
-               "max_connections", "backlog"});
+               "max_connections", "backlog", "first_byte_timeout_ms", "max_handshakes_per_address",
+               "reserved_connection_percent", "tls_session_lifetime_s"});
   s.listen = r.string("listen", s.listen);
   s.port = static_cast<int>(r.integer("port", s.port, 0, 65535));
   s.tls_cert = r.path("tls_cert");
@@ -91,6 +92,12 @@ void read_server(const Reader& r, ServerOptions& s) {
       static_cast<std::size_t>(r.integer("keep_alive_max_requests", 10000, 1, 100000000));
   s.max_connections = static_cast<std::size_t>(r.integer("max_connections", 4096, 1, 1000000));
   s.backlog = static_cast<int>(r.integer("backlog", 0, 0, 65535));
+  s.first_byte_timeout_ms = static_cast<int>(r.integer("first_byte_timeout_ms", 2000, 10, 600000));
+  s.max_handshakes_per_address =
+      static_cast<std::size_t>(r.integer("max_handshakes_per_address", 256, 0, 1000000));
+  s.reserved_connection_percent =
+      static_cast<int>(r.integer("reserved_connection_percent", 25, 0, 90));
+  s.tls_session_lifetime_s = static_cast<int>(r.integer("tls_session_lifetime_s", 300, 0, 86400));
   if (!s.lab_plain_http && (s.tls_cert.empty() || s.tls_key.empty())) {
     r.fail_key(s.tls_cert.empty() ? "tls_cert" : "tls_key",
                "is required: server.tls_cert and server.tls_key (or, in a lab only, "

@@ -235,6 +235,12 @@ stir::http::Options Server::Impl::http_options(std::shared_ptr<boost::asio::ssl:
   o.max_connections = options.max_connections;
   o.io_threads = options.threads;
   o.handshake_timeout = std::chrono::milliseconds(options.handshake_timeout_ms);
+  o.first_byte_timeout = std::chrono::milliseconds(options.first_byte_timeout_ms);
+  o.max_handshakes_per_address = options.max_handshakes_per_address;
+  o.reserved_connections =
+      options.max_connections * static_cast<std::size_t>(options.reserved_connection_percent) / 100;
+  // No route takes a body: Transfer-Encoding is refused on every request.
+  o.request_bodies = false;
   o.header_timeout = std::chrono::milliseconds(options.read_timeout_ms);
   o.body_timeout = std::chrono::milliseconds(options.read_timeout_ms);
   o.write_timeout = std::chrono::milliseconds(options.write_timeout_ms);
@@ -305,7 +311,8 @@ Server::Server(ServerOptions options, LogSink log)
         throw Error(ErrorCode::kConfig, "TLS file '" + *path + "' does not exist");
       }
     }
-    const stir::http::TlsSettings files{o.tls_cert, o.tls_key, ""};
+    stir::http::TlsSettings files{o.tls_cert, o.tls_key, ""};
+    files.session_lifetime_s = o.tls_session_lifetime_s;
     stir::http::check_tls_files(files, ::geteuid(), "tn-cr");
     tls = stir::http::make_server_tls_context(files);
   }

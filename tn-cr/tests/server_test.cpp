@@ -18,6 +18,7 @@
 #include "stir/error.h"
 #include "stir/exit_codes.h"
 #include "stir/x509.h"
+#include "support/hostile_peers.h"
 #include "support/raw_clients.h"
 #include "support/test_pki.h"
 #include "test_files.h"
@@ -546,6 +547,11 @@ TEST_F(ServerTest, TlsKeyReadableByOthersOrWritableCertificateIsRefused) {
 // once, none refused (the listen queue holds them), every one served.
 TEST_F(ServerTest, BurstOfFiveHundredNewTlsConnectionsAllServed) {
   ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  // 500 verifiers, all on 127.0.0.1 here, each sending its ClientHello
+  // only when a client thread gets to it: no per-address cap, and the
+  // first byte may take as long as the handshake.
+  options_.max_handshakes_per_address = 0;
+  options_.first_byte_timeout_ms = options_.handshake_timeout_ms;
   start();
   const auto burst = stir::testing::tls_burst(
       port_, 500, ca_file_,
@@ -573,6 +579,10 @@ TEST_F(ServerTest, ThousandIdleConnectionsDoNotBlockAFetch) {
 
 TEST_F(ServerTest, ConnectionsOverTheCapAreClosedAtOnce) {
   options_.max_connections = 5;
+  // The hard cap alone: no pending connection is evicted for a newer one.
+  options_.reserved_connection_percent = 0;
+  options_.max_handshakes_per_address = 0;
+  options_.first_byte_timeout_ms = 60000;
   start();
   std::vector<int> held;
   for (int i = 0; i < 5; ++i) held.push_back(stir::testing::connect_loopback(port_));
@@ -586,6 +596,67 @@ TEST_F(ServerTest, ConnectionsOverTheCapAreClosedAtOnce) {
   EXPECT_EQ(server_->accepted_connections(), 5u);
   ::close(extra);
   for (int fd : held) ::close(fd);
+}
+
+// ---- Issue 17: hostile peers ------------------------------------------------
+
+// Items 1 and 7: no route takes a body, so any Transfer-Encoding is 400 and
+// close at the header: an endless chunk extension is never buffered, a
+// smuggled request never read.
+TEST_F(ServerTest, TransferEncodingIs400AndCloseSoEndlessChunkFramingHoldsNothing) {
+  ::signal(SIGPIPE, SIG_IGN);
+  start();
+  const std::size_t before = stir::testing::resident_bytes();
+  for (const std::string method : {"GET", "POST"}) {
+    stir::testing::HostileTlsClient c(port_, ca_file_);
+    ASSERT_TRUE(c.handshake());
+    const auto result = c.flood(
+        method + " /" + kName + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=",
+        std::string(16384, 'a'), std::size_t{16} << 20);
+    EXPECT_EQ(stir::testing::status_of(result.answer), 400) << result.answer;
+    EXPECT_TRUE(result.closed);
+    EXPECT_LT(result.sent, std::size_t{16} << 20);
+  }
+  const std::size_t after = stir::testing::resident_bytes();
+  std::printf("[ figures  ] tn-cr RSS %zu KiB -> %zu KiB after endless chunk extensions\n",
+              before / 1024, after / 1024);
+  EXPECT_LT(after, before + (std::size_t{2} << 20));
+  // `chunked, gzip`: the smuggled GET behind it is never answered.
+  stir::testing::HostileTlsClient c(port_, ca_file_);
+  ASSERT_TRUE(c.handshake());
+  ASSERT_TRUE(c.write(std::string("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, "
+                                  "gzip\r\n\r\nGET /") +
+                      kName + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  c.finish_sending();
+  const std::string answer = c.read_to_end();
+  EXPECT_EQ(stir::testing::status_of(answer), 400) << answer;
+  EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos) << answer;
+}
+
+// Item 6: idle sockets from eight addresses, more than max_connections and
+// held past the test: a verifier's fetch is still served.
+TEST_F(ServerTest, IdleFloodFromManyAddressesDoesNotBlockAFetch) {
+  ASSERT_TRUE(stir::testing::raise_fd_limit(4096));
+  options_.max_connections = 64;
+  options_.max_handshakes_per_address = 8;
+  options_.first_byte_timeout_ms = 60000;
+  options_.handshake_timeout_ms = 60000;
+  start();
+  std::vector<int> idle;
+  for (int i = 0; i < 160; ++i) {
+    const int fd = stir::testing::connect_from(port_, "127.0.0." + std::to_string(2 + i % 8));
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (server_->accepted_connections() < 160 && std::chrono::steady_clock::now() < deadline) {
+    ::poll(nullptr, 0, 5);
+  }
+  EXPECT_EQ(server_->accepted_connections(), 160u);
+  auto res = get(std::string("/") + kName);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  for (int fd : idle) ::close(fd);
 }
 
 }  // namespace

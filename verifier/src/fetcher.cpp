@@ -29,6 +29,11 @@ using Deadline = SteadyClock::time_point;
 
 // Status line and headers larger than this are refused.
 constexpr std::size_t kMaxHeaderBytes = std::size_t{16} * 1024;
+// Chunk size lines and extensions of one response, in all.
+constexpr std::size_t kMaxChunkMetadataBytes = std::size_t{16} * 1024;
+// The read buffer holds unparsed bytes only: a header, a chunk size line,
+// a trailer.
+constexpr std::size_t kReadBufferBytes = kMaxHeaderBytes + 4 * 1024;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -135,13 +140,29 @@ asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> end
     step_failed("sending the request", ec);
   }
 
-  beast::flat_buffer buffer;
+  // Every byte read counts: header, chunk metadata, body, trailers.
+  const std::size_t max_total = max_fetch_bytes(max_body);
+  std::size_t total = 0;
+  beast::flat_buffer buffer(kReadBufferBytes);
   http::response_parser<http::string_body> parser;
   parser.header_limit(kMaxHeaderBytes);
   parser.body_limit(max_body);
+  std::size_t chunk_metadata = 0;
+  auto count_chunk_header = [&chunk_metadata](std::uint64_t, beast::string_view extensions,
+                                              boost::system::error_code& ec) {
+    chunk_metadata += extensions.size() + 18;  // with the size line and CRLF
+    if (chunk_metadata > kMaxChunkMetadataBytes) ec = http::error::bad_chunk_extension;
+  };
+  parser.on_chunk_header(count_chunk_header);
   const auto read_failed = [&](const boost::system::error_code& ec) {
     if (ec == http::error::header_limit) {
       io_error("response headers exceed " + std::to_string(kMaxHeaderBytes) + " bytes");
+    }
+    if (ec == http::error::buffer_overflow) {
+      io_error("response framing exceeds " + std::to_string(kReadBufferBytes) + " bytes");
+    }
+    if (chunk_metadata > kMaxChunkMetadataBytes) {
+      io_error("chunk metadata exceeds " + std::to_string(kMaxChunkMetadataBytes) + " bytes");
     }
     if (ec == http::error::body_limit) {
       io_error("body exceeds " + std::to_string(max_body) + " bytes");
@@ -150,6 +171,8 @@ asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> end
   };
   if (auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple); ec) {
     read_failed(ec);
+  } else {
+    total += n;
   }
   const auto& head = parser.get();
   const int status = static_cast<int>(head.result_int());
@@ -160,8 +183,11 @@ asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> end
         (location != head.end() ? " to " + std::string(location->value().substr(0, 200)) : ""));
   }
   if (status != 200) io_error("HTTP status " + std::to_string(status));
-  if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple); ec) {
-    read_failed(ec);
+  while (!parser.is_done()) {
+    auto [ec, n] = co_await http::async_read_some(stream, buffer, parser, kTuple);
+    if (ec) read_failed(ec);
+    total += n;
+    if (total > max_total) io_error("response exceeds " + std::to_string(max_total) + " bytes");
   }
 
   FetchResponse response;
@@ -177,6 +203,10 @@ asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> end
 }
 
 }  // namespace
+
+std::size_t max_fetch_bytes(std::size_t max_body_bytes) {
+  return kMaxHeaderBytes + kMaxChunkMetadataBytes + max_body_bytes + kReadBufferBytes;
+}
 
 FetchPolicy FetchPolicy::from_config(const VerifierConfig& config) {
   FetchPolicy policy;

@@ -185,6 +185,16 @@ struct ServerConfig {
   int write_timeout_ms = 5000;             // a response (10..600000)
   int keep_alive_timeout_s = 30;           // idle wait for the next request (1..3600)
   std::size_t keep_alive_max_requests = 100000;  // per connection (1..100000000)
+  // Hostile peers (README "Security"). Memory per connection is at most
+  // read buffer (header 8 KiB + 4 KiB) + header and trailer fields (20 KiB)
+  // + max_body_bytes + responses (2 x 8 KiB) + TLS (64 KiB): 128 KiB with
+  // the defaults, so max_connections x 128 KiB (512 MiB for 4096) is what
+  // MemoryMax must allow beyond the process's base.
+  int first_byte_timeout_ms = 2000;  // accept to the ClientHello's first byte (10..600000)
+  std::size_t max_handshakes_per_address = 256;  // pending from one address; 0 = no cap
+  int reserved_connection_percent = 25;          // slots kept for authenticated clients (0..90)
+  int tls_session_lifetime_s = 300;  // session cache and tickets; 0 = no resumption (0..86400)
+  int client_verify_depth = 4;       // CAs above a client's leaf (1..10)
   // Signing requests waiting for a signing worker (one worker per token
   // session); beyond this they are answered 503 POL5003 with Retry-After.
   std::size_t signing_queue_depth = 256;  // (0..100000)

@@ -95,4 +95,11 @@ const Profile* KeyRing::profile_for(const std::vector<std::string>& client_names
   return default_profile_;
 }
 
+const std::string* KeyRing::client_identity(const std::vector<std::string>& client_names) const {
+  for (const auto& name : client_names) {
+    if (by_client_.contains(name)) return &name;
+  }
+  return client_names.empty() ? nullptr : &client_names.front();
+}
+
 }  // namespace sks::server

@@ -100,6 +100,14 @@ std::string Metrics::render_connections(const stir::http::Stats& stats) {
          "Requests answered 503 POL5003: a worker queue was full.", stats.busy_rejections);
   metric("sks_worker_queue_length", "gauge", "Requests waiting for a signing worker.",
          stats.worker_queue_length);
+  metric("sks_connections_pending", "gauge", "Connections that have not finished the handshake.",
+         stats.pending_connections);
+  metric("sks_connections_evicted_total", "counter",
+         "Unfinished connections closed for a newer one: over a per-address or pending cap.",
+         stats.evicted_connections);
+  metric("sks_tls_resumptions_refused_total", "counter",
+         "Resumed TLS sessions closed: the client certificate is no longer valid.",
+         stats.refused_resumptions);
   return out;
 }
 

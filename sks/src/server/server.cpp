@@ -145,8 +145,10 @@ std::shared_ptr<boost::asio::ssl::context> SigningServer::make_tls() {
     scheme_ = "http";
     return nullptr;
   }
-  const stir::http::TlsSettings files{s.tls_cert, s.tls_key,
-                                      s.lab_no_client_cert ? std::string() : s.client_ca};
+  stir::http::TlsSettings files{s.tls_cert, s.tls_key,
+                                s.lab_no_client_cert ? std::string() : s.client_ca};
+  files.verify_depth = s.client_verify_depth;
+  files.session_lifetime_s = s.tls_session_lifetime_s;
   stir::http::check_tls_files(files, ::geteuid(), "sks");
   if (s.lab_no_client_cert) {
     std::fprintf(stderr,
@@ -167,6 +169,10 @@ stir::http::Options SigningServer::http_options() {
   o.max_connections = s.max_connections;
   o.io_threads = s.io_threads;
   o.handshake_timeout = std::chrono::milliseconds(s.handshake_timeout_ms);
+  o.first_byte_timeout = std::chrono::milliseconds(s.first_byte_timeout_ms);
+  o.max_handshakes_per_address = s.max_handshakes_per_address;
+  o.reserved_connections =
+      s.max_connections * static_cast<std::size_t>(s.reserved_connection_percent) / 100;
   o.header_timeout = std::chrono::milliseconds(s.header_timeout_ms);
   o.body_timeout = std::chrono::milliseconds(s.body_timeout_ms);
   o.write_timeout = std::chrono::milliseconds(s.write_timeout_ms);
@@ -314,14 +320,24 @@ void SigningServer::add_routes(stir::http::Router& router) {
   });
 }
 
+// The name logs, audit records and rate limits know the client by (the
+// one that matched its profile), or the remote address.
+std::string SigningServer::client_identity(const stir::http::ConnectionInfo& connection) const {
+  const auto ring = ring_.get();
+  const std::string* name =
+      ring ? ring->client_identity(connection.client_names)
+           : (connection.client_names.empty() ? nullptr : &connection.client_names.front());
+  return name != nullptr ? *name : connection.remote_address;
+}
+
 Response SigningServer::signing_route(const Request& request, const RequestContext& context) {
-  const auto& names = context.connection.client_names;
-  const std::string& client = names.empty() ? context.connection.remote_address : names.front();
+  const std::string client = client_identity(context.connection);
   if (const auto wait = rate_limiter_.admit(client)) {
     Response response = begin_response(request, "signing");
-    reply_error(response, ApiError::too_many_requests(
-                              "client '" + client + "' is over its rate limit of " +
-                              std::to_string(config_.rate_limit.per_client_per_s) + "/s"));
+    reply_error(response,
+                ApiError::too_many_requests(
+                    "client '" + stir::http::loggable(client) + "' is over its rate limit of " +
+                    std::to_string(config_.rate_limit.per_client_per_s) + "/s"));
     response.header("Retry-After", std::to_string(*wait));
     audit(request, context, response, {});
     return response;
@@ -339,7 +355,7 @@ void SigningServer::audit(const Request& request, const RequestContext& context,
   record.time = std::chrono::system_clock::now();
   record.request_id = response.request_id;
   const auto& names = context.connection.client_names;
-  if (!names.empty()) record.client = names.front();
+  if (!names.empty()) record.client = client_identity(context.connection);
   record.status = response.status;
   record.outcome = response.status == 200 ? "ok" : response.outcome;
   if (record.profile.empty()) {
@@ -416,13 +432,15 @@ void SigningServer::log_access(const stir::http::AccessRecord& record) {
   metrics_.count_request(route, response.status, outcome);
   const auto& names = record.connection.client_names;
   // One line per request; never a PIN or a token (PROTOCOL-sized data).
-  const std::string line = rfc3339_millis(std::chrono::system_clock::now()) + " request_id=" +
-                           (response.request_id.empty() ? "-" : response.request_id) +
-                           " client=" + (names.empty() ? "-" : names.front()) +
-                           " profile=" + (response.detail.empty() ? "-" : response.detail) +
-                           " method=" + std::string(record.method) + " route=" + route +
-                           " status=" + std::to_string(response.status) + " outcome=" + outcome +
-                           " latency_us=" + std::to_string(record.latency.count()) + "\n";
+  // The client is the name that matched its profile, escaped.
+  const std::string line =
+      rfc3339_millis(std::chrono::system_clock::now()) +
+      " request_id=" + (response.request_id.empty() ? "-" : response.request_id) + " client=" +
+      (names.empty() ? "-" : stir::http::loggable(client_identity(record.connection))) +
+      " profile=" + (response.detail.empty() ? "-" : response.detail) +
+      " method=" + std::string(record.method) + " route=" + route +
+      " status=" + std::to_string(response.status) + " outcome=" + outcome +
+      " latency_us=" + std::to_string(record.latency.count()) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 

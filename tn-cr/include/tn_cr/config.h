@@ -23,6 +23,10 @@
 //   keep_alive_max_requests = 10000
 //   max_connections = 4096        # open at once; more are accepted and closed at once
 //   backlog = 0                   # listen queue; 0 = min(4096, net.core.somaxconn)
+//   first_byte_timeout_ms = 2000  # accept to the ClientHello's first byte
+//   max_handshakes_per_address = 256 # unfinished handshakes from one address; 0 = no cap
+//   reserved_connection_percent = 25 # slots kept for connections past the handshake
+//   tls_session_lifetime_s = 300  # TLS session cache and tickets; 0 = no resumption
 //   lab_plain_http = false        # lab only: plain HTTP, logs a warning
 #pragma once
 

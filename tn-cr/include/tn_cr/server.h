@@ -60,6 +60,13 @@ struct ServerOptions {
   std::size_t keep_alive_max_requests = 10000;  // per connection
   std::size_t max_connections = 4096;           // open at once; more are closed at once
   int backlog = 0;                              // listen queue; 0 = min(4096, somaxconn)
+  // Hostile peers (README "Security"): memory per connection is at most
+  // read buffer (12 KiB) + fields (20 KiB) + request body (16 KiB) + the
+  // chain answered (2 x kMaxChainBytes) + TLS (64 KiB).
+  int first_byte_timeout_ms = 2000;              // accept to the ClientHello's first byte
+  std::size_t max_handshakes_per_address = 256;  // pending from one address; 0 = no cap
+  int reserved_connection_percent = 25;          // slots kept for completed handshakes
+  int tls_session_lifetime_s = 300;              // session cache and tickets; 0 = none
 };
 
 // How long stop() lets requests in flight finish.

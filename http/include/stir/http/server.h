@@ -26,6 +26,34 @@
 // - max_connections: a connection over the cap is accepted and closed at
 //   once (counted in Stats::rejected_connections), never left in a queue.
 //
+// Hostile peers (issue 17):
+// - memory: every read buffer has a maximum (read_buffer_limit); chunk
+//   extensions count against header_limit per request, every byte of a
+//   body with its framing (data, size lines, extensions, trailers) against
+//   body_limit + header_limit (400 and close), and trailers must fit the
+//   read buffer, so one connection holds at most connection_budget() bytes
+//   whatever it sends (see that function);
+// - framing (RFC 9112 6.1, 6.3): a request whose Transfer-Encoding is
+//   anything but one final `chunked`, that has both Transfer-Encoding and
+//   Content-Length, or that has Transfer-Encoding where no body is needed
+//   (GET, HEAD, OPTIONS, TRACE, CONNECT, or any request when
+//   request_bodies is false) is answered 400 and the connection closes;
+// - floods: a connection must send its first byte (the TLS ClientHello)
+//   within first_byte_timeout; connections that have not finished the
+//   handshake ("pending") are capped per source address
+//   (max_handshakes_per_address) and in all at max_connections -
+//   reserved_connections, so that share of the slots is kept for clients
+//   that have authenticated. A new connection over either cap evicts the
+//   oldest pending one (of that address, or of all): an idle flood turns
+//   over its own sockets and never holds a slot a real client needs for
+//   longer than the flood takes to open max_connections sockets. After a
+//   flood (open connections fall to a quarter of their peak) freed memory
+//   is returned to the system (malloc_trim);
+// - TLS: a resumed session whose client certificate is no longer within
+//   its validity is closed before any request is read; client names are
+//   read with their lengths and a certificate whose CN or DNS SAN holds a
+//   NUL or control character is refused (tls.h).
+//
 // Ownership: the Server owns its sockets, threads and worker pool; handlers
 // are copied in. Threads: bind() then serve() from one thread (serve()
 // blocks until the drain ends); stop() from any thread, any time, also
@@ -83,7 +111,10 @@ struct ConnectionInfo {
   std::uint64_t id = 0;        // per server, from 1
   std::string remote_address;  // "127.0.0.1" or "::1"
   std::uint16_t remote_port = 0;
-  std::vector<std::string> client_names;  // client certificate CN, then DNS SANs
+  // Client certificate CN, then DNS SANs, exact bytes (read with their
+  // lengths; none holds a NUL or control character: such a certificate is
+  // refused in the handshake).
+  std::vector<std::string> client_names;
   bool tls = false;
 };
 
@@ -187,7 +218,14 @@ struct Options {
   std::shared_ptr<boost::asio::ssl::context> tls;
   int backlog = 0;                     // 0 = min(4096, net.core.somaxconn)
   std::size_t max_connections = 4096;  // open connections; more are closed at once
-  std::size_t io_threads = 0;          // 0 = CPU cores
+  // Slots only connections that finished the handshake may use; kAuto is
+  // max_connections / 4. Pending connections get the rest.
+  static constexpr std::size_t kAuto = static_cast<std::size_t>(-1);
+  std::size_t reserved_connections = kAuto;
+  std::size_t max_handshakes_per_address = 256;  // pending from one address; 0 = no cap
+  std::size_t io_threads = 0;                    // 0 = CPU cores
+  // TCP accept to the first byte from the client (the ClientHello).
+  std::chrono::milliseconds first_byte_timeout{2000};
   std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds header_timeout{5000};
   std::chrono::milliseconds body_timeout{5000};
@@ -196,6 +234,12 @@ struct Options {
   std::size_t keep_alive_max_requests = 100000;
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 16 * 1024;
+  // The largest read buffer of a connection; 0 = header_limit + 4 KiB.
+  // Holds unparsed bytes only (a header, a chunk size line, a trailer).
+  std::size_t read_buffer_limit = 0;
+  // False: no route takes a body, so Transfer-Encoding is refused on every
+  // request (Content-Length bodies stay limited by body_limit).
+  bool request_bodies = true;
   // The default pool of Run::kBlocking routes.
   std::size_t workers = 0;       // threads; 0 = CPU cores
   std::size_t worker_queue = 0;  // jobs waiting for a worker; more get `busy`
@@ -232,7 +276,27 @@ struct Stats {
   std::uint64_t busy_rejections = 0;       // answered `busy`: a pool's queue full
   std::uint64_t worker_queue_length = 0;   // now: jobs waiting for a default-pool worker
   std::uint64_t workers_busy = 0;          // now: default-pool jobs running
+  std::uint64_t pending_connections = 0;   // now: handshake not finished
+  std::uint64_t evicted_connections = 0;   // pending ones closed for a newer one (floods)
+  std::uint64_t refused_resumptions = 0;   // resumed sessions of an expired certificate
+  std::uint64_t memory_trims = 0;          // malloc_trim after a flood
 };
+
+// The read buffer limit `options` gives (read_buffer_limit or its default).
+std::size_t read_buffer_limit(const Options& options);
+
+// The most memory one connection can hold, whatever its peer sends, in
+// bytes: the read buffer (read_buffer_limit), the parsed header and
+// trailer fields (header_limit + read buffer), the body (body_limit), the
+// response (`max_response_bytes`, twice: the handler's and Beast's copy)
+// and TLS (kTlsConnectionBytes). connections x budget is the worst case an
+// operator sizes the process's memory (systemd MemoryMax) for.
+inline constexpr std::size_t kTlsConnectionBytes = 64 * 1024;  // SSL, records, peer chain
+std::size_t connection_budget(const Options& options, std::size_t max_response_bytes);
+
+// `text` for a log line: printable ASCII kept, other bytes as \xNN, at most
+// 200 bytes; "-" for empty. Client names and targets go through it.
+std::string loggable(std::string_view text);
 
 namespace detail {
 class ServerCore;

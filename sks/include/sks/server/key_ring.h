@@ -62,6 +62,10 @@ class KeyRing {
   // The profile for a client identified by these names (certificate CN and
   // DNS SANs); the default profile when none lists them; nullptr if none.
   const Profile* profile_for(const std::vector<std::string>& client_names) const;
+  // The name the client is known by: the first of its names a profile
+  // lists (the one profile_for matched), else the first name (the CN);
+  // empty when it has none. Logs, the audit log and rate limits use it.
+  const std::string* client_identity(const std::vector<std::string>& client_names) const;
   const std::vector<Profile>& profiles() const noexcept { return profiles_; }
 
   // Signs a digest with every key and verifies it against the key's public

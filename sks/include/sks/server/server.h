@@ -109,6 +109,7 @@ class SigningServer {
   void add_routes(stir::http::Router& router);
   // The signing route: the client's rate limit (429 POL4029), then sign(),
   // then the audit record.
+  std::string client_identity(const stir::http::ConnectionInfo& connection) const;
   stir::http::Response signing_route(const stir::http::Request& request,
                                      const stir::http::RequestContext& context);
   // `record`, when given, gets the profile, key and response of a signature.

@@ -10,6 +10,10 @@
 //  - HTTP/1.1 GET with "Connection: close"; only 200 is accepted (a 3xx is
 //    refused: no redirects); Content-Length, chunked or close-delimited
 //    bodies; reading stops at the body limit;
+//  - bounded memory and bytes whatever the server sends: the read buffer
+//    holds at most 20 KiB (header 16 KiB + 4 KiB), chunk size lines and
+//    extensions count up to 16 KiB, and the whole response (header, chunk
+//    metadata, body, trailers) at most max_fetch_bytes(max_body_bytes);
 //  - one deadline for the whole exchange (resolution included) and a
 //    separate budget for the TCP connect.
 // Boost.Beast reads the response (header and body limits, chunked framing)
@@ -38,6 +42,11 @@
 struct ssl_ctx_st;
 
 namespace stir::vs {
+
+// The most bytes one fetch reads for a body limit of `max_body_bytes`:
+// header (16 KiB) + chunk metadata (16 KiB) + body + trailers (20 KiB);
+// 68 KiB for the verifier's 16 KiB bodies.
+std::size_t max_fetch_bytes(std::size_t max_body_bytes);
 
 struct FetchPolicy {
   std::vector<std::uint16_t> allowed_ports = {443, 8443};
