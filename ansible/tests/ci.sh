@@ -7,7 +7,8 @@
 #   3. ansible-lint (production profile) and yamllint pass on ansible/;
 #   4. signing through HAProxy over mutual TLS works and the tokens verify
 #      (sks verify --from --to: x5u fetched from the TN-CR, chain to the
-#      test STI-PA root);
+#      test STI-PA root); both instances sign on the token p11-kit server
+#      serves (hsm_remote), each through its own connection;
 #   5. one sks instance is killed under ~200 req/s through HAProxy: HAProxy
 #      takes it out by its health check and requests keep succeeding; the
 #      failures before the check noticed are printed; site.yml starts it again;
@@ -179,6 +180,17 @@ for instance in sks1 sks2; do
   grep -q 'signing' "$STATE/$instance/log/$instance.log" || fail "$instance served no signing request through HAProxy"
 done
 log "both instances signed through HAProxy"
+
+# The fleet's token is the p11-kit server's (hsm_remote): both instances load
+# the client module, and the server holds a connection (a p11-kit-remote
+# process) for each of them.
+P11_PID=$(cat "$STATE/softhsm1/run/softhsm1-p11.pid")
+for instance in sks1 sks2; do
+  grep -q '^module = ".*/p11-kit-client.so"' "$STATE/$instance/etc/sks.toml" || fail "$instance does not load p11-kit-client.so"
+done
+REMOTES=$(pgrep -c -P "$P11_PID" -x p11-kit-remote || true)
+[ "$REMOTES" -ge 2 ] || fail "p11-kit server $P11_PID holds $REMOTES connection(s); both sks instances should hold one"
+log "both instances sign on the remote token: p11-kit server $P11_PID serves $REMOTES connection(s)"
 
 log "kill sks2 under load (~200 req/s through HAProxy for 10 s)"
 set +e
