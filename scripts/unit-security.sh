@@ -1,5 +1,5 @@
 #!/bin/sh
-# Renders the systemd units of the Ansible roles (sks, tn-cr) with the
+# Renders the systemd units of the Ansible roles (sks, tn-cr, hsm_remote) with the
 # roles' default values and scores them with
 # `systemd-analyze security --offline=yes` (systemd 252, Debian 12).
 # Fails when a unit scores above THRESHOLD (default 1.5; 0 is best, 10
@@ -30,6 +30,13 @@ units = {
         "tn_cr_binary": "/usr/local/bin/tn-cr", "tn_cr_config_dir": "/etc/tn-cr",
         "tn_cr_config_path": "/etc/tn-cr/tn-cr.toml",
         "tn_cr_repository_dir": "/var/lib/tn-cr/certs", "tn_cr_port": 8443}),
+    "sks-hsm-remote.service": ("hsm_remote/templates/hsm-remote.service.j2", {
+        "hsm_remote_service_name": "sks-hsm-remote", "hsm_remote_owner": "sks",
+        "hsm_remote_group": "sks", "hsm_remote_token_label": "sks",
+        "hsm_remote_provider_env": {"SOFTHSM2_CONF": "/var/lib/sks/softhsm/softhsm2.conf"},
+        "hsm_remote_argv": ["/usr/bin/p11-kit", "server", "-f", "-n", "/run/sks-hsm/token.sock",
+                            "--provider", "/usr/lib/softhsm/libsofthsm2.so", "pkcs11:token=sks"],
+        "hsm_remote_run_dir": "/run/sks-hsm", "hsm_remote_write_paths": ["/var/lib/sks/softhsm"]}),
 }
 env = jinja2.Environment(loader=jinja2.FileSystemLoader(roles), undefined=jinja2.StrictUndefined,
                          keep_trailing_newline=True)
@@ -39,7 +46,7 @@ for name, (template, values) in units.items():
 PY
 
 status=0
-for unit in sks.service tn-cr.service; do
+for unit in sks.service tn-cr.service sks-hsm-remote.service; do
   score=$(systemd-analyze security --offline=yes "$work/$unit" 2>/dev/null |
     sed -n 's/^.*Overall exposure level for .*: \([0-9.]*\).*$/\1/p')
   if [ -z "$score" ]; then

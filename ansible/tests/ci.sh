@@ -7,10 +7,13 @@
 #   3. ansible-lint (production profile) and yamllint pass on ansible/;
 #   4. signing through HAProxy over mutual TLS works and the tokens verify
 #      (sks verify --from --to: x5u fetched from the TN-CR, chain to the
-#      test STI-PA root);
+#      test STI-PA root); both instances sign on the token p11-kit server
+#      serves (hsm_remote), each through its own connection;
 #   5. one sks instance is killed under ~200 req/s through HAProxy: HAProxy
 #      takes it out by its health check and requests keep succeeding; the
 #      failures before the check noticed are printed; site.yml starts it again;
+#      a real Prometheus scraping both instances with monitoring/sks.rules.yml
+#      shows SksInstanceDown firing for it, and inactive again after;
 #   6. rotate.yml rotates the key across the fleet under >= 200 signing
 #      requests/s through HAProxy (mutual TLS), in two runs: the first stops
 #      before retire (the drain has not passed), tokens from before, during
@@ -185,6 +188,24 @@ for instance in sks1 sks2; do
 done
 log "both instances signed through HAProxy"
 
+# The fleet's token is the p11-kit server's (hsm_remote): both instances load
+# the client module, and the server holds a connection (a p11-kit-remote
+# process) for each of them.
+P11_PID=$(cat "$STATE/softhsm1/run/softhsm1-p11.pid")
+for instance in sks1 sks2; do
+  grep -q '^module = ".*/p11-kit-client.so"' "$STATE/$instance/etc/sks.toml" || fail "$instance does not load p11-kit-client.so"
+done
+REMOTES=$(pgrep -c -P "$P11_PID" -x p11-kit-remote || true)
+[ "$REMOTES" -ge 2 ] || fail "p11-kit server $P11_PID holds $REMOTES connection(s); both sks instances should hold one"
+log "both instances sign on the remote token: p11-kit server $P11_PID serves $REMOTES connection(s)"
+
+# A real Prometheus scrapes both instances with monitoring/sks.rules.yml:
+# the kill below must fire SksInstanceDown for sks2, and site.yml clear it.
+PROM=$ANSIBLE_DIR/../monitoring/prometheus.sh
+"$PROM" start "$STATE/prometheus" "$TLS/ca.pem" "$TLS/check.pem" "$TLS/check.key" \
+  127.0.0.1:9444 127.0.0.1:9445 || fail "Prometheus does not scrape both instances"
+"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9445 inactive 5 || fail "SksInstanceDown before the kill"
+
 log "kill sks2 under load (~200 req/s through HAProxy for 10 s)"
 set +e
 python3 "$HERE/load.py" --port 9440 --cert "$TLS/client.pem" --key "$TLS/client.key" \
@@ -198,11 +219,15 @@ set -e
 log "failed requests before HAProxy marked sks2 down: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["failed_before_marked_down"])' "$STATE/kill.json")"
 verify_identities "$STATE/signed-kill.jsonl" 100
 
+"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9445 firing 30 || fail "no SksInstanceDown for the killed sks2"
+
 log "site.yml --limit sks2 brings sks2 back"
 playbook site-heal site.yml --limit sks2
 [ "$RECAP_CHANGED" -ge 1 ] || fail "site.yml did not start sks2 again"
 curl -sS --fail --cacert "$TLS/ca.pem" --cert "$TLS/check.pem" --key "$TLS/check.key" \
   https://127.0.0.1:9445/readyz >/dev/null || fail "sks2 is not ready after site.yml"
+"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9445 inactive 30 || fail "SksInstanceDown stays after sks2 is back"
+"$PROM" stop "$STATE/prometheus"
 
 # ---- 6. key rotation across the fleet under load
 FLEET_CONFIG=$STATE/sks1/etc/fleet-rotation.toml

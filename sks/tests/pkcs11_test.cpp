@@ -1,5 +1,6 @@
 // The PKCS#11 layer against a real SoftHSM2 token.
 #include <atomic>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -55,6 +56,27 @@ CK_OBJECT_HANDLE private_handle(p11::SessionPool& pool, const std::string& label
   EXPECT_EQ(api->C_FindObjectsFinal(lease.handle()), CKR_OK);
   EXPECT_EQ(count, 1u);
   return handle;
+}
+
+// The module the suite runs against is the one it says: SoftHSM2 itself, or
+// (under the p11kit. prefix) p11-kit's client module talking to a p11-kit
+// server, which only then can be seen holding the connection.
+TEST_F(SoftHsmTest, RunsAgainstTheModuleChosen) {
+  CK_INFO info{};
+  ASSERT_EQ(module->api()->C_GetInfo(&info), CKR_OK);
+  const std::string description(reinterpret_cast<const char*>(info.libraryDescription),
+                                sizeof info.libraryDescription);
+  const std::string manufacturer(reinterpret_cast<const char*>(info.manufacturerID),
+                                 sizeof info.manufacturerID);
+  RecordProperty("module", manufacturer + " / " + description);
+  if (remote()) {
+    EXPECT_EQ(module->path(), remote_client_module());
+    EXPECT_EQ(manufacturer.find("SoftHSM"), std::string::npos) << manufacturer;
+  } else {
+    EXPECT_EQ(module->path(), STIR_SOFTHSM_MODULE);
+    EXPECT_NE(manufacturer.find("SoftHSM"), std::string::npos) << manufacturer;
+  }
+  std::printf("module: %s / %s\n", manufacturer.c_str(), description.c_str());
 }
 
 TEST_F(SoftHsmTest, GeneratesP256KeyThatCannotLeaveTheToken) {
