@@ -21,8 +21,17 @@ function(stir_add_test name)
     STIR_TESTVECTORS_DIR="${STIR_TESTVECTORS_DIR}"
     STIR_SOFTHSM_MODULE="${STIR_SOFTHSM_MODULE}"
     STIR_SKS_BINARY="$<TARGET_FILE:sks>")
-  # Escaped so a list of labels reaches ctest as one LABELS value.
-  string(REPLACE ";" "\\;" labels "${T_LABELS}")
-  gtest_discover_tests(${name} PROPERTIES LABELS "${labels}" TIMEOUT ${timeout}
-    DISCOVERY_TIMEOUT 30)
+  # The labels and timeout are set by a file ctest reads after the
+  # discovered tests, not through gtest_discover_tests' PROPERTIES: that
+  # path splits a list of labels into separate arguments at every level of
+  # quoting, so a second label and the TIMEOUT after it were silently lost
+  # (ctest fell back to its 1500 s default).
+  gtest_discover_tests(${name} TEST_LIST ${name}_TESTS DISCOVERY_TIMEOUT 30)
+  set(properties "${CMAKE_CURRENT_BINARY_DIR}/${name}_properties.cmake")
+  file(WRITE "${properties}"
+    "if(DEFINED ${name}_TESTS)\n"
+    "  set_tests_properties(\${${name}_TESTS} PROPERTIES\n"
+    "    LABELS [==[${T_LABELS}]==] TIMEOUT ${timeout})\n"
+    "endif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${properties}")
 endfunction()
