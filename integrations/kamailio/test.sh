@@ -176,7 +176,7 @@ clients = ["demo-sbc.example.net"]
 x5u_base = "$TNCR_URL"
 spc = "1234"
 subject = "/C=US/O=SKS Kamailio test"
-drain_s = 90
+drain_s = 150  # the floor: max_iat_skew_s 60 + 60 + 15 + 15
 TOML
 } >"$SKS_CONFIG"
 "$SKS" check-config --login >/dev/null
