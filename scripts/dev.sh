@@ -151,7 +151,7 @@ run_demo() {
     log "certificate: CSR signed in the token, issued by the test STI-CA"
     "$sks" keys csr --label "$label" --spc "$spc" --subject "/C=US/O=SKS Demo" \
       --out "$DEV/$label.csr"
-    "$ca" issue --dir "$DEV/pki" --csr "$DEV/$label.csr" --out "$chain.tmp"
+    "$ca" issue --dir "$DEV/pki" --csr "$DEV/$label.csr" --out "$chain.tmp" >/dev/null
     mv "$chain.tmp" "$chain"
   fi
   "$sks" keys install-cert --label "$label" --chain "$chain"
