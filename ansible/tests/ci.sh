@@ -14,6 +14,14 @@
 #      failures before the check noticed are printed; site.yml starts it again;
 #      a real Prometheus scraping both instances with monitoring/sks.rules.yml
 #      shows SksInstanceDown firing for it, and inactive again after;
+#   5b. the p11-kit server (the fleet's HSM) is killed with its process group
+#      under ~100 req/s through HAProxy: both instances answer 503 POL5003
+#      with Retry-After, HAProxy marks both down, SksTokenBreakerOpen fires;
+#      site.yml --limit softhsm1 starts the server again; signing comes back
+#      through HAProxy with the same sks processes, no request fails after
+#      the first one signed, every token of the run verifies, the alert
+#      clears; the time from the server's start to the first signed request
+#      is printed;
 #   6. rotate.yml rotates the key across the fleet under >= 200 signing
 #      requests/s through HAProxy (mutual TLS), in two runs: the first stops
 #      before retire (the drain has not passed), tokens from before, during
@@ -227,6 +235,125 @@ playbook site-heal site.yml --limit sks2
 curl -sS --fail --cacert "$TLS/ca.pem" --cert "$TLS/check.pem" --key "$TLS/check.key" \
   https://127.0.0.1:9445/readyz >/dev/null || fail "sks2 is not ready after site.yml"
 "$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9445 inactive 30 || fail "SksInstanceDown stays after sks2 is back"
+
+# ---- 5b. the HSM goes away under load, and comes back (issue 19)
+# The p11-kit server and its p11-kit-remote children (one process group:
+# start-stop-daemon --background starts it in a session of its own, whose
+# leader exits at once, so the group's id is not the server's pid) are
+# killed under signing load through HAProxy. Every instance must then answer
+# 503 POL5003 with Retry-After, HAProxy must mark both down (/readyz), and
+# Prometheus fire SksTokenBreakerOpen. site.yml --limit softhsm1 starts the
+# server again, as an operator would; signing must come back through HAProxy
+# with the same sks processes, no request may fail after the first signed
+# one, and every token signed in the run must verify at its own x5u.
+P11_PIDFILE=$STATE/softhsm1/run/softhsm1-p11.pid
+P11_PID=$(cat "$P11_PIDFILE")
+P11_PGID=$(ps -o pgid= -p "$P11_PID" | tr -d ' ')
+[ -n "$P11_PGID" ] && [ "$P11_PGID" != "$(ps -o pgid= -p $$ | tr -d ' ')" ] ||
+  fail "p11-kit server $P11_PID has no process group of its own"
+[ "$(pgrep -g "$P11_PGID" -x p11-kit-remote | wc -l)" -ge 2 ] ||
+  fail "the p11-kit-remote processes are not in the server's process group $P11_PGID"
+proc_id() { # pidfile: "pid start-time" of the live process
+  local pid
+  pid=$(cat "$1")
+  echo "$pid $(cut -d' ' -f22 "/proc/$pid/stat")"
+}
+SKS_BEFORE="$(proc_id "$STATE/sks1/run/sks1.pid") $(proc_id "$STATE/sks2/run/sks2.pid")"
+haproxy_state() { # "sks1=UP sks2=DOWN" from HAProxy's stats CSV
+  python3 - <<'PY'
+import csv, io, urllib.request
+with urllib.request.urlopen("http://127.0.0.1:9441/;csv", timeout=2) as r:
+    rows = csv.DictReader(io.StringIO(r.read().decode().lstrip("# ")))
+    print(" ".join(r["svname"] + "=" + r["status"].split()[0] for r in rows
+                   if r["pxname"] == "sks" and r["svname"] in ("sks1", "sks2")))
+PY
+}
+wait_for() { # SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.1 s until it succeeds
+  local seconds=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "after $seconds s: $what"
+    sleep 0.1
+  done
+}
+lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
+refused_while_token_gone() { # port: signing answers 503 POL5003 with Retry-After
+  local code
+  code=$(curl -sS -o "$STATE/hsm-503-$1.body" -D "$STATE/hsm-503-$1.headers" -w '%{http_code}' \
+    --cacert "$TLS/ca.pem" --cert "$TLS/client.pem" --key "$TLS/client.key" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json' \
+    --data "{\"signingRequest\":{\"attest\":\"A\",\"dest\":{\"tn\":[\"12155550199\"]},\"iat\":$(date +%s),\"orig\":{\"tn\":\"12155550121\"}}}" \
+    "https://127.0.0.1:$1/stir/v1/signing" 2>/dev/null) || return 1
+  [ "$code" = 503 ] && grep -q POL5003 "$STATE/hsm-503-$1.body" && grep -qi '^retry-after: 1' "$STATE/hsm-503-$1.headers"
+}
+haproxy_is() { [ "$(haproxy_state)" = "sks1=$1 sks2=$1" ]; }
+[ "$(haproxy_state)" = "sks1=UP sks2=UP" ] || fail "HAProxy before the HSM kill: $(haproxy_state)"
+
+HSM_STOP=$STATE/hsm-load.stop
+HSM_SIGNED=$STATE/signed-hsm.jsonl
+HSM_RESULTS=$STATE/results-hsm.jsonl
+log "kill p11-kit server $P11_PID (process group $P11_PGID: $(pgrep -g "$P11_PGID" | wc -l) processes) under ~100 signing requests/s through HAProxy"
+python3 "$HERE/load.py" --port 9440 --cert "$TLS/client.pem" --key "$TLS/client.key" \
+  --ca "$TLS/ca.pem" --rate 100 --workers 8 --until-file "$HSM_STOP" \
+  --identities "$HSM_SIGNED" --results "$HSM_RESULTS" >"$STATE/hsm-load.json" &
+LOAD_PID=$!
+wait_for 30 "no signed request through HAProxy before the HSM kill" eval '[ "$(lines "$HSM_SIGNED")" -ge 100 ]'
+HSM_KILLED=$(date +%s.%N)
+kill -KILL -- "-$P11_PGID"
+wait_for 10 "p11-kit server's process group still has processes" eval '! pgrep -g "$P11_PGID" >/dev/null'
+for port in 9444 9445; do
+  wait_for 30 "127.0.0.1:$port does not answer 503 POL5003 with Retry-After: 1" refused_while_token_gone "$port"
+done
+log "both instances answer 503 POL5003 with Retry-After: 1 ($(head -c 200 "$STATE/hsm-503-9444.body"))"
+wait_for 30 "HAProxy does not mark both instances down: $(haproxy_state)" haproxy_is DOWN
+log "HAProxy: $(haproxy_state) ($(python3 -c 'import sys,time; print(round(time.time() - float(sys.argv[1]), 2))' "$HSM_KILLED") s after the kill)"
+for port in 9444 9445; do
+  "$PROM" alert "$STATE/prometheus" SksTokenBreakerOpen "127.0.0.1:$port" firing 30 || fail "no SksTokenBreakerOpen for 127.0.0.1:$port"
+done
+
+log "site.yml --limit softhsm1 starts the p11-kit server again"
+playbook hsm-heal site.yml --limit softhsm1
+[ "$RECAP_CHANGED" -ge 1 ] || fail "site.yml did not start the p11-kit server again"
+[ "$(cat "$P11_PIDFILE")" != "$P11_PID" ] || fail "the p11-kit server's pidfile still names $P11_PID"
+# The HSM is back from the moment start-stop-daemon wrote the new pidfile.
+HSM_BACK=$(python3 -c 'import os,sys; print(os.stat(sys.argv[1]).st_mtime)' "$P11_PIDFILE")
+wait_for 60 "HAProxy does not mark both instances up again: $(haproxy_state)" haproxy_is UP
+HSM_UP=$(date +%s.%N)
+AFTER=$(($(lines "$HSM_SIGNED") + 200))
+wait_for 30 "signing through HAProxy does not go on after the HSM came back" eval '[ "$(lines "$HSM_SIGNED")" -ge "$AFTER" ]'
+touch "$HSM_STOP"
+rc=0
+wait "$LOAD_PID" || rc=$?
+LOAD_PID=
+cat "$STATE/hsm-load.json" >&2
+[ "$rc" -eq 0 ] || fail "the load during the HSM outage failed (nothing signed?)"
+[ "$(proc_id "$STATE/sks1/run/sks1.pid") $(proc_id "$STATE/sks2/run/sks2.pid")" = "$SKS_BEFORE" ] ||
+  fail "an sks instance was restarted during the HSM outage"
+python3 - "$HSM_RESULTS" "$HSM_KILLED" "$HSM_BACK" "$HSM_UP" <<'PY' >&2 || fail "requests failed after signing came back"
+import collections, json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+killed, back, up = map(float, sys.argv[2:5])
+first = min((r for r in rows if r["ok"] and r["start"] >= back), key=lambda r: r["end"], default=None)
+if first is None:
+    sys.exit("no signed request after the HSM came back")
+kinds = collections.Counter(r["detail"].split(":")[0][:40] for r in rows if not r["ok"])
+after = [r for r in rows if not r["ok"] and r["start"] >= first["end"]]
+print(f"HSM outage: {len(rows)} requests, {sum(r['ok'] for r in rows)} signed, "
+      f"{len(rows) - sum(r['ok'] for r in rows)} failed ({dict(kinds)}); "
+      f"{sum(1 for r in rows if r['ok'] and r['start'] < killed)} signed before the kill, "
+      f"{sum(1 for r in rows if r['ok'] and r['start'] >= first['end'])} after the recovery")
+print(f"HSM outage: the server was gone {back - killed:.2f} s; first request signed through HAProxy "
+      f"{first['end'] - back:.2f} s after the p11-kit server started; HAProxy saw both instances up "
+      f"{up - back:.2f} s after it")
+if after:
+    sys.exit(f"{len(after)} request(s) failed after the first one signed: {after[:3]}")
+PY
+log "signing came back without restarting sks1 or sks2 (pids $SKS_BEFORE)"
+for port in 9444 9445; do
+  "$PROM" alert "$STATE/prometheus" SksTokenBreakerOpen "127.0.0.1:$port" inactive 30 || fail "SksTokenBreakerOpen stays for 127.0.0.1:$port"
+done
+verify_identities "$HSM_SIGNED" 1
 "$PROM" stop "$STATE/prometheus"
 
 # ---- 6. key rotation across the fleet under load

@@ -43,6 +43,8 @@ def parse_args():
     p.add_argument("--server", help="server name to watch in the stats")
     p.add_argument("--identities", help="write signed identities here (JSON lines)")
     p.add_argument("--until-file", help="run until this file exists (instead of --duration)")
+    p.add_argument("--results", help="write every request's outcome here (JSON lines: wall-clock "
+                   "start and end, ok, detail), as it ends")
     p.add_argument("--expect-no-failures", action="store_true")
     return p.parse_args()
 
@@ -57,6 +59,7 @@ class Run:
         self.stop_checked = 0.0
         self.stopped = False
         self.out = open(args.identities, "w") if args.identities else None
+        self.results_out = open(args.results, "w") if args.results else None
         self.results = []  # (t, ok, detail)
         self.identities = []
         self.kill_time = None
@@ -78,9 +81,13 @@ class Run:
             self.next_index += 1
             return i
 
-    def record(self, t, ok, detail, identity=None):
+    def record(self, t, ok, detail, identity=None, wall=None):
         with self.lock:
             self.results.append((t, ok, detail))
+            if self.results_out is not None:
+                self.results_out.write(json.dumps({"start": wall, "end": time.time(), "ok": ok,
+                                                   "detail": detail}) + "\n")
+                self.results_out.flush()
             if identity is not None:
                 self.identities.append(identity)
                 if self.out is not None:
@@ -110,6 +117,7 @@ def worker(run, ctx):
         body = json.dumps({"signingRequest": {"attest": "A", "dest": {"tn": [dest]},
                                               "iat": iat, "orig": {"tn": orig}}})
         t = time.monotonic() - run.start
+        wall = time.time()
         try:
             if conn is None:
                 conn = http.client.HTTPSConnection(args.host, args.port, context=ctx, timeout=5)
@@ -118,13 +126,13 @@ def worker(run, ctx):
             resp = conn.getresponse()
             data = resp.read()
             if resp.status != 200:
-                run.record(t, False, "HTTP %d %s" % (resp.status, data[:200]))
+                run.record(t, False, "HTTP %d %s" % (resp.status, data[:200]), wall=wall)
                 continue
             identity = json.loads(data)["signingResponse"]["identity"]
             run.record(t, True, "", {"identity": identity, "orig": orig, "dest": dest,
-                                     "iat": iat, "t": round(t, 3)})
+                                     "iat": iat, "t": round(t, 3)}, wall=wall)
         except Exception as e:  # any failure counts; reconnect for the next one
-            run.record(t, False, "%s: %s" % (type(e).__name__, e))
+            run.record(t, False, "%s: %s" % (type(e).__name__, e), wall=wall)
             if conn is not None:
                 conn.close()
             conn = None
@@ -207,6 +215,8 @@ def main():
     summary["x5u"] = x5u
     if run.out is not None:
         run.out.close()
+    if run.results_out is not None:
+        run.results_out.close()
     print(json.dumps(summary))
     return 0 if ok else 1
 
