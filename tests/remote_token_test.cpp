@@ -28,7 +28,7 @@
 #include <thread>
 
 #include "rotation_fixture.h"
-#include "stir/verifier/verifier.h"
+#include "stack_verifier.h"
 
 namespace stir::testing {
 namespace {
@@ -42,13 +42,6 @@ std::string toml_string(const std::string& text, const std::string& name) {
   const std::regex pattern("(^|\n)" + name + R"re( = ['"]([^'"]*)['"])re");
   if (!std::regex_search(text, match, pattern)) return "";
   return match[2];
-}
-
-std::string info_of(const std::string& identity) {
-  const auto start = identity.find(";info=<");
-  if (start == std::string::npos) return "";
-  const auto end = identity.find('>', start);
-  return end == std::string::npos ? "" : identity.substr(start + 7, end - start - 7);
 }
 
 // What one signing request got back.
@@ -210,12 +203,7 @@ class RemoteTokenTest : public RotationStackTest {
   }
 
   vs::VerifierConfig verifier_config() const {
-    vs::VerifierConfig v;
-    v.trust_anchor_files = {dir.path() + "/pki/root.pem"};
-    v.tls_ca_file = dir.path() + "/tls/server-ca.pem";
-    v.allow_loopback = true;
-    v.allowed_ports = {static_cast<std::uint16_t>(tncr_port)};
-    return v;
+    return stack_verifier_config(dir.path(), tncr_port);
   }
 
   static Answer sign(httplib::SSLClient& client, const std::string& orig) {

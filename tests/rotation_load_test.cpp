@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "rotation_fixture.h"
-#include "stir/verifier/verifier.h"
+#include "stack_verifier.h"
 
 namespace stir::testing {
 namespace {
@@ -33,22 +33,10 @@ struct Signed {
   Clock::time_point at;
 };
 
-std::string info_of(const std::string& identity) {
-  const auto start = identity.find(";info=<");
-  if (start == std::string::npos) return "";
-  const auto end = identity.find('>', start);
-  return end == std::string::npos ? "" : identity.substr(start + 7, end - start - 7);
-}
-
 class RotationLoadTest : public RotationStackTest {
  protected:
   vs::VerifierConfig verifier_config() const {
-    vs::VerifierConfig v;
-    v.trust_anchor_files = {dir.path() + "/pki/root.pem"};
-    v.tls_ca_file = dir.path() + "/tls/server-ca.pem";
-    v.allow_loopback = true;
-    v.allowed_ports = {static_cast<std::uint16_t>(tncr_port)};
-    return v;
+    return stack_verifier_config(dir.path(), tncr_port);
   }
 
   static std::string verify(vs::Verifier& verifier, const Signed& s) {

@@ -46,7 +46,7 @@
 #include <thread>
 
 #include "rotation_fixture.h"
-#include "stir/verifier/verifier.h"
+#include "stack_verifier.h"
 
 namespace stir::testing {
 namespace {
@@ -139,12 +139,7 @@ class Prober {
 class ObservedRotationTest : public RotationStackTest {
  protected:
   vs::VerifierConfig verifier_config() const {
-    vs::VerifierConfig v;
-    v.trust_anchor_files = {dir.path() + "/pki/root.pem"};
-    v.tls_ca_file = dir.path() + "/tls/server-ca.pem";
-    v.allow_loopback = true;
-    v.allowed_ports = {static_cast<std::uint16_t>(tncr_port)};
-    return v;
+    return stack_verifier_config(dir.path(), tncr_port);
   }
 
   void TearDown() override {
