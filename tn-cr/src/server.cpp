@@ -134,24 +134,9 @@ class ChainCache {
   std::unordered_map<std::string, std::shared_ptr<const CachedChain>> chains_;
 };
 
-// The request target as a log field: printable ASCII kept, other bytes
-// escaped, length bounded, so no request can forge or flood a log line.
-std::string loggable(std::string_view text) {
-  constexpr std::size_t kMax = 200;
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c > 0x20 && c < 0x7f && c != '\\' && c != '"') {
-      out += static_cast<char>(c);
-    } else {
-      char escaped[5];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-      out += escaped;
-    }
-  }
-  if (text.size() > kMax) out += "...(" + std::to_string(text.size()) + " bytes)";
-  return out.empty() ? "-" : out;
-}
+// Log fields go through stir::http::loggable: printable ASCII kept, other
+// bytes escaped, length bounded, so no request can forge or flood a line.
+using stir::http::loggable;
 
 stir::http::Response error_response(int status, const std::string& text) {
   auto response = stir::http::Response::text(status, text + "\n", "text/plain; charset=utf-8");
