@@ -163,21 +163,27 @@ void with_manager(const Context& context, bool with_token, Body body) {
   body(config, manager);
 }
 
-}  // namespace
+using Options = std::shared_ptr<RotateOptions>;
 
-void add_rotate_commands(CLI::App& rotate, Context& context) {
-  auto o = std::make_shared<RotateOptions>();
-  auto command = [&rotate, &context, o](const char* name, const char* help, bool profile_option) {
-    auto* c = rotate.add_subcommand(name, help);
-    add_config_option(c, context);
-    if (profile_option) {
-      c->add_option("--profile", o->profile,
-                    "signing profile (default: the only one with [profile.rotation])");
-    }
-    c->add_flag("--json", o->json, "machine-readable output");
-    return c;
+// A `sks rotate` subcommand with --config, --json and (profile_option)
+// --profile.
+CLI::App* add_command(CLI::App& rotate, Context& context, const Options& o, const char* name,
+                      const char* help, bool profile_option) {
+  auto* c = rotate.add_subcommand(name, help);
+  add_config_option(c, context);
+  if (profile_option) {
+    c->add_option("--profile", o->profile,
+                  "signing profile (default: the only one with [profile.rotation])");
+  }
+  c->add_flag("--json", o->json, "machine-readable output");
+  return c;
+}
+
+// status and plan: read only.
+void add_inspect_commands(CLI::App& rotate, Context& context, const Options& o) {
+  auto command = [&rotate, &context, &o](const char* name, const char* help, bool profile_option) {
+    return add_command(rotate, context, o, name, help, profile_option);
   };
-
   command("status", "every key of every profile: state, x5u, validity, next step and when", true)
       ->callback([&context, o] {
         with_manager(context, false, [o](const Config&, rotation::Manager& m) {
@@ -190,6 +196,13 @@ void add_rotate_commands(CLI::App& rotate, Context& context) {
           print(m.run(profile_of(c, *o), true), o->json);
         });
       });
+}
+
+// One rotation step each, in their order.
+void add_step_commands(CLI::App& rotate, Context& context, const Options& o) {
+  auto command = [&rotate, &context, &o](const char* name, const char* help, bool profile_option) {
+    return add_command(rotate, context, o, name, help, profile_option);
+  };
   auto* start = command("start", "generate a new key in the token and its CSR", true);
   start->add_flag("--reuse-key", o->reuse_key,
                   "renew the certificate of the active key instead (a new URL, same key)");
@@ -220,6 +233,13 @@ void add_rotate_commands(CLI::App& rotate, Context& context) {
           print(m.activate(profile_of(c, *o)), o->json);
         });
       });
+}
+
+// Taking a key out: after its drain, or at once.
+void add_withdraw_commands(CLI::App& rotate, Context& context, const Options& o) {
+  auto command = [&rotate, &context, &o](const char* name, const char* help, bool profile_option) {
+    return add_command(rotate, context, o, name, help, profile_option);
+  };
   auto* retire =
       command("retire", "unpublish the drained key's chain once the drain has passed", true);
   retire->add_flag("--force", o->force,
@@ -252,6 +272,13 @@ void add_rotate_commands(CLI::App& rotate, Context& context) {
       print(m.compromise(o->key, o->force), o->json);
     });
   });
+}
+
+// The fleet: adopt the controller's state; run every due step.
+void add_fleet_commands(CLI::App& rotate, Context& context, const Options& o) {
+  auto command = [&rotate, &context, &o](const char* name, const char* help, bool profile_option) {
+    return add_command(rotate, context, o, name, help, profile_option);
+  };
   auto* adopt = command("adopt",
                         "take the fleet controller's rotation state as this instance's, once its "
                         "active keys are in the token and their x5u are served",
@@ -268,6 +295,17 @@ void add_rotate_commands(CLI::App& rotate, Context& context) {
           print(m.run(o->profile, false), o->json);
         });
       });
+}
+
+}  // namespace
+
+void add_rotate_commands(CLI::App& rotate, Context& context) {
+  // One set of option values: CLI11 runs one subcommand per invocation.
+  const auto o = std::make_shared<RotateOptions>();
+  add_inspect_commands(rotate, context, o);
+  add_step_commands(rotate, context, o);
+  add_withdraw_commands(rotate, context, o);
+  add_fleet_commands(rotate, context, o);
 }
 
 }  // namespace sks::cli

@@ -392,67 +392,86 @@ void Manager::record_drains(RotationState& state, const std::vector<InstanceView
   if (changed) file_.write_exact(state);
 }
 
+namespace {
+
+// The instances not yet running `generation`, by name ("a, b").
+std::string behind_names(const std::vector<InstanceView>& views, std::int64_t generation) {
+  std::string names;
+  for (const auto& v : views) {
+    if (!v.current(generation)) names += (names.empty() ? "" : ", ") + v.name;
+  }
+  return names;
+}
+
+}  // namespace
+
+bool Manager::ask_reload(const RotationState& state, const std::vector<InstanceView>& views,
+                         int attempt, std::vector<Action>& out) {
+  const RotationConfig& r = config_.rotation;
+  if (r.reload_command.empty()) {
+    bool sent = false;
+    for (const auto& v : views) {
+      if (v.local && v.reachable && !v.current(state.generation) && v.pid > 0) {
+        sent = ::kill(v.pid, SIGHUP) == 0 || sent;
+      }
+    }
+    return sent;
+  }
+  std::string failure;
+  try {
+    const StepResult result =
+        run_step("reload", r.reload_command, {}, std::chrono::seconds(r.step_timeout_s));
+    if (result.exit_code != 0) {
+      failure = "exit " + std::to_string(result.exit_code) +
+                (result.output.empty() ? "" : ": " + result.output);
+    }
+  } catch (const Error& e) {
+    failure = e.what();
+  }
+  if (failure.empty()) return true;
+  while (!failure.empty() && failure.back() == '\n') failure.pop_back();
+  out.push_back(
+      {"", 0, "", "reload", false,
+       "the reload command failed (attempt " + std::to_string(attempt) + " of 3): " + failure});
+  return false;
+}
+
+std::vector<InstanceView> Manager::await_generation(std::int64_t generation,
+                                                    std::int64_t asked) const {
+  // Read them again until they run the generation, report a failed reload,
+  // or the time is up.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config_.rotation.observe_timeout_s);
+  for (;;) {
+    std::vector<InstanceView> views = observe_instances(config_);
+    bool waiting = false;
+    bool failed = false;
+    for (const auto& v : views) {
+      if (v.current(generation)) continue;
+      waiting = true;
+      failed = failed || (v.reachable && !v.reload_ok && v.reload_time >= asked);
+    }
+    if (!waiting || failed || std::chrono::steady_clock::now() >= deadline) return views;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 std::vector<InstanceView> Manager::reconcile(RotationState& state, std::vector<Action>& out) {
   const RotationConfig& r = config_.rotation;
   std::vector<InstanceView> views = observe_instances(config_);
-  auto behind_names = [&] {
-    std::string names;
-    for (const auto& v : views) {
-      if (!v.current(state.generation)) names += (names.empty() ? "" : ", ") + v.name;
-    }
-    return names;
-  };
-  for (int attempt = 1; attempt <= 3 && !behind_names().empty(); ++attempt) {
-    const std::string names = behind_names();
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    const std::string names = behind_names(views, state.generation);
+    if (names.empty()) break;
     const std::int64_t asked = static_cast<std::int64_t>(std::time(nullptr));
-    if (!r.reload_command.empty()) {
-      std::string failure;
-      try {
-        const StepResult result =
-            run_step("reload", r.reload_command, {}, std::chrono::seconds(r.step_timeout_s));
-        if (result.exit_code != 0) {
-          failure = "exit " + std::to_string(result.exit_code) +
-                    (result.output.empty() ? "" : ": " + result.output);
-        }
-      } catch (const Error& e) {
-        failure = e.what();
-      }
-      if (!failure.empty()) {
-        while (!failure.empty() && failure.back() == '\n') failure.pop_back();
-        out.push_back({"", 0, "", "reload", false,
-                       "the reload command failed (attempt " + std::to_string(attempt) +
-                           " of 3): " + failure});
-        continue;
-      }
-    } else {
-      bool sent = false;
-      for (const auto& v : views) {
-        if (v.local && v.reachable && !v.current(state.generation) && v.pid > 0) {
-          sent = ::kill(v.pid, SIGHUP) == 0 || sent;
-        }
-      }
-      if (!sent) break;  // no way to reload them: named below
+    if (!ask_reload(state, views, attempt, out)) {
+      if (r.reload_command.empty()) break;  // no way to reload them: named below
+      continue;
     }
     out.push_back({"", 0, "", "reload", true,
                    "told " + names + " to load rotation state generation " +
                        std::to_string(state.generation) + " (attempt " + std::to_string(attempt) +
                        " of 3)"});
-    // Read them again until they run the generation, report a failed
-    // reload, or the time is up.
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(r.observe_timeout_s);
-    for (;;) {
-      views = observe_instances(config_);
-      bool waiting = false;
-      bool failed = false;
-      for (const auto& v : views) {
-        if (v.current(state.generation)) continue;
-        waiting = true;
-        failed = failed || (v.reachable && !v.reload_ok && v.reload_time >= asked);
-      }
-      if (!waiting || failed || std::chrono::steady_clock::now() >= deadline) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    views = await_generation(state.generation, asked);
   }
   for (const auto& v : views) {
     if (v.current(state.generation)) continue;
@@ -763,29 +782,22 @@ std::vector<Action> Manager::destroy(const std::string& profile, const std::stri
   return out;
 }
 
-std::vector<Action> Manager::compromise(const std::string& label, bool force) {
-  RotationState state = begin();
-  std::vector<Action> out;
-  // Profiles without rotation sign with their config's key: they stop only
-  // through the state's list of compromised keys.
+namespace {
+
+// Profiles without rotation that sign with `label` from their config.
+std::vector<const SigningProfile*> fixed_profiles(const Config& config, const std::string& label) {
   std::vector<const SigningProfile*> fixed;
-  std::string fixed_names;
-  for (const auto& p : config_.profiles) {
-    if (!p.rotation.enabled && p.key == label) {
-      fixed.push_back(&p);
-      fixed_names += (fixed_names.empty() ? "'" : ", '") + p.name + "'";
-    }
+  for (const auto& p : config.profiles) {
+    if (!p.rotation.enabled && p.key == label) fixed.push_back(&p);
   }
-  const bool listed = std::find(state.compromised_keys.begin(), state.compromised_keys.end(),
-                                label) != state.compromised_keys.end();
-  if (!fixed.empty() && !force && !listed) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "key '" + label + "' is also signed with by profile(s) " + fixed_names +
-                    " (no [profile.rotation]); they would keep signing with it while its URL is "
-                    "unpublished, and every such call would fail verification. Add --force to stop "
-                    "them too (their requests fail with 503 until their config names another key "
-                    "and the servers reload), or give them another key first; nothing changed");
-  }
+  return fixed;
+}
+
+}  // namespace
+
+std::vector<std::string> Manager::mark_compromised(RotationState& state, const std::string& label,
+                                                   const std::vector<const SigningProfile*>& fixed,
+                                                   bool listed, std::vector<Action>& out) {
   // A key the config names but the state does not know (from before
   // rotation): recorded, so the server drops it too.
   for (const auto& p : config_.profiles) {
@@ -817,6 +829,98 @@ std::vector<Action> Manager::compromise(const std::string& label, bool force) {
                          "another key"});
     }
   }
+  return affected;
+}
+
+bool Manager::revoke_serial(const std::string& profile, const std::string& label,
+                            const std::string& serial, const std::string& x5u,
+                            std::set<std::string>& revoked, std::vector<Action>& out) {
+  if (serial.empty()) {
+    out.push_back(
+        {profile, 0, label, "revoke", false,
+         "no certificate serial is known for key '" + label + "' (profile '" + profile +
+             "'): revocation must be asked for by hand: read the serial of the certificate " +
+             "published at " + (x5u.empty() ? std::string("its x5u") : x5u) +
+             " (`openssl x509 -noout -serial -issuer -in CHAIN.pem` on the chain you "
+             "installed, or a verifier's cached copy) and ask the STI-CA that issued it to "
+             "revoke it (reason keyCompromise)"});
+    return false;
+  }
+  if (revoked.count(serial)) return false;
+  revoked.insert(serial);
+  const RotationConfig& r = config_.rotation;
+  if (r.revoke_command.empty()) {
+    out.push_back({profile, 0, label, "revoke", false,
+                   "no rotation.revoke_command: ask the STI-CA to revoke serial " + serial +
+                       " (reason keyCompromise)"});
+    return false;
+  }
+  require_step("revoke", r.revoke_command,
+               {{"serial", serial}, {"label", label}, {"profile", profile}},
+               std::chrono::seconds(r.step_timeout_s));
+  out.push_back({profile, 0, label, "revoke", true, "certificate " + serial + " revoked"});
+  return true;
+}
+
+void Manager::withdraw_compromised(RotationState& state, const std::string& label,
+                                   const std::vector<const SigningProfile*>& fixed, bool listed,
+                                   const std::string& still, std::vector<Action>& out) {
+  const RotationConfig& r = config_.rotation;
+  std::set<std::string> revoked;
+  for (auto& [name, p] : state.profiles) {
+    for (auto& k : p.keys) {
+      if (k.label != label || k.state != KeyState::kCompromised) continue;
+      if (!k.unpublished && !k.name.empty() && !r.unpublish_command.empty()) {
+        require_step("unpublish", r.unpublish_command,
+                     {{"name", k.name}, {"x5u", k.x5u}, {"label", k.label}, {"profile", name}},
+                     std::chrono::seconds(r.step_timeout_s), {66});
+        k.unpublished = true;
+        save(state);
+        out.push_back(
+            {name, k.id, k.label, "unpublish", true,
+             k.x5u + " unpublished" +
+                 (still.empty() ? "" : " (--force: " + still + " may still sign with it)")});
+      }
+      if (!k.revoked && revoke_serial(name, label, k.serial, k.x5u, revoked, out)) {
+        k.revoked = true;
+        save(state);
+      }
+    }
+  }
+  const x509::KeyCertificates store(config_.certificates.dir);
+  for (const auto* p : fixed) {
+    if (!p->x5u.empty() && !r.unpublish_command.empty() && !listed) {
+      const std::string name = p->x5u.substr(p->x5u.rfind('/') + 1);
+      require_step("unpublish", r.unpublish_command,
+                   {{"name", name}, {"x5u", p->x5u}, {"label", label}, {"profile", p->name}},
+                   std::chrono::seconds(r.step_timeout_s), {66});
+      out.push_back({p->name, 0, label, "unpublish", true, p->x5u + " unpublished"});
+    }
+    std::string serial;
+    if (store.chain_pem(label)) serial = store.show(label).serial;
+    if (!listed) revoke_serial(p->name, label, serial, p->x5u, revoked, out);
+  }
+}
+
+std::vector<Action> Manager::compromise(const std::string& label, bool force) {
+  RotationState state = begin();
+  std::vector<Action> out;
+  // Profiles without rotation sign with their config's key: they stop only
+  // through the state's list of compromised keys.
+  const std::vector<const SigningProfile*> fixed = fixed_profiles(config_, label);
+  const bool listed = std::find(state.compromised_keys.begin(), state.compromised_keys.end(),
+                                label) != state.compromised_keys.end();
+  if (!fixed.empty() && !force && !listed) {
+    std::string names;
+    for (const auto* p : fixed) names += (names.empty() ? "'" : ", '") + p->name + "'";
+    throw Error(ErrorCode::kInvalidArgument,
+                "key '" + label + "' is also signed with by profile(s) " + names +
+                    " (no [profile.rotation]); they would keep signing with it while its URL is "
+                    "unpublished, and every such call would fail verification. Add --force to stop "
+                    "them too (their requests fail with 503 until their config names another key "
+                    "and the servers reload), or give them another key first; nothing changed");
+  }
+  const std::vector<std::string> affected = mark_compromised(state, label, fixed, listed, out);
   if (!listed || !out.empty()) {
     save(state);  // first: the next reload drops the key
     fault_point("after-compromise-mark");
@@ -846,69 +950,7 @@ std::vector<Action> Manager::compromise(const std::string& label, bool force) {
     out.push_back(std::move(a));
     return out;
   }
-  const RotationConfig& r = config_.rotation;
-  std::set<std::string> revoked_serials;
-  auto revoke = [&](const std::string& name, const std::string& serial, const std::string& x5u,
-                    bool already) {
-    if (already || serial.empty() || revoked_serials.count(serial)) {
-      if (serial.empty()) {
-        out.push_back(
-            {name, 0, label, "revoke", false,
-             "no certificate serial is known for key '" + label + "' (profile '" + name +
-                 "'): revocation must be asked for by hand: read the serial of the certificate " +
-                 "published at " + (x5u.empty() ? std::string("its x5u") : x5u) +
-                 " (`openssl x509 -noout -serial -issuer -in CHAIN.pem` on the chain you "
-                 "installed, or a verifier's cached copy) and ask the STI-CA that issued it to "
-                 "revoke it (reason keyCompromise)"});
-      }
-      return false;
-    }
-    revoked_serials.insert(serial);
-    if (r.revoke_command.empty()) {
-      out.push_back({name, 0, label, "revoke", false,
-                     "no rotation.revoke_command: ask the STI-CA to revoke serial " + serial +
-                         " (reason keyCompromise)"});
-      return false;
-    }
-    require_step("revoke", r.revoke_command,
-                 {{"serial", serial}, {"label", label}, {"profile", name}},
-                 std::chrono::seconds(r.step_timeout_s));
-    out.push_back({name, 0, label, "revoke", true, "certificate " + serial + " revoked"});
-    return true;
-  };
-  for (auto& [name, p] : state.profiles) {
-    for (auto& k : p.keys) {
-      if (k.label != label || k.state != KeyState::kCompromised) continue;
-      if (!k.unpublished && !k.name.empty() && !r.unpublish_command.empty()) {
-        require_step("unpublish", r.unpublish_command,
-                     {{"name", k.name}, {"x5u", k.x5u}, {"label", k.label}, {"profile", name}},
-                     std::chrono::seconds(r.step_timeout_s), {66});
-        k.unpublished = true;
-        save(state);
-        out.push_back(
-            {name, k.id, k.label, "unpublish", true,
-             k.x5u + " unpublished" +
-                 (still.empty() ? "" : " (--force: " + still + " may still sign with it)")});
-      }
-      if (!k.revoked && revoke(name, k.serial, k.x5u, k.revoked)) {
-        k.revoked = true;
-        save(state);
-      }
-    }
-  }
-  const x509::KeyCertificates store(config_.certificates.dir);
-  for (const auto* p : fixed) {
-    if (!p->x5u.empty() && !r.unpublish_command.empty() && !listed) {
-      const std::string name = p->x5u.substr(p->x5u.rfind('/') + 1);
-      require_step("unpublish", r.unpublish_command,
-                   {{"name", name}, {"x5u", p->x5u}, {"label", label}, {"profile", p->name}},
-                   std::chrono::seconds(r.step_timeout_s), {66});
-      out.push_back({p->name, 0, label, "unpublish", true, p->x5u + " unpublished"});
-    }
-    std::string serial;
-    if (store.chain_pem(label)) serial = store.show(label).serial;
-    if (!listed) revoke(p->name, serial, p->x5u, false);
-  }
+  withdraw_compromised(state, label, fixed, listed, still, out);
   for (const auto& name : affected) {
     out.push_back({name, 0, "", "next", false,
                    "profile '" + name +
@@ -918,6 +960,106 @@ std::vector<Action> Manager::compromise(const std::string& label, bool force) {
   }
   if (state.generation != reconciled) reconcile(state, out);
   return out;
+}
+
+void Manager::report_orphans(RotationState& state, std::vector<Action>& out) const {
+  for (const auto& name : orphans(config_, state)) {
+    std::string keys;
+    for (const auto& k : state.profiles[name].keys) {
+      if (k.state == KeyState::kDestroyed) continue;
+      keys += (keys.empty() ? "" : ", ") + k.label + " " + std::string(to_string(k.state)) +
+              (is_live(k.state) ? " at " + k.x5u : "");
+    }
+    if (keys.empty()) continue;
+    out.push_back({name, 0, "", "orphan", false,
+                   "profile '" + name + "' is no longer rotated by " + config_.path +
+                       "; its keys stay in the token and published (" + keys +
+                       "): `sks rotate retire --profile " + name +
+                       "`, then `sks rotate destroy --profile " + name + "`"});
+  }
+}
+
+void Manager::age_old_keys(RotationState& state, const SigningProfile& profile, bool dry_run,
+                           const std::vector<InstanceView>& views, std::vector<Action>& out) {
+  const std::string& name = profile.name;
+  const ProfileRotation& r = profile.rotation;
+  auto plan = [&](const KeyEntry& e, const std::string& what, const std::string& message) {
+    out.push_back({name, e.id, e.label, what, false, message});
+  };
+  // Old keys first: retire after the drain, destroy after retention.
+  for (std::size_t i = 0; i < state.profiles[name].keys.size(); ++i) {
+    KeyEntry& k = state.profiles[name].keys[i];
+    const KeyState to = k.state == KeyState::kDraining  ? KeyState::kRetired
+                        : k.state == KeyState::kRetired ? KeyState::kDestroyed
+                                                        : KeyState::kGenerated;
+    if (to == KeyState::kGenerated) continue;
+    const std::int64_t at = earliest(k, to, r.drain_s, r.retention_s);
+    if (to == KeyState::kRetired && k.drain_from == 0) {
+      plan(k, "wait",
+           entry_name(k) +
+               ": its drain starts when every instance is seen signing without "
+               "it (`sks rotate status` shows each instance)");
+    } else if (now_ < at) {
+      plan(k, "wait", entry_name(k) + ": " + std::string(to_string(to)) + " at " + utc_text(at));
+    } else if (dry_run) {
+      plan(k, to == KeyState::kRetired ? "retire" : "destroy",
+           entry_name(k) + " would be " + std::string(to_string(to)));
+    } else if (to == KeyState::kRetired) {
+      do_retire(state, name, k, false, views, out);
+    } else {
+      do_destroy(state, name, k, false, views, out);
+    }
+  }
+}
+
+bool Manager::advance_profile(RotationState& state, const SigningProfile& profile, bool dry_run,
+                              std::vector<Action>& out) {
+  const std::string& name = profile.name;
+  const ProfileRotation& r = profile.rotation;
+  auto plan = [&](const KeyEntry* e, const std::string& what, const std::string& message) {
+    out.push_back({name, e ? e->id : 0, e ? e->label : "", what, false, message});
+  };
+  if (state.profiles[name].keys.empty()) {
+    record_config_key(state, profile, config_.certificates.dir, now_);
+  }
+  ProfileState& p = state.profiles[name];
+  const KeyEntry* active = p.active();
+  KeyEntry* entry = p.pending();
+  if (entry == nullptr) {
+    const bool due = active == nullptr || now_ >= active->not_after - r.renew_before_s;
+    if (!due) {
+      plan(active, "wait",
+           "renewal of " + entry_name(*active) + " starts at " +
+               utc_text(active->not_after - r.renew_before_s));
+      return false;
+    }
+    const bool reuse = active != nullptr && !r.new_key;
+    if (dry_run) {
+      plan(active, "start",
+           active == nullptr ? "a first key would be generated"
+                             : std::string("renewal would start") + (reuse ? " (same key)" : ""));
+      return false;
+    }
+    entry = &new_entry(state, name, reuse);
+    save(state);
+    fault_point("after-reserve");
+    out.push_back({name, entry->id, entry->label, "start", true, entry_name(*entry) + " reserved"});
+  }
+  if (dry_run) {
+    static const std::map<KeyState, std::string> kNext = {
+        {KeyState::kGenerated, "generate the key and its CSR"},
+        {KeyState::kCsr, "issue the certificate (issue_command) and install it"},
+        {KeyState::kCertified, "publish the chain (publish_command)"},
+        {KeyState::kPublished, "check the x5u over HTTPS and activate"}};
+    plan(entry, "next", entry_name(*entry) + ": " + kNext.at(entry->state));
+    return false;
+  }
+  if (entry->state == KeyState::kGenerated) advance_csr(state, name, *entry, out);
+  if (entry->state == KeyState::kCsr) do_issue(state, name, *entry, out);
+  if (entry->state == KeyState::kCertified) do_publish(state, name, *entry, out);
+  if (entry->state != KeyState::kPublished) return false;
+  do_activate(state, name, *entry, out);
+  return true;
 }
 
 std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
@@ -937,103 +1079,16 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
     views = reconcile(state, out);
   }
   const std::int64_t started = state.generation;
-  if (only.empty()) {
-    for (const auto& name : orphans(config_, state)) {
-      std::string keys;
-      for (const auto& k : state.profiles[name].keys) {
-        if (k.state == KeyState::kDestroyed) continue;
-        keys += (keys.empty() ? "" : ", ") + k.label + " " + std::string(to_string(k.state)) +
-                (is_live(k.state) ? " at " + k.x5u : "");
-      }
-      if (keys.empty()) continue;
-      out.push_back({name, 0, "", "orphan", false,
-                     "profile '" + name + "' is no longer rotated by " + config_.path +
-                         "; its keys stay in the token and published (" + keys +
-                         "): `sks rotate retire --profile " + name +
-                         "`, then `sks rotate destroy --profile " + name + "`"});
-    }
-  }
+  if (only.empty()) report_orphans(state, out);
   bool activated = false;
   for (const auto& profile : config_.profiles) {
     if (!profile.rotation.enabled || (!only.empty() && profile.name != only)) continue;
-    const std::string& name = profile.name;
-    const ProfileRotation& r = profile.rotation;
-    auto plan = [&](const KeyEntry* e, const std::string& what, const std::string& message) {
-      out.push_back({name, e ? e->id : 0, e ? e->label : "", what, false, message});
-    };
     try {
-      // Old keys first: retire after the drain, destroy after retention.
-      for (std::size_t i = 0; i < state.profiles[name].keys.size(); ++i) {
-        KeyEntry& k = state.profiles[name].keys[i];
-        const KeyState to = k.state == KeyState::kDraining  ? KeyState::kRetired
-                            : k.state == KeyState::kRetired ? KeyState::kDestroyed
-                                                            : KeyState::kGenerated;
-        if (to == KeyState::kGenerated) continue;
-        const std::int64_t at = earliest(k, to, r.drain_s, r.retention_s);
-        if (to == KeyState::kRetired && k.drain_from == 0) {
-          plan(&k, "wait",
-               entry_name(k) +
-                   ": its drain starts when every instance is seen signing without "
-                   "it (`sks rotate status` shows each instance)");
-        } else if (now_ < at) {
-          plan(&k, "wait",
-               entry_name(k) + ": " + std::string(to_string(to)) + " at " + utc_text(at));
-        } else if (dry_run) {
-          plan(&k, to == KeyState::kRetired ? "retire" : "destroy",
-               entry_name(k) + " would be " + std::string(to_string(to)));
-        } else if (to == KeyState::kRetired) {
-          do_retire(state, name, k, false, views, out);
-        } else {
-          do_destroy(state, name, k, false, views, out);
-        }
-      }
-      if (state.profiles[name].keys.empty()) {
-        record_config_key(state, profile, config_.certificates.dir, now_);
-      }
-      ProfileState& p = state.profiles[name];
-      const KeyEntry* active = p.active();
-      KeyEntry* entry = p.pending();
-      if (entry == nullptr) {
-        const bool due = active == nullptr || now_ >= active->not_after - r.renew_before_s;
-        if (!due) {
-          plan(active, "wait",
-               "renewal of " + entry_name(*active) + " starts at " +
-                   utc_text(active->not_after - r.renew_before_s));
-          continue;
-        }
-        const bool reuse = active != nullptr && !r.new_key;
-        if (dry_run) {
-          plan(active, "start",
-               active == nullptr
-                   ? "a first key would be generated"
-                   : std::string("renewal would start") + (reuse ? " (same key)" : ""));
-          continue;
-        }
-        entry = &new_entry(state, name, reuse);
-        save(state);
-        fault_point("after-reserve");
-        out.push_back(
-            {name, entry->id, entry->label, "start", true, entry_name(*entry) + " reserved"});
-      }
-      if (dry_run) {
-        static const std::map<KeyState, std::string> kNext = {
-            {KeyState::kGenerated, "generate the key and its CSR"},
-            {KeyState::kCsr, "issue the certificate (issue_command) and install it"},
-            {KeyState::kCertified, "publish the chain (publish_command)"},
-            {KeyState::kPublished, "check the x5u over HTTPS and activate"}};
-        plan(entry, "next", entry_name(*entry) + ": " + kNext.at(entry->state));
-        continue;
-      }
-      if (entry->state == KeyState::kGenerated) advance_csr(state, name, *entry, out);
-      if (entry->state == KeyState::kCsr) do_issue(state, name, *entry, out);
-      if (entry->state == KeyState::kCertified) do_publish(state, name, *entry, out);
-      if (entry->state == KeyState::kPublished) {
-        do_activate(state, name, *entry, out);
-        activated = true;
-      }
+      age_old_keys(state, profile, dry_run, views, out);
+      activated = advance_profile(state, profile, dry_run, out) || activated;
     } catch (const Error& e) {
       // This profile stops here; the others go on.
-      Action a{name, 0, "", "failed", false, e.what()};
+      Action a{profile.name, 0, "", "failed", false, e.what()};
       a.failed = true;
       a.code = e.code();
       out.push_back(std::move(a));
@@ -1043,6 +1098,84 @@ std::vector<Action> Manager::run(const std::string& only, bool dry_run) {
   if (!dry_run && (activated || state.generation != started)) reconcile(state, out);
   return out;
 }
+
+namespace {
+
+// The step an entry waits for and when it may run ("now", a time, or why
+// it waits); r is null for an orphan's entries.
+std::pair<std::string, std::string> next_step(const KeyEntry& k, const ProfileRotation* r,
+                                              std::int64_t now) {
+  std::string next;
+  std::int64_t at = 0;
+  std::string when;
+  switch (k.state) {
+    case KeyState::kGenerated:
+      next = "start";
+      break;
+    case KeyState::kCsr:
+      next = "install-cert";
+      break;
+    case KeyState::kCertified:
+      next = "publish";
+      break;
+    case KeyState::kPublished:
+      next = "activate";
+      break;
+    case KeyState::kActive:
+      next = "start";
+      if (r) at = k.not_after - r->renew_before_s;
+      break;
+    case KeyState::kDraining:
+      next = "retire";
+      if (k.drain_from == 0) {
+        when = "after every instance is seen signing without it";
+      } else if (r) {
+        at = earliest(k, KeyState::kRetired, r->drain_s, r->retention_s);
+      }
+      break;
+    case KeyState::kRetired:
+      next = "destroy";
+      if (r) at = earliest(k, KeyState::kDestroyed, r->drain_s, r->retention_s);
+      break;
+    case KeyState::kCompromised:
+      next = "destroy";
+      break;
+    case KeyState::kDestroyed:
+      break;
+  }
+  if (!r && is_live(k.state)) next = "retire";  // an orphan
+  if (when.empty()) when = at > now ? utc_text(at) : (next.empty() ? "" : "now");
+  return {next, when};
+}
+
+json key_rows(const RotationState& state, const std::string& name, const ProfileRotation* r,
+              std::int64_t now) {
+  json keys = json::array();
+  const auto it = state.profiles.find(name);
+  if (it == state.profiles.end()) return keys;
+  for (const auto& k : it->second.keys) {
+    const auto [next, when] = next_step(k, r, now);
+    json since = json::object();
+    for (const auto& [s, t] : k.since) since[s] = utc_text(t);
+    keys.push_back({{"id", k.id},
+                    {"label", k.label},
+                    {"state", to_string(k.state)},
+                    {"x5u", k.x5u},
+                    {"serial", k.serial},
+                    {"csr", k.csr_path},
+                    {"chain", k.chain_path},
+                    {"not_before", utc_text(k.not_before)},
+                    {"not_after", utc_text(k.not_after)},
+                    {"since", since},
+                    {"left_generation", k.left_generation},
+                    {"drain_from", utc_text(k.drain_from)},
+                    {"next", next},
+                    {"next_at", when}});
+  }
+  return keys;
+}
+
+}  // namespace
 
 json Manager::status(const std::string& only) const {
   const RotationState state = file_.load();
@@ -1057,74 +1190,11 @@ json Manager::status(const std::string& only) const {
     }
   }
   json profiles = json::array();
-  auto key_rows = [&](const std::string& name, const ProfileRotation* r) {
-    json keys = json::array();
-    const auto it = state.profiles.find(name);
-    if (it == state.profiles.end()) return keys;
-    for (const auto& k : it->second.keys) {
-      std::string next;
-      std::int64_t at = 0;
-      std::string when;
-      switch (k.state) {
-        case KeyState::kGenerated:
-          next = "start";
-          break;
-        case KeyState::kCsr:
-          next = "install-cert";
-          break;
-        case KeyState::kCertified:
-          next = "publish";
-          break;
-        case KeyState::kPublished:
-          next = "activate";
-          break;
-        case KeyState::kActive:
-          next = "start";
-          if (r) at = k.not_after - r->renew_before_s;
-          break;
-        case KeyState::kDraining:
-          next = "retire";
-          if (k.drain_from == 0) {
-            when = "after every instance is seen signing without it";
-          } else if (r) {
-            at = earliest(k, KeyState::kRetired, r->drain_s, r->retention_s);
-          }
-          break;
-        case KeyState::kRetired:
-          next = "destroy";
-          if (r) at = earliest(k, KeyState::kDestroyed, r->drain_s, r->retention_s);
-          break;
-        case KeyState::kCompromised:
-          next = "destroy";
-          break;
-        case KeyState::kDestroyed:
-          break;
-      }
-      if (!r && is_live(k.state)) next = "retire";  // an orphan
-      if (when.empty()) when = at > now_ ? utc_text(at) : (next.empty() ? "" : "now");
-      json since = json::object();
-      for (const auto& [s, t] : k.since) since[s] = utc_text(t);
-      keys.push_back({{"id", k.id},
-                      {"label", k.label},
-                      {"state", to_string(k.state)},
-                      {"x5u", k.x5u},
-                      {"serial", k.serial},
-                      {"csr", k.csr_path},
-                      {"chain", k.chain_path},
-                      {"not_before", utc_text(k.not_before)},
-                      {"not_after", utc_text(k.not_after)},
-                      {"since", since},
-                      {"left_generation", k.left_generation},
-                      {"drain_from", utc_text(k.drain_from)},
-                      {"next", next},
-                      {"next_at", when}});
-    }
-    return keys;
-  };
   for (const auto& profile : config_.profiles) {
     if (!only.empty() && profile.name != only) continue;
     json p = {{"profile", profile.name}, {"rotation", profile.rotation.enabled}, {"orphan", false}};
-    p["keys"] = key_rows(profile.name, profile.rotation.enabled ? &profile.rotation : nullptr);
+    p["keys"] =
+        key_rows(state, profile.name, profile.rotation.enabled ? &profile.rotation : nullptr, now_);
     if (!profile.rotation.enabled) {
       p["key"] = profile.key;
       p["x5u"] = profile.x5u;
@@ -1136,7 +1206,7 @@ json Manager::status(const std::string& only) const {
     profiles.push_back({{"profile", name},
                         {"rotation", false},
                         {"orphan", true},
-                        {"keys", key_rows(name, nullptr)}});
+                        {"keys", key_rows(state, name, nullptr, now_)}});
   }
   json instances = json::array();
   for (const auto& v : observe_instances(config_)) instances.push_back(v.to_json(state.generation));

@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,34 @@ class Manager {
   // records drain_from of entries no instance signs with any more. Adds a
   // "behind" action (failed) for each instance that stays behind.
   std::vector<InstanceView> reconcile(RotationState& state, std::vector<Action>& out);
+  // One reload request to the instances behind the state's generation:
+  // rotation.reload_command, or SIGHUP to local instances. False when the
+  // command failed (an action says why) or no local instance could be told.
+  bool ask_reload(const RotationState& state, const std::vector<InstanceView>& views, int attempt,
+                  std::vector<Action>& out);
+  // The instances, read again until every one runs `generation`, one reports
+  // a reload that failed after `asked`, or rotation.observe_timeout_s passes.
+  std::vector<InstanceView> await_generation(std::int64_t generation, std::int64_t asked) const;
+  // compromise's steps: mark the entries and list the key (returns the
+  // profiles left without an active key); unpublish and revoke.
+  std::vector<std::string> mark_compromised(RotationState& state, const std::string& label,
+                                            const std::vector<const SigningProfile*>& fixed,
+                                            bool listed, std::vector<Action>& out);
+  void withdraw_compromised(RotationState& state, const std::string& label,
+                            const std::vector<const SigningProfile*>& fixed, bool listed,
+                            const std::string& still, std::vector<Action>& out);
+  // Runs revoke_command for a serial once per compromise (`revoked` holds
+  // those done); an action tells the operator when it cannot.
+  bool revoke_serial(const std::string& profile, const std::string& label,
+                     const std::string& serial, const std::string& x5u,
+                     std::set<std::string>& revoked, std::vector<Action>& out);
+  // run's steps: name orphaned profiles; retire and destroy a profile's old
+  // keys when due; take its pending key one step on (true: one activated).
+  void report_orphans(RotationState& state, std::vector<Action>& out) const;
+  void age_old_keys(RotationState& state, const SigningProfile& profile, bool dry_run,
+                    const std::vector<InstanceView>& views, std::vector<Action>& out);
+  bool advance_profile(RotationState& state, const SigningProfile& profile, bool dry_run,
+                       std::vector<Action>& out);
   void record_drains(RotationState& state, const std::vector<InstanceView>& views);
   // Throws kInvalidArgument naming the instance that still signs with the
   // entry's x5u (by_key: its key), or has not loaded entry.left_generation.
