@@ -2,7 +2,8 @@
 # ansible/tests/ci.sh BUILD_DIR: the Ansible roles and playbooks, end to end,
 # on this machine only (127.0.0.1; tn-cr on 8443, sks on 9444/9445, HAProxy
 # on 9440 with stats on 9441), in a temporary state folder:
-#   1. site.yml against the CI inventory installs and starts everything;
+#   1. site.yml against the CI inventory installs (the Debian packages cpack
+#      makes from the build, with dpkg) and starts everything;
 #   2. a second run reports changed=0; a --check run changes nothing;
 #   3. ansible-lint (production profile) and yamllint pass on ansible/;
 #   4. signing through HAProxy over mutual TLS works and the tokens verify
@@ -75,6 +76,12 @@ cleanup() {
       [ -f "$f" ] && { echo "--- $f (last lines)" >&2; tail -n 20 "$f" >&2; }
     done
   fi
+  if [ "${PACKAGES_BEFORE:-1}" -eq 0 ]; then
+    for p in sks tn-cr; do
+      echo "$p install" | dpkg --set-selections 2>/dev/null || true
+      dpkg --purge "$p" >/dev/null 2>&1 || true
+    done
+  fi
   rm -rf "$STATE"
   exit "$rc"
 }
@@ -142,6 +149,15 @@ playbook() {
 log "state folder $STATE, build $BUILD"
 make_tls
 
+# The production install path: the Debian packages of this build (cpack,
+# packaging/), installed by the roles with dpkg on this machine. Removed
+# again on exit unless they were installed before the run.
+PACKAGES_BEFORE=$(dpkg-query -W -f='${Package} ${Status}\n' sks tn-cr 2>/dev/null | grep -c ' installed$' || true)
+log "cpack: the sks and tn-cr packages of $BUILD"
+(cd "$BUILD" && nice -n 10 cpack -G DEB -B "$STATE/packages" >"$STATE/cpack.out" 2>&1) ||
+  { cat "$STATE/cpack.out" >&2; fail "cpack"; }
+ls "$STATE"/packages/sks_*.deb "$STATE"/packages/tn-cr_*.deb >/dev/null || fail "cpack made no sks or tn-cr package"
+
 playbook site-1 site.yml
 playbook site-2 site.yml
 [ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/site-2.out" >&2 || true; fail "second run of site.yml changed $RECAP_CHANGED task(s)"; }
@@ -166,7 +182,7 @@ allow_loopback = true
 TOML
 } >"$VERIFY_CONFIG"
 chmod 600 "$VERIFY_CONFIG"
-SKS=$STATE/prefix/bin/sks
+SKS=/usr/bin/sks   # from the package
 
 verify_identities() { # file of JSON lines {identity, orig, dest[, iat]}; checks every Nth
   local file=$1 every=$2 n=0 checked=0 identity orig dest iat
