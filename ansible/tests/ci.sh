@@ -5,7 +5,9 @@
 #   1. site.yml against the CI inventory installs (the Debian packages cpack
 #      makes from the build, with dpkg) and starts everything;
 #   2. a second run reports changed=0; a --check run changes nothing;
-#   3. ansible-lint (production profile) and yamllint pass on ansible/;
+#   3. ansible-lint (production profile) and yamllint pass on ansible/; the
+#      production inventory's sks and HAProxy configs render and load
+#      (sks check-config, haproxy -c);
 #   4. signing through HAProxy over mutual TLS works and the tokens verify
 #      (sks verify --from --to: x5u fetched from the TN-CR, chain to the
 #      test STI-PA root); both instances sign on the token p11-kit server
@@ -169,6 +171,14 @@ log "check mode: changed=0"
 log "ansible-lint --profile production; yamllint"
 (cd "$ANSIBLE_DIR" && nice -n 10 ansible-lint --offline --profile production --nocolor -q) || fail "ansible-lint"
 (cd "$ANSIBLE_DIR" && yamllint -s .) || fail "yamllint"
+
+# The production example makes configs that load: every sks host's through
+# `sks check-config` (the packaged binary), every HAProxy's through
+# `haproxy -c` (tests/render-production.yml; stand-in TLS files, no host).
+log "the production inventory rendered: sks check-config, haproxy -c"
+(cd "$ANSIBLE_DIR" && nice -n 10 ansible-playbook -i inventories/production/hosts.yml \
+  tests/render-production.yml -e "render_dir=$STATE/render" -e "render_tls=$TLS") >"$STATE/render.out" 2>&1 ||
+  { grep -A 12 -E '^(fatal|failed): ' "$STATE/render.out" >&2; tail -n 20 "$STATE/render.out" >&2; fail "the production inventory's configs"; }
 
 # A config for `sks verify --from --to`: sks1's, plus a verifier that trusts
 # the test STI-PA root and fetches x5u from the TN-CR on loopback.
