@@ -159,8 +159,18 @@ log "cpack: the sks and tn-cr packages of $BUILD"
 (cd "$BUILD" && nice -n 10 cpack -G DEB -B "$STATE/packages" >"$STATE/cpack.out" 2>&1) ||
   { cat "$STATE/cpack.out" >&2; fail "cpack"; }
 ls "$STATE"/packages/sks_*.deb "$STATE"/packages/tn-cr_*.deb >/dev/null || fail "cpack made no sks or tn-cr package"
+# Depends from dpkg-shlibdeps (the libraries a copied binary lacked), and the unit.
+grep -q 'libtomlplusplus3' <<<"$(dpkg-deb -f "$STATE"/packages/sks_*.deb Depends)" ||
+  fail "the sks package does not depend on libtomlplusplus3"
+grep -q '/lib/systemd/system/sks.service$' <<<"$(dpkg-deb -c "$STATE"/packages/sks_*.deb)" ||
+  fail "the sks package has no unit"
+PACKAGE_VERSION=$(dpkg-deb -f "$STATE"/packages/sks_*.deb Version)
 
 playbook site-1 site.yml
+[ "$(dpkg-query -W -f='${Version}' sks tn-cr)" = "$PACKAGE_VERSION$PACKAGE_VERSION" ] ||
+  fail "site.yml did not install sks and tn-cr $PACKAGE_VERSION"
+getent passwd sks tn-cr >/dev/null || fail "the packages did not create the sks and tn-cr users"
+log "installed: sks and tn-cr $PACKAGE_VERSION (packages), their users exist"
 playbook site-2 site.yml
 [ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/site-2.out" >&2 || true; fail "second run of site.yml changed $RECAP_CHANGED task(s)"; }
 log "second run: changed=0"
