@@ -2,9 +2,12 @@
 # ansible/tests/ci.sh BUILD_DIR: the Ansible roles and playbooks, end to end,
 # on this machine only (127.0.0.1; tn-cr on 8443, sks on 9444/9445, HAProxy
 # on 9440 with stats on 9441), in a temporary state folder:
-#   1. site.yml against the CI inventory installs and starts everything;
+#   1. site.yml against the CI inventory installs (the Debian packages cpack
+#      makes from the build, with dpkg) and starts everything;
 #   2. a second run reports changed=0; a --check run changes nothing;
-#   3. ansible-lint (production profile) and yamllint pass on ansible/;
+#   3. ansible-lint (production profile) and yamllint pass on ansible/; the
+#      production inventory's sks and HAProxy configs render and load
+#      (sks check-config, haproxy -c);
 #   4. signing through HAProxy over mutual TLS works and the tokens verify
 #      (sks verify --from --to: x5u fetched from the TN-CR, chain to the
 #      test STI-PA root); both instances sign on the token p11-kit server
@@ -75,6 +78,12 @@ cleanup() {
       [ -f "$f" ] && { echo "--- $f (last lines)" >&2; tail -n 20 "$f" >&2; }
     done
   fi
+  if [ "${PACKAGES_BEFORE:-1}" -eq 0 ]; then
+    for p in sks tn-cr; do
+      echo "$p install" | dpkg --set-selections 2>/dev/null || true
+      dpkg --purge "$p" >/dev/null 2>&1 || true
+    done
+  fi
   rm -rf "$STATE"
   exit "$rc"
 }
@@ -142,7 +151,26 @@ playbook() {
 log "state folder $STATE, build $BUILD"
 make_tls
 
+# The production install path: the Debian packages of this build (cpack,
+# packaging/), installed by the roles with dpkg on this machine. Removed
+# again on exit unless they were installed before the run.
+PACKAGES_BEFORE=$(dpkg-query -W -f='${Package} ${Status}\n' sks tn-cr 2>/dev/null | grep -c ' installed$' || true)
+log "cpack: the sks and tn-cr packages of $BUILD"
+(cd "$BUILD" && nice -n 10 cpack -G DEB -B "$STATE/packages" >"$STATE/cpack.out" 2>&1) ||
+  { cat "$STATE/cpack.out" >&2; fail "cpack"; }
+ls "$STATE"/packages/sks_*.deb "$STATE"/packages/tn-cr_*.deb >/dev/null || fail "cpack made no sks or tn-cr package"
+# Depends from dpkg-shlibdeps (the libraries a copied binary lacked), and the unit.
+grep -q 'libtomlplusplus3' <<<"$(dpkg-deb -f "$STATE"/packages/sks_*.deb Depends)" ||
+  fail "the sks package does not depend on libtomlplusplus3"
+grep -q '/lib/systemd/system/sks.service$' <<<"$(dpkg-deb -c "$STATE"/packages/sks_*.deb)" ||
+  fail "the sks package has no unit"
+PACKAGE_VERSION=$(dpkg-deb -f "$STATE"/packages/sks_*.deb Version)
+
 playbook site-1 site.yml
+[ "$(dpkg-query -W -f='${Version}' sks tn-cr)" = "$PACKAGE_VERSION$PACKAGE_VERSION" ] ||
+  fail "site.yml did not install sks and tn-cr $PACKAGE_VERSION"
+getent passwd sks tn-cr >/dev/null || fail "the packages did not create the sks and tn-cr users"
+log "installed: sks and tn-cr $PACKAGE_VERSION (packages), their users exist"
 playbook site-2 site.yml
 [ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/site-2.out" >&2 || true; fail "second run of site.yml changed $RECAP_CHANGED task(s)"; }
 log "second run: changed=0"
@@ -153,6 +181,14 @@ log "check mode: changed=0"
 log "ansible-lint --profile production; yamllint"
 (cd "$ANSIBLE_DIR" && nice -n 10 ansible-lint --offline --profile production --nocolor -q) || fail "ansible-lint"
 (cd "$ANSIBLE_DIR" && yamllint -s .) || fail "yamllint"
+
+# The production example makes configs that load: every sks host's through
+# `sks check-config` (the packaged binary), every HAProxy's through
+# `haproxy -c` (tests/render-production.yml; stand-in TLS files, no host).
+log "the production inventory rendered: sks check-config, haproxy -c"
+(cd "$ANSIBLE_DIR" && nice -n 10 ansible-playbook -i inventories/production/hosts.yml \
+  tests/render-production.yml -e "render_dir=$STATE/render" -e "render_tls=$TLS") >"$STATE/render.out" 2>&1 ||
+  { grep -A 12 -E '^(fatal|failed): ' "$STATE/render.out" >&2; tail -n 20 "$STATE/render.out" >&2; fail "the production inventory's configs"; }
 
 # A config for `sks verify --from --to`: sks1's, plus a verifier that trusts
 # the test STI-PA root and fetches x5u from the TN-CR on loopback.
@@ -166,7 +202,7 @@ allow_loopback = true
 TOML
 } >"$VERIFY_CONFIG"
 chmod 600 "$VERIFY_CONFIG"
-SKS=$STATE/prefix/bin/sks
+SKS=/usr/bin/sks   # from the package
 
 verify_identities() { # file of JSON lines {identity, orig, dest[, iat]}; checks every Nth
   local file=$1 every=$2 n=0 checked=0 identity orig dest iat
