@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "stir/hex.h"
 #include "stir/openssl.h"
 #include "tn_cr/repository.h"
 
@@ -74,14 +75,7 @@ bool is_valid_path_prefix(std::string_view prefix) noexcept {
 }
 
 std::string make_etag(std::string_view content) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string etag = "\"";
-  for (auto b : stir::sha256(content)) {
-    etag += kDigits[b >> 4];
-    etag += kDigits[b & 15];
-  }
-  etag += '"';
-  return etag;
+  return "\"" + stir::hex(stir::sha256(content)) + "\"";
 }
 
 std::string format_http_date(std::int64_t unix_seconds) {
