@@ -9,7 +9,7 @@
 #include "stir/openssl.h"
 #include "tn_cr/repository.h"
 
-namespace tn_cr::http {
+namespace tn_cr::http_rules {
 
 namespace {
 
@@ -137,4 +137,4 @@ bool not_modified(std::string_view if_none_match, std::string_view if_modified_s
   return since && last_modified <= *since;
 }
 
-}  // namespace tn_cr::http
+}  // namespace tn_cr::http_rules
