@@ -5,15 +5,21 @@
 # run slower: STIR_TEST_TIMEOUT_SCALE multiplies every timeout.
 set(STIR_TEST_TIMEOUT_SCALE 1 CACHE STRING "Factor applied to every test's TIMEOUT")
 
+# `seconds` (60 when empty) times STIR_TEST_TIMEOUT_SCALE, into `out`.
+function(stir_test_timeout seconds out)
+  if(NOT seconds)
+    set(seconds 60)
+  endif()
+  math(EXPR scaled "${seconds} * ${STIR_TEST_TIMEOUT_SCALE}")
+  set(${out} ${scaled} PARENT_SCOPE)
+endfunction()
+
 function(stir_add_test name)
   if(NOT STIR_BUILD_TESTS)
     return()
   endif()
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
-  if(NOT T_TIMEOUT)
-    set(T_TIMEOUT 60)
-  endif()
-  math(EXPR timeout "${T_TIMEOUT} * ${STIR_TEST_TIMEOUT_SCALE}")
+  stir_test_timeout("${T_TIMEOUT}" timeout)
   add_executable(${name} ${T_SOURCES})
   target_compile_options(${name} PRIVATE ${STIR_WARNINGS})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
@@ -34,4 +40,21 @@ function(stir_add_test name)
     "    LABELS [==[${T_LABELS}]==] TIMEOUT ${timeout})\n"
     "endif()\n")
   set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${properties}")
+endfunction()
+
+# stir_add_script_test(NAME COMMAND cmd arg ... [LABELS l ...] [TIMEOUT seconds]
+#                      [PASS_REGULAR_EXPRESSION re])
+# A test that is a script or a command rather than a GoogleTest binary,
+# with the same timeout rule.
+function(stir_add_script_test name)
+  if(NOT STIR_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(T "" "TIMEOUT;PASS_REGULAR_EXPRESSION" "COMMAND;LABELS" ${ARGN})
+  stir_test_timeout("${T_TIMEOUT}" timeout)
+  add_test(NAME ${name} COMMAND ${T_COMMAND})
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${timeout})
+  if(T_PASS_REGULAR_EXPRESSION)
+    set_tests_properties(${name} PROPERTIES PASS_REGULAR_EXPRESSION "${T_PASS_REGULAR_EXPRESSION}")
+  endif()
 endfunction()

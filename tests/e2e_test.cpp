@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "process.h"
+#include "stir/hex.h"
 #include "stir/openssl.h"
 #include "stir/verify.h"
 #include "stir/x509.h"
@@ -89,16 +90,6 @@ int free_loopback_port() {
   }
   ::close(fd);
   return port;
-}
-
-std::string hex(const Sha256Digest& digest) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (const std::uint8_t byte : digest) {
-    out += kDigits[byte >> 4];
-    out += kDigits[byte & 0xf];
-  }
-  return out;
 }
 
 std::string common_name(const X509* certificate) {

@@ -23,16 +23,15 @@
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "histogram.h"
 #include "stir/exit_codes.h"
+#include "stir/files.h"
 
 namespace {
 
@@ -79,14 +78,6 @@ Target parse_url(const std::string& url) {
   }
   if (t.host.empty() || t.port.empty()) throw CLI::ValidationError("url", "no host or port");
   return t;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 // The run's fixed schedule, shared read-only by every connection.
@@ -244,7 +235,7 @@ int main(int argc, char** argv) {
       plan.request.set(header.substr(0, colon),
                        value == std::string::npos ? "" : header.substr(value));
     }
-    if (!o.body_file.empty()) plan.request.body() = read_file(o.body_file);
+    if (!o.body_file.empty()) plan.request.body() = stir::read_file(o.body_file);
     plan.request.prepare_payload();
     plan.expect = o.expect;
     plan.connections = o.connections;

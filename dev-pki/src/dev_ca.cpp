@@ -11,10 +11,8 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 
 #include "sks/x509/csr.h"
 #include "sks/x509/token_signing.h"
@@ -67,16 +65,8 @@ void check(int ok, const char* what) {
   if (ok <= 0) crypto_failure(what);
 }
 
-std::optional<std::string> read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 stir::X509Ptr read_certificate(const std::string& path) {
-  const std::optional<std::string> pem = read_text(path);
+  const std::optional<std::string> pem = stir::read_file_if_exists(path);
   if (!pem) return nullptr;
   std::vector<stir::X509Ptr> chain = stir::parse_pem_chain(*pem);
   return std::move(chain.front());
@@ -384,7 +374,7 @@ DevCa::DevCa(sks::p11::KeyStore& keys, std::string dir)
     : keys_(keys), dir_(fs::absolute(dir).lexically_normal().string()) {}
 
 bool DevCa::load_state() {
-  const std::optional<std::string> text = read_text(state_path());
+  const std::optional<std::string> text = stir::read_file_if_exists(state_path());
   if (!text) return false;
   try {
     const nlohmann::json json = nlohmann::json::parse(*text);

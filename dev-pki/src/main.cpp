@@ -1,9 +1,7 @@
 // sti-dev-ca: the development STI PKI on the command line.
 // TEST PKI, NOT FOR PRODUCTION. See dev_pki/dev_ca.h.
 #include <CLI/CLI.hpp>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "dev_pki/dev_ca.h"
 #include "sks/config.h"
@@ -36,14 +34,6 @@ struct Options {
   int days = dev_pki::kDefaultLeafDays;
 };
 
-std::string read_input(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw stir::Error(stir::ErrorCode::kNotFound, "cannot read " + path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 std::unique_ptr<sks::Hsm> open_hsm(const Options& o) {
   return sks::Hsm::open(sks::load_config(sks::resolve_config_path(o.config)).token);
 }
@@ -58,7 +48,7 @@ void run_init(const Options& o) {
 }
 
 void run_issue(const Options& o) {
-  const std::string csr = read_input(o.csr);
+  const std::string csr = stir::read_file(o.csr);
   auto hsm = open_hsm(o);
   dev_pki::DevCa ca(hsm->keys(), o.dir);
   stir::write_file_atomic(o.out, ca.issue(csr, o.days), 0644);

@@ -73,7 +73,7 @@ std::optional<json> decode_json_segment(std::string_view b64, std::string_view w
 
 // Type and presence checks of the claims (E14); the SHAKEN value rules come
 // after the signature. Returns "" on success, else the detail.
-std::string read_claims(const json& payload, ShakenClaims& claims) {
+std::string read_passport_claims(const json& payload, ShakenClaims& claims) {
   const auto attest = payload.find("attest");
   if (attest == payload.end()) return "attest claim missing";
   if (!attest->is_string()) return "attest is not a string";
@@ -177,7 +177,7 @@ VerifyResult verify_token(const IdentityHeader& token, const std::optional<std::
   std::optional<json> payload = decode_json_segment(token.payload_b64, "PASSporT payload", error);
   if (!payload) return invalid(error);
   ShakenClaims claims;
-  if (std::string problem = read_claims(*payload, claims); !problem.empty()) {
+  if (std::string problem = read_passport_claims(*payload, claims); !problem.empty()) {
     return invalid(problem);
   }
 

@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "stir/error.h"
+#include "stir/files.h"
+#include "stir/hex.h"
 
 namespace sks {
 
@@ -40,11 +40,7 @@ Secret read_pin_file(const std::string& path) {
     throw Error(ErrorCode::kPermission, "PIN file " + path + " has mode " + mode +
                                             "; it must be readable by its owner only (chmod 600)");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kIo, "cannot open PIN file " + path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  std::string pin = buffer.str();
+  std::string pin = stir::read_file(path, ErrorCode::kIo, "cannot open PIN file " + path);
   if (!pin.empty() && pin.back() == '\n') pin.pop_back();
   if (!pin.empty() && pin.back() == '\r') pin.pop_back();
   if (pin.empty()) throw Error(ErrorCode::kConfig, "PIN file " + path + " is empty");
@@ -77,12 +73,7 @@ Secret ensure_pin_file(const std::string& path) {
   if (RAND_bytes(random, sizeof random) != 1) {
     throw Error(ErrorCode::kCrypto, "RAND_bytes failed while making a PIN");
   }
-  std::string pin;
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char b : random) {
-    pin += kHex[b >> 4];
-    pin += kHex[b & 15];
-  }
+  std::string pin = stir::hex(random);
   OPENSSL_cleanse(random, sizeof random);
   // O_EXCL: never overwrite a PIN someone else just wrote.
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

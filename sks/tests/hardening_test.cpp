@@ -272,34 +272,7 @@ TEST_F(HardeningTest, SilentClientsAreClosedAtTheHeaderTimeoutWhileASignatureIsA
   EXPECT_EQ(server->connection_stats().requests, 1u);
 }
 
-// ---- rate limits ------------------------------------------------------------
-
-TEST(RateLimiter, TokenBucketAdmitsTheBurstThenTheRateAndSaysHowLongToWait) {
-  server::RateLimiter limiter(RateLimitConfig{2, 3});  // 2/s, bucket of 3
-  const auto t0 = steady_clock::time_point{} + std::chrono::hours(1);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(limiter.admit("a", t0), std::nullopt) << i;
-  EXPECT_EQ(limiter.admit("a", t0), std::optional<std::int64_t>(1));
-  EXPECT_EQ(limiter.admit("b", t0), std::nullopt);  // its own bucket
-  EXPECT_EQ(limiter.admit("a", t0 + std::chrono::milliseconds(500)), std::nullopt);
-  EXPECT_EQ(limiter.admit("a", t0 + std::chrono::milliseconds(500)),
-            std::optional<std::int64_t>(1));
-  // A long pause refills to the burst, never beyond.
-  for (int i = 0; i < 3; ++i)
-    EXPECT_EQ(limiter.admit("a", t0 + std::chrono::hours(1)), std::nullopt);
-  EXPECT_NE(limiter.admit("a", t0 + std::chrono::hours(1)), std::nullopt);
-  // A slow rate asks for a longer wait.
-  server::RateLimiter slow(RateLimitConfig{1, 1});
-  EXPECT_EQ(slow.admit("a", t0), std::nullopt);
-  EXPECT_EQ(slow.admit("a", t0), std::optional<std::int64_t>(1));
-  EXPECT_EQ(server::RateLimiter(RateLimitConfig{}).admit("a", t0), std::nullopt);  // off
-  EXPECT_EQ(
-      limiter.render_metrics(),
-      "# HELP sks_rate_limit_per_client_per_s Configured signings per second per client (0: "
-      "off).\n# TYPE sks_rate_limit_per_client_per_s gauge\n"
-      "sks_rate_limit_per_client_per_s 2\n"
-      "# HELP sks_rate_limited_total Signing requests refused with 429: client over its rate "
-      "limit.\n# TYPE sks_rate_limited_total counter\nsks_rate_limited_total{client=\"a\"} 3\n");
-}
+// ---- rate limits (the limiter itself: server_unit_test.cpp) ----------------
 
 TEST_F(HardeningTest, ClientOverItsRateLimitGets429WithRetryAfterWhileAnotherIsServed) {
   config.rate_limit = {1, 5};  // 1/s, bursts of 5
@@ -628,23 +601,6 @@ TEST_F(HardeningTest, RateLimitAndAuditTablesLoadWithDefaultsAndRangesChecked) {
             std::string::npos);
   EXPECT_NE(error_of("[rate_limit]\nrate = 5\n").find("unknown key 'rate' in [rate_limit]"),
             std::string::npos);
-}
-
-// ---- verification request -----------------------------------------------------
-
-TEST(VerificationApi, EmptyToTnIsSvc4001LikeAMissingOne) {
-  const std::string svc4001 =
-      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4001","text":"Missing mandatory parameter '%1'","variables":["to.tn"]}}})";
-  for (const char* to : {R"("")", R"([""])", R"(["12155550131",""])", R"([])"}) {
-    const auto parsed = server::parse_verification_body(
-        std::string(
-            R"({"verificationRequest":{"identity":"x","from":{"tn":"12155550121"},"to":{"tn":)") +
-        to + "}}}");
-    EXPECT_FALSE(parsed.request) << to;
-    ASSERT_TRUE(parsed.error) << to;
-    EXPECT_EQ(std::to_string(parsed.error->http_status) + " " + parsed.error->body(), svc4001)
-        << to;
-  }
 }
 
 }  // namespace

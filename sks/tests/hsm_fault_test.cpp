@@ -385,6 +385,24 @@ TEST_F(HsmFaultTest, SignatureFailingOnTheFreshSessionTooIs500AfterOneRetry) {
   EXPECT_TRUE(has(metrics(), "sks_signature_check_retries_total 10\n")) << metrics();
 }
 
+// A C_Sign the token refuses for good (no retry cures it) is 500 POL5000,
+// and the metrics name the C_ function and the CKR value it failed with.
+TEST_F(HsmFaultTest, ARefusedSignatureIs500AndCountedByFunctionAndCkr) {
+  start();
+  set_faults("sign_error = CKR_FUNCTION_REJECTED\nsign_error_every = 1\n");
+  auto c = client();
+  for (int i = 0; i < 3; ++i) {
+    auto result = c->Post("/stir/v1/signing", request_body(), "application/json");
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, 500);
+    EXPECT_EQ(result->body, kPol5000);
+  }
+  EXPECT_TRUE(has(metrics(),
+                  "sks_pkcs11_errors_total{function=\"C_Sign\",ckr=\"CKR_FUNCTION_REJECTED\"} 3\n"))
+      << metrics();
+  set_faults("");
+}
+
 // Signs at `per_second` in total from `clients` keep-alive connections for
 // `duration` (each client on its own schedule), and on until faultp11 has
 // injected `min_faults` (at most 60 s); returns the rate reached.

@@ -204,10 +204,10 @@ TEST_F(SoftHsmTest, WrongPinFailsCleanlyAfterOneAttempt) {
   try {
     fresh.login(Secret("not-the-pin"));
     FAIL() << "a wrong PIN logged in";
-  } catch (const stir::Error& e) {
+  } catch (const p11::Pkcs11Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kPinIncorrect);
-    EXPECT_EQ(e.pkcs11_function(), "C_Login");
-    EXPECT_EQ(e.pkcs11_rv_name(), "CKR_PIN_INCORRECT");
+    EXPECT_EQ(e.function(), "C_Login");
+    EXPECT_EQ(e.rv_name(), "CKR_PIN_INCORRECT");
     EXPECT_EQ(std::string(e.what()).find("not-the-pin"), std::string::npos);
   }
   EXPECT_EQ(fresh.login_attempts(), 1);

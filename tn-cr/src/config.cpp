@@ -78,7 +78,7 @@ void read_server(const Reader& r, ServerOptions& s) {
       r.integer("max_age_s", kMinMaxAgeSeconds, kMinMaxAgeSeconds, std::int64_t{366} * 86400,
                 " (verifiers cache a certificate for at least 24 h)");
   s.path_prefix = r.string("path_prefix", "/");
-  if (!http::is_valid_path_prefix(s.path_prefix)) {
+  if (!http_rules::is_valid_path_prefix(s.path_prefix)) {
     r.fail_key("path_prefix",
                "must start and end with '/' and hold only plain segments of "
                "[A-Za-z0-9._-] (\"/\" or \"/certs/\")");

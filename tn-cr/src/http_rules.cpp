@@ -5,10 +5,11 @@
 #include <cstdio>
 #include <ctime>
 
+#include "stir/hex.h"
 #include "stir/openssl.h"
 #include "tn_cr/repository.h"
 
-namespace tn_cr::http {
+namespace tn_cr::http_rules {
 
 namespace {
 
@@ -74,14 +75,7 @@ bool is_valid_path_prefix(std::string_view prefix) noexcept {
 }
 
 std::string make_etag(std::string_view content) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string etag = "\"";
-  for (auto b : stir::sha256(content)) {
-    etag += kDigits[b >> 4];
-    etag += kDigits[b & 15];
-  }
-  etag += '"';
-  return etag;
+  return "\"" + stir::hex(stir::sha256(content)) + "\"";
 }
 
 std::string format_http_date(std::int64_t unix_seconds) {
@@ -143,4 +137,4 @@ bool not_modified(std::string_view if_none_match, std::string_view if_modified_s
   return since && last_modified <= *since;
 }
 
-}  // namespace tn_cr::http
+}  // namespace tn_cr::http_rules

@@ -14,6 +14,7 @@
 
 #include "stir/error.h"
 #include "stir/files.h"
+#include "stir/hex.h"
 #include "stir/openssl.h"
 #include "stir/x509.h"
 
@@ -36,16 +37,6 @@ void check_name(const std::string& name) {
                     "' is not a valid name: 1-128 characters of [A-Za-z0-9._-], "
                     "ending in .pem, not starting with '.', no '..'");
   }
-}
-
-std::string hex(const stir::Sha256Digest& digest) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string text;
-  for (auto b : digest) {
-    text += kDigits[b >> 4];
-    text += kDigits[b & 15];
-  }
-  return text;
 }
 
 // Closes a file descriptor; never throws.
@@ -279,7 +270,7 @@ std::vector<ChainInfo> Repository::list() const {
       auto file = read_regular_file(entry.path().string(), kMaxChainBytes);
       if (!file) continue;  // unpublished meanwhile
       info.size = file->content.size();
-      info.sha256 = hex(stir::sha256(std::string_view(file->content)));
+      info.sha256 = stir::hex(stir::sha256(std::string_view(file->content)));
       info.mtime = file->st.st_mtim.tv_sec;
       describe_chain(file->content, info);
     } catch (const Error& e) {

@@ -119,9 +119,9 @@ class ChainCache {
       throw Error(ErrorCode::kIo, "not serving " + name + ": larger than " +
                                       std::to_string(kMaxChainBytes) + " bytes");
     }
-    chain->etag = http::make_etag(chain->content);
+    chain->etag = http_rules::make_etag(chain->content);
     chain->mtime = st.st_mtim.tv_sec;
-    chain->last_modified = http::format_http_date(chain->mtime);
+    chain->last_modified = http_rules::format_http_date(chain->mtime);
     chain->dev = st.st_dev;
     chain->ino = st.st_ino;
     chain->size = st.st_size;
@@ -183,10 +183,10 @@ struct Server::Impl {
 
 stir::http::Response Server::Impl::serve_chain(const stir::http::Request& request) {
   if (request.method != "GET" && request.method != "HEAD") return method_not_allowed();
-  const http::TargetResult target =
-      http::resolve_target(std::string(request.target), options.path_prefix);
-  if (target.verdict == http::TargetVerdict::kBadRequest) return error_response(400, "bad request");
-  if (target.verdict == http::TargetVerdict::kNotFound) return error_response(404, "not found");
+  const http_rules::TargetResult target =
+      http_rules::resolve_target(std::string(request.target), options.path_prefix);
+  if (target.verdict == http_rules::TargetVerdict::kBadRequest) return error_response(400, "bad request");
+  if (target.verdict == http_rules::TargetVerdict::kNotFound) return error_response(404, "not found");
   const auto chain = cache->get(target.name);
   if (!chain) return error_response(404, "not found");
 
@@ -199,7 +199,7 @@ stir::http::Response Server::Impl::serve_chain(const stir::http::Request& reques
     if (!if_none_match.empty()) if_none_match += ',';
     if_none_match += value;
   }
-  if (http::not_modified(if_none_match,
+  if (http_rules::not_modified(if_none_match,
                          std::string(request.header("If-Modified-Since").value_or("")), chain->etag,
                          chain->mtime)) {
     response.status = 304;
@@ -274,7 +274,7 @@ Server::Server(ServerOptions options, LogSink log)
                                         std::to_string(kMinMaxAgeSeconds) +
                                         ": verifiers cache a certificate for 24 h anyway");
   }
-  if (!http::is_valid_path_prefix(o.path_prefix)) {
+  if (!http_rules::is_valid_path_prefix(o.path_prefix)) {
     throw Error(ErrorCode::kConfig, "path_prefix '" + o.path_prefix +
                                         "' must start and end with '/' and hold plain segments");
   }

@@ -8,7 +8,7 @@
 
 #include "tn_cr/repository.h"
 
-namespace tn_cr::http {
+namespace tn_cr::http_rules {
 namespace {
 
 TEST(ResolveTarget, ExactNameUnderThePrefix) {
@@ -119,4 +119,4 @@ TEST(NotModified, IfNoneMatchWinsOverIfModifiedSince) {
 }
 
 }  // namespace
-}  // namespace tn_cr::http
+}  // namespace tn_cr::http_rules

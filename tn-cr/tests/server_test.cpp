@@ -134,9 +134,9 @@ TEST_F(ServerTest, GetServesTheExactChainWithEveryHeader) {
   EXPECT_EQ(res->body, chain_);
   EXPECT_EQ(res->get_header_value("Content-Type"), "application/pem-certificate-chain");
   EXPECT_EQ(res->get_header_value("Cache-Control"), "public, max-age=86400");
-  EXPECT_EQ(res->get_header_value("ETag"), http::make_etag(chain_));
+  EXPECT_EQ(res->get_header_value("ETag"), http_rules::make_etag(chain_));
   const auto st = stir::testing::stat_file(repo_ + "/" + kName);
-  EXPECT_EQ(res->get_header_value("Last-Modified"), http::format_http_date(st.st_mtim.tv_sec));
+  EXPECT_EQ(res->get_header_value("Last-Modified"), http_rules::format_http_date(st.st_mtim.tv_sec));
   EXPECT_EQ(res->get_header_value("X-Content-Type-Options"), "nosniff");
   EXPECT_EQ(res->get_header_value("Content-Length"), std::to_string(chain_.size()));
   EXPECT_FALSE(res->has_header("Location"));
@@ -186,7 +186,7 @@ TEST_F(ServerTest, HeadHasTheHeadersAndNoBody) {
   EXPECT_TRUE(res->body.empty());
   EXPECT_EQ(res->get_header_value("Content-Length"), std::to_string(chain_.size()));
   EXPECT_EQ(res->get_header_value("Content-Type"), "application/pem-certificate-chain");
-  EXPECT_EQ(res->get_header_value("ETag"), http::make_etag(chain_));
+  EXPECT_EQ(res->get_header_value("ETag"), http_rules::make_etag(chain_));
   EXPECT_EQ(res->get_header_value("Cache-Control"), "public, max-age=86400");
   // HEAD of a missing name is 404 like GET.
   res = client()->Head("/missing.pem");
@@ -225,7 +225,7 @@ TEST_F(ServerTest, OtherMethodsGet405WithAllow) {
 TEST_F(ServerTest, IfNoneMatchGives304) {
   start();
   const std::string path = std::string("/") + kName;
-  const std::string etag = http::make_etag(chain_);
+  const std::string etag = http_rules::make_etag(chain_);
   for (const std::string& condition :
        {etag, std::string("*"), "\"nope\", " + etag, "W/" + etag, "\"a\",W/" + etag + ",\"b\""}) {
     auto res = get(path, {{"If-None-Match", condition}});
@@ -249,13 +249,13 @@ TEST_F(ServerTest, IfModifiedSinceGives304UnlessIfNoneMatchSaysOtherwise) {
   start();
   const std::string path = std::string("/") + kName;
   const auto mtime = stir::testing::stat_file(repo_ + "/" + kName).st_mtim.tv_sec;
-  auto res = get(path, {{"If-Modified-Since", http::format_http_date(mtime)}});
+  auto res = get(path, {{"If-Modified-Since", http_rules::format_http_date(mtime)}});
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 304);
-  res = get(path, {{"If-Modified-Since", http::format_http_date(mtime + 3600)}});
+  res = get(path, {{"If-Modified-Since", http_rules::format_http_date(mtime + 3600)}});
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 304);
-  res = get(path, {{"If-Modified-Since", http::format_http_date(mtime - 86400)}});
+  res = get(path, {{"If-Modified-Since", http_rules::format_http_date(mtime - 86400)}});
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->body, chain_);
@@ -263,7 +263,7 @@ TEST_F(ServerTest, IfModifiedSinceGives304UnlessIfNoneMatchSaysOtherwise) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   res = get(path, {{"If-None-Match", "\"other\""},
-                   {"If-Modified-Since", http::format_http_date(mtime + 3600)}});
+                   {"If-Modified-Since", http_rules::format_http_date(mtime + 3600)}});
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
 }

@@ -18,6 +18,7 @@
 
 #include "stir/base64url.h"
 #include "stir/files.h"
+#include "stir/hex.h"
 #include "stir/openssl.h"
 #include "stir/passport.h"
 #include "stir/verifier/verifier.h"
@@ -45,16 +46,6 @@ class KeySigner : public stir::DigestSigner {
  private:
   EVP_PKEY* key_;
 };
-
-std::string hex(const stir::Sha256Digest& digest) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t b : digest) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0x0f];
-  }
-  return out;
-}
 
 // Runs `op` for `seconds`; returns operations per second.
 template <typename Op>
@@ -86,7 +77,7 @@ int main(int argc, char** argv) {
   const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
   const std::string x5u = "https://cr.example.net/sp-bench.pem";
   // The persisted form of a cached x5u (see cert_cache.h).
-  const std::string base = (dir / "cache" / hex(stir::sha256(x5u))).string();
+  const std::string base = (dir / "cache" / stir::hex(stir::sha256(x5u))).string();
   stir::ensure_directory((dir / "cache").string(), 0700);
   stir::write_file_atomic(base + ".pem", pki.chain_pem(), 0644);
   stir::write_file_atomic(

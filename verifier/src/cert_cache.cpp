@@ -14,6 +14,7 @@
 #include "fetch_gate.h"
 #include "stir/error.h"
 #include "stir/files.h"
+#include "stir/hex.h"
 #include "stir/verifier/url.h"
 #include "stir/x509.h"
 
@@ -21,16 +22,6 @@ namespace stir::vs {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string hex(const Sha256Digest& digest) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t b : digest) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0x0f];
-  }
-  return out;
-}
 
 std::optional<std::string> read_small_file(const fs::path& path, std::size_t max) {
   std::ifstream in(path, std::ios::binary);

@@ -7,11 +7,10 @@
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "stir/error.h"
+#include "stir/files.h"
 #include "stir/x509.h"
 
 namespace stir::vs {
@@ -29,14 +28,6 @@ struct X509StackFree {
 struct CrlStackFree {
   void operator()(STACK_OF(X509_CRL) * stack) const noexcept { sk_X509_CRL_free(stack); }
 };
-
-std::string read_config_file(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kConfig, "cannot read " + std::string(what) + " " + path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 std::vector<std::string> files_in(const std::string& dir, std::string_view what,
                                   bool only_certificate_names) {
@@ -187,7 +178,7 @@ ChainValidator::ChainValidator(const VerifierConfig& config)
     for (const std::string& file : anchor_files) {
       std::vector<X509Ptr> certs;
       try {
-        certs = parse_pem_chain(read_config_file(file, "trust anchor file"));
+        certs = parse_pem_chain(read_file(file, ErrorCode::kConfig, "cannot read trust anchor file " + file));
       } catch (const Error& e) {
         if (e.code() == ErrorCode::kConfig) throw;
         throw Error(ErrorCode::kConfig, "trust anchor file " + file + ": " + e.what());
@@ -210,7 +201,7 @@ ChainValidator::ChainValidator(const VerifierConfig& config)
     for (const std::string& file : crl_files) {
       std::vector<X509CrlPtr> crls;
       try {
-        crls = parse_crls(read_config_file(file, "CRL file"));
+        crls = parse_crls(read_file(file, ErrorCode::kConfig, "cannot read CRL file " + file));
       } catch (const Error& e) {
         if (e.code() == ErrorCode::kConfig) throw;
         throw Error(ErrorCode::kConfig, "CRL file " + file + ": " + e.what());

@@ -255,7 +255,7 @@ VerificationResult Verifier::verify(const VerificationRequest& request) {
       decode_json_segment(identity.payload_b64, "PASSporT payload", error);
   if (!payload) return fail(14, "PASSporT payload corrupt", error);
   ShakenClaims claims;
-  if (std::string problem = read_claims(*payload, claims); !problem.empty()) {
+  if (std::string problem = read_passport_claims(*payload, claims); !problem.empty()) {
     return fail(14, "Invalid PASSporT claims: " + problem, problem);
   }
   if (claims.attest != "A" && claims.attest != "B" && claims.attest != "C") {

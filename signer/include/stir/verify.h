@@ -88,7 +88,7 @@ std::optional<nlohmann::json> decode_json_segment(std::string_view b64, std::str
                                                   std::string& error);
 // Presence and JSON types of the SHAKEN claims (the E14 rules); "" or the
 // problem. The value rules (validate_claims) are separate.
-std::string read_claims(const nlohmann::json& payload, ShakenClaims& claims);
+std::string read_passport_claims(const nlohmann::json& payload, ShakenClaims& claims);
 
 VerifyResult verify_passport(std::string_view jws, EVP_PKEY* public_key,
                              const VerifyOptions& options = {});

@@ -1,13 +1,12 @@
 // sks keys csr | install-cert | show-cert: certificates for token keys.
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli_support.h"
 #include "sks/x509/csr.h"
 #include "sks/x509/key_certificates.h"
 #include "stir/error.h"
+#include "stir/files.h"
 #include "stir/openssl.h"
 
 namespace sks::cli {
@@ -23,14 +22,6 @@ struct CertOptions {
   bool allow_no_spc = false;
   bool json = false;
 };
-
-std::string read_input_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw stir::Error(stir::ErrorCode::kNotFound, "cannot read " + path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 stir::EvpPkeyPtr token_public_key(Hsm& hsm, const std::string& label) {
   return stir::load_public_key_pem(hsm.keys().public_key_pem(label));
@@ -52,7 +43,7 @@ void run_csr(const Context& context, const CertOptions& o) {
 
 void run_install_cert(const Context& context, const CertOptions& o) {
   const Config config = load_cli_config(context);
-  const std::string chain = read_input_file(o.chain);
+  const std::string chain = stir::read_file(o.chain);
   auto hsm = Hsm::open(config.token);
   const stir::EvpPkeyPtr public_key = token_public_key(*hsm, o.label);
   const x509::KeyCertificates store(config.certificates.dir);

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "stir/error.h"
+#include "stir/hex.h"
 
 namespace sks::cli {
 
@@ -24,17 +25,6 @@ std::unique_ptr<Hsm> open_hsm(const Context& context) {
   return Hsm::open(load_cli_config(context).token);
 }
 
-std::string hex(const std::vector<std::uint8_t>& bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string text;
-  text.reserve(bytes.size() * 2);
-  for (auto b : bytes) {
-    text += kDigits[b >> 4];
-    text += kDigits[b & 15];
-  }
-  return text;
-}
-
 std::string random_uuid() {
   std::vector<std::uint8_t> b(16);
   if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
@@ -42,7 +32,7 @@ std::string random_uuid() {
   }
   b[6] = static_cast<std::uint8_t>((b[6] & 0x0F) | 0x40);  // version 4
   b[8] = static_cast<std::uint8_t>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  const std::string h = hex(b);
+  const std::string h = stir::hex(b);
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20, 12);
 }

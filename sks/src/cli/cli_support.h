@@ -39,7 +39,6 @@ Config load_cli_config(const Context& context);
 // Loads the config, then the module, and logs in to the token.
 std::unique_ptr<Hsm> open_hsm(const Context& context);
 
-std::string hex(const std::vector<std::uint8_t>& bytes);
 // A random (version 4) UUID.
 std::string random_uuid();
 

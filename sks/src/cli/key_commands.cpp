@@ -6,13 +6,14 @@
 #include "cli_support.h"
 #include "stir/error.h"
 #include "stir/files.h"
+#include "stir/hex.h"
 
 namespace sks::cli {
 namespace {
 
 nlohmann::json key_json(const p11::KeyInfo& key) {
   return {{"label", key.label},
-          {"id", hex(key.id)},
+          {"id", stir::hex(key.id)},
           {"curve", key.curve},
           {"sensitive", key.sensitive},
           {"extractable", key.extractable},
@@ -41,7 +42,7 @@ void run_generate(const Context& context, const KeyOptions& o) {
     out["created"] = created;
     std::cout << out.dump() << "\n";
   } else {
-    std::cout << (created ? "generated " : "exists ") << key->label << " id=" << hex(key->id) << " "
+    std::cout << (created ? "generated " : "exists ") << key->label << " id=" << stir::hex(key->id) << " "
               << key->curve << "\n";
   }
 }
@@ -56,7 +57,7 @@ void run_list(const Context& context, const KeyOptions& o) {
     return;
   }
   for (const auto& key : keys) {
-    std::cout << key.label << "\tid=" << hex(key.id) << "\t" << key.curve
+    std::cout << key.label << "\tid=" << stir::hex(key.id) << "\t" << key.curve
               << (key.sensitive ? "\tsensitive" : "\tNOT-SENSITIVE")
               << (key.extractable ? "\tEXTRACTABLE" : "\tnot-extractable")
               << (key.has_public_key ? "\tpublic-key" : "\tno-public-key") << "\n";

@@ -1,12 +1,11 @@
 // sks sign (a PASSporT signed in the token) and sks verify.
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 
 #include "cli_support.h"
+#include "stir/files.h"
 #include "stir/openssl.h"
 #include "stir/passport.h"
 #include "stir/verifier/verifier.h"
@@ -14,14 +13,6 @@
 
 namespace sks::cli {
 namespace {
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw stir::Error(stir::ErrorCode::kNotFound, "cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 struct SignOptions {
   std::string label;
@@ -114,7 +105,7 @@ int run_full_verification(const Context& context, const VerifyOptions& o) {
   request.from_tn = o.from;
   request.to_tns = o.to;
   request.now = o.time;
-  if (!o.cert.empty()) request.certificate_pem = read_text_file(o.cert);
+  if (!o.cert.empty()) request.certificate_pem = stir::read_file(o.cert);
   const stir::vs::VerificationResult result = verifier.verify(request);
   if (o.json) {
     std::cout << stir::vs::to_verification_response(result).dump() << "\n";

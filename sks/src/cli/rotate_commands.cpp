@@ -9,15 +9,14 @@
 // profile without [profile.rotation]). Every action done is printed, also
 // when a later one failed (run goes on with the other profiles and exits
 // with the first failure's code at the end).
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli_support.h"
 #include "sks/rotation/adopt.h"
 #include "sks/rotation/manager.h"
 #include "stir/error.h"
+#include "stir/files.h"
 
 namespace sks::cli {
 namespace {
@@ -145,14 +144,6 @@ void print_status(const nlohmann::json& status, bool json) {
   }
 }
 
-std::string read_chain(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw stir::Error(stir::ErrorCode::kNotFound, "cannot read " + path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 // Runs `body` with the manager; with_token opens the token first.
 template <typename Body>
 void with_manager(const Context& context, bool with_token, Body body) {
@@ -215,7 +206,7 @@ void add_step_commands(CLI::App& rotate, Context& context, const Options& o) {
       command("install-cert", "check and install the new key's certificate chain", true);
   install->add_option("--chain", o->chain, "PEM chain, end-entity first")->required();
   install->callback([&context, o] {
-    const std::string chain = read_chain(o->chain);
+    const std::string chain = stir::read_file(o->chain);
     with_manager(context, true, [o, &chain](const Config& c, rotation::Manager& m) {
       print(m.install_cert(profile_of(c, *o), chain), o->json);
     });

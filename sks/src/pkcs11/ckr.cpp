@@ -87,8 +87,32 @@ std::string ckr_name(CK_RV rv) {
   }
 }
 
+namespace {
+std::string failure_message(std::string_view function, std::string_view rv_name,
+                            std::string_view context) {
+  std::string message(function);
+  message += ": ";
+  message += rv_name;
+  if (!context.empty()) {
+    message += " (";
+    message += context;
+    message += ")";
+  }
+  return message;
+}
+}  // namespace
+
+Pkcs11Error::Pkcs11Error(std::string_view function, CK_RV rv, std::string_view context)
+    : stir::Error(rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE
+                      ? stir::ErrorCode::kPinIncorrect
+                      : stir::ErrorCode::kPkcs11,
+                  failure_message(function, ckr_name(rv), context)),
+      function_(function),
+      rv_(rv),
+      rv_name_(ckr_name(rv)) {}
+
 void check(CK_RV rv, std::string_view function, std::string_view context) {
-  if (rv != CKR_OK) throw stir::Error::pkcs11(function, rv, ckr_name(rv), context);
+  if (rv != CKR_OK) throw Pkcs11Error(function, rv, context);
 }
 
 }  // namespace sks::p11

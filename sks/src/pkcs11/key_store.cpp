@@ -390,9 +390,9 @@ void TokenKey::token_down(SessionPool::Lease* lease, const std::string& why) con
 namespace {
 // A PKCS#11 failure that says the token (not this request) is broken.
 bool is_token_failure(const Error& e) {
-  return !e.pkcs11_function().empty() &&
-         (is_token_down(e.pkcs11_rv()) || is_device_fault(e.pkcs11_rv()) ||
-          is_session_lost(e.pkcs11_rv()));
+  const auto* failure = dynamic_cast<const Pkcs11Error*>(&e);
+  return failure != nullptr && (is_token_down(failure->rv()) || is_device_fault(failure->rv()) ||
+                                is_session_lost(failure->rv()));
 }
 }  // namespace
 

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "sks/rotation/adopt.h"
@@ -16,6 +15,7 @@
 #include "sks/x509/key_certificates.h"
 #include "stir/error.h"
 #include "stir/files.h"
+#include "stir/hex.h"
 #include "stir/openssl.h"
 #include "stir/x509.h"
 
@@ -35,21 +35,7 @@ std::int64_t epoch_of(const ASN1_TIME* time) {
 }
 
 std::string hex_digest(std::string_view data, std::size_t digits) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (const std::uint8_t byte : stir::sha256(data)) {
-    out += kDigits[byte >> 4];
-    out += kDigits[byte & 15];
-  }
-  return out.substr(0, digits);
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kNotFound, "cannot read " + path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  return stir::hex(stir::sha256(data)).substr(0, digits);
 }
 
 // A key label from the profile name: label characters only.
@@ -192,7 +178,7 @@ void Manager::do_install(RotationState& state, const std::string& profile, KeyEn
   const std::vector<stir::X509Ptr> chain = stir::parse_pem_chain(chain_pem);
   const std::string normalised = stir::chain_to_pem(chain);
   if (entry.state == KeyState::kCertified) {
-    if (read_text(entry.chain_path) == normalised) {
+    if (stir::read_file(entry.chain_path) == normalised) {
       out.push_back({profile, entry.id, entry.label, "install-cert", false,
                      entry_name(entry) + ": this chain is already installed"});
       return;
@@ -239,7 +225,7 @@ void Manager::do_issue(RotationState& state, const std::string& profile, KeyEntr
       {{"csr", entry.csr_path}, {"chain", chain}, {"label", entry.label}, {"profile", profile}},
       std::chrono::seconds(r.step_timeout_s));
   fault_point("after-issue");
-  do_install(state, profile, entry, read_text(chain), out);
+  do_install(state, profile, entry, stir::read_file(chain), out);
 }
 
 void Manager::do_publish(RotationState& state, const std::string& profile, KeyEntry& entry,
@@ -263,7 +249,7 @@ void Manager::do_publish(RotationState& state, const std::string& profile, KeyEn
 void Manager::do_activate(RotationState& state, const std::string& profile, KeyEntry& entry,
                           std::vector<Action>& out) {
   check_transition(profile, entry, KeyState::kActive, now_, 0, 0);
-  const std::string installed = read_text(entry.chain_path);
+  const std::string installed = stir::read_file(entry.chain_path);
   // The x5u must serve exactly this chain before the first token names it.
   std::string served;
   try {

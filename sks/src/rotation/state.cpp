@@ -11,9 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "stir/error.h"
 #include "stir/files.h"
@@ -317,14 +315,9 @@ void StateFile::lock() {
 }
 
 RotationState StateFile::load() const {
-  std::ifstream in(path_, std::ios::binary);
-  if (!in) {
-    if (!std::filesystem::exists(path_)) return {};
-    throw Error(ErrorCode::kIo, "cannot read " + path_);
-  }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  const json document = json::parse(buffer.str(), nullptr, false);
+  const std::optional<std::string> text = stir::read_file_if_exists(path_);
+  if (!text) return {};
+  const json document = json::parse(*text, nullptr, false);
   if (document.is_discarded()) throw Error(ErrorCode::kMalformed, path_ + " is not valid JSON");
   try {
     return RotationState::from_json(document);

@@ -385,8 +385,8 @@ Response SigningServer::sign(const Request& request, const RequestContext& conte
         sign_request(request.body, context.connection.client_names, *ring,
                      static_cast<std::int64_t>(std::time(nullptr)), config_.server.max_iat_skew_s);
   } catch (const Error& e) {
-    if (!e.pkcs11_function().empty()) {
-      metrics_.count_pkcs11_error(e.pkcs11_function(), e.pkcs11_rv_name());
+    if (const auto* failure = dynamic_cast<const p11::Pkcs11Error*>(&e)) {
+      metrics_.count_pkcs11_error(failure->function(), failure->rv_name());
     }
     // Token down (breaker open): the access log has the 503; the recovery
     // thread logs the outage once, not once per request.

@@ -5,12 +5,11 @@
 #include <openssl/x509v3.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "sks/pkcs11/key_store.h"
 #include "stir/error.h"
 #include "stir/files.h"
+#include "stir/hex.h"
 #include "stir/openssl.h"
 #include "stir/x509.h"
 
@@ -27,17 +26,6 @@ std::string one_line(const X509_NAME* name) {
   return buffer;
 }
 
-std::string hex_of(const unsigned char* bytes, std::size_t size, const char* separator) {
-  static constexpr char kDigits[] = "0123456789ABCDEF";
-  std::string text;
-  for (std::size_t i = 0; i < size; ++i) {
-    if (i > 0) text += separator;
-    text += kDigits[bytes[i] >> 4];
-    text += kDigits[bytes[i] & 15];
-  }
-  return text;
-}
-
 std::string serial_hex(const X509* certificate) {
   stir::BignumPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), nullptr));
   if (!serial) return "?";
@@ -45,17 +33,6 @@ std::string serial_hex(const X509* certificate) {
   std::string out = text == nullptr ? "?" : text;
   OPENSSL_free(text);
   return out;
-}
-
-std::optional<std::string> read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (!fs::exists(path)) return std::nullopt;
-    throw Error(ErrorCode::kIo, "cannot read " + path);
-  }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
 }
 
 std::string certificate_name(std::size_t index, const X509* certificate) {
@@ -123,7 +100,7 @@ InstallResult KeyCertificates::install(const std::string& label, const EVP_PKEY*
   check_chain(label, token_key, chain, options, result.warnings);
   const std::string normalised = stir::chain_to_pem(chain);
 
-  const std::optional<std::string> installed = read_text(result.path);
+  const std::optional<std::string> installed = stir::read_file_if_exists(result.path);
   if (installed && *installed == normalised) {
     result.outcome = InstallOutcome::kUnchanged;
     return result;
@@ -136,7 +113,7 @@ InstallResult KeyCertificates::install(const std::string& label, const EVP_PKEY*
                                                  result.path + "; add --replace to renew it");
     }
     const stir::Sha256Digest digest = stir::sha256(*installed);
-    const std::string prefix = hex_of(digest.data(), 8, "");
+    const std::string prefix = stir::hex(std::span(digest.data(), 8), stir::HexCase::kUpper);
     result.previous_path = (fs::path(dir_) / (label + ".chain." + prefix + ".pem")).string();
     stir::write_file_atomic(result.previous_path, *installed, 0644);
     result.outcome = InstallOutcome::kReplaced;
@@ -146,14 +123,14 @@ InstallResult KeyCertificates::install(const std::string& label, const EVP_PKEY*
 }
 
 std::optional<std::string> KeyCertificates::chain_pem(const std::string& label) const {
-  return read_text(chain_path(label));
+  return stir::read_file_if_exists(chain_path(label));
 }
 
 CertificateInfo KeyCertificates::show(const std::string& label) const {
   CertificateInfo info;
   info.label = label;
   info.path = chain_path(label);
-  const std::optional<std::string> pem = read_text(info.path);
+  const std::optional<std::string> pem = stir::read_file_if_exists(info.path);
   if (!pem) {
     throw Error(ErrorCode::kNotFound,
                 "key '" + label + "' has no certificate chain (" + info.path + ")");
@@ -171,7 +148,7 @@ CertificateInfo KeyCertificates::show(const std::string& label) const {
   if (X509_digest(leaf, EVP_sha256(), digest, &size) != 1) {
     throw Error(ErrorCode::kCrypto, "X509_digest: " + stir::openssl_error_string());
   }
-  info.sha256_fingerprint = hex_of(digest, size, ":");
+  info.sha256_fingerprint = stir::hex(std::span(digest, size), stir::HexCase::kUpper, ":");
   info.chain_length = chain.size();
   return info;
 }

@@ -71,6 +71,7 @@ const std::map<std::string, CK_RV>& known_errors() {
       {"CKR_DEVICE_REMOVED", CKR_DEVICE_REMOVED},
       {"CKR_GENERAL_ERROR", CKR_GENERAL_ERROR},
       {"CKR_FUNCTION_FAILED", CKR_FUNCTION_FAILED},
+      {"CKR_FUNCTION_REJECTED", CKR_FUNCTION_REJECTED},
   };
   return names;
 }

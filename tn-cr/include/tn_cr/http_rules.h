@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-namespace tn_cr::http {
+namespace tn_cr::http_rules {
 
 // Longer request targets are refused before anything else is looked at.
 inline constexpr std::size_t kMaxTargetLength = 256;
@@ -61,4 +61,4 @@ bool if_none_match_matches(std::string_view header, std::string_view etag);
 bool not_modified(std::string_view if_none_match, std::string_view if_modified_since,
                   std::string_view etag, std::int64_t last_modified);
 
-}  // namespace tn_cr::http
+}  // namespace tn_cr::http_rules

@@ -1,13 +1,12 @@
 // tn-cr publish | unpublish | list.
 #include <ctime>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli.h"
 #include "stir/error.h"
+#include "stir/files.h"
 
 namespace tn_cr::cli {
 namespace {
@@ -26,11 +25,7 @@ std::string read_chain_file(const std::string& path) {
   if (path == "-") {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   } else {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw stir::Error(stir::ErrorCode::kNotFound, "cannot read chain file " + path);
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    text = buffer.str();
+    text = stir::read_file(path, stir::ErrorCode::kNotFound, "cannot read chain file " + path);
   }
   if (text.size() > kMaxChainBytes) {
     throw stir::Error(stir::ErrorCode::kInvalidArgument,

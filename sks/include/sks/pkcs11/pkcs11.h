@@ -7,12 +7,34 @@
 #include <string>
 #include <string_view>
 
+#include "stir/error.h"
+
 namespace sks::p11 {
 
 // "CKR_PIN_INCORRECT" for 0xA0; "CKR_0x..." for values it does not know.
 std::string ckr_name(CK_RV rv);
 
-// Throws stir::Error::pkcs11 naming `function` unless rv is CKR_OK.
+// A failed C_ function, so an operator sees "C_Login: CKR_PIN_INCORRECT"
+// rather than a number: a stir::Error whose message is "FUNCTION: CKR_NAME"
+// (then " (context)" when given), kPinIncorrect for CKR_PIN_INCORRECT and
+// CKR_PIN_LEN_RANGE, kPkcs11 for everything else. It keeps the function
+// and the CK_RV for the metrics and the retry rules. Copyable; never
+// throws but std::bad_alloc.
+class Pkcs11Error : public stir::Error {
+ public:
+  Pkcs11Error(std::string_view function, CK_RV rv, std::string_view context = {});
+
+  const std::string& function() const noexcept { return function_; }
+  CK_RV rv() const noexcept { return rv_; }
+  const std::string& rv_name() const noexcept { return rv_name_; }
+
+ private:
+  std::string function_;
+  CK_RV rv_;
+  std::string rv_name_;
+};
+
+// Throws Pkcs11Error naming `function` unless rv is CKR_OK.
 void check(CK_RV rv, std::string_view function, std::string_view context = {});
 
 // Errors that mean "this session is gone": replace it and retry once.

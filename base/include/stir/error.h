@@ -2,14 +2,13 @@
 //
 // Each failure carries an ErrorCode (what kind of failure, which decides the
 // CLI exit code and, later, the HTTP status, each mapped in exactly one
-// place) and a human-readable message. PKCS#11 failures also carry the name
-// of the C_ function that failed and the CKR value, so an operator sees
-// "C_Login: CKR_PIN_INCORRECT" rather than a number.
+// place) and a human-readable message. A layer may derive its own error
+// with more facts (the PKCS#11 layer's p11::Pkcs11Error names the C_
+// function and its CKR value); callers that need only the kind catch Error.
 //
 // Messages never contain PINs or key material.
 #pragma once
 
-#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -37,24 +36,10 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
 
-  // A PKCS#11 failure: `function` is the C_ function, `rv` its CK_RV and
-  // `rv_name` the CKR_ name (the table lives in sks/, the signer library
-  // knows nothing of PKCS#11). CKR_PIN_INCORRECT and CKR_PIN_LEN_RANGE
-  // become kPinIncorrect, everything else kPkcs11.
-  static Error pkcs11(std::string_view function, unsigned long rv, std::string_view rv_name,
-                      std::string_view context = {});
-
   ErrorCode code() const noexcept { return code_; }
-  // Non-empty only for PKCS#11 failures.
-  const std::string& pkcs11_function() const noexcept { return function_; }
-  unsigned long pkcs11_rv() const noexcept { return rv_; }
-  const std::string& pkcs11_rv_name() const noexcept { return rv_name_; }
 
  private:
   ErrorCode code_;
-  std::string function_;
-  unsigned long rv_ = 0;
-  std::string rv_name_;
 };
 
 }  // namespace stir

@@ -32,26 +32,4 @@ std::string_view to_string(ErrorCode code) noexcept {
   return "unknown";
 }
 
-Error Error::pkcs11(std::string_view function, unsigned long rv, std::string_view rv_name,
-                    std::string_view context) {
-  // Values from PKCS#11 v2.40; repeated here so this file needs no PKCS#11 header.
-  constexpr unsigned long kPinIncorrect = 0xA0;
-  constexpr unsigned long kPinLenRange = 0xA2;
-  const ErrorCode code =
-      (rv == kPinIncorrect || rv == kPinLenRange) ? ErrorCode::kPinIncorrect : ErrorCode::kPkcs11;
-  std::string message(function);
-  message += ": ";
-  message += rv_name;
-  if (!context.empty()) {
-    message += " (";
-    message += context;
-    message += ")";
-  }
-  Error error(code, message);
-  error.function_ = function;
-  error.rv_ = rv;
-  error.rv_name_ = rv_name;
-  return error;
-}
-
 }  // namespace stir

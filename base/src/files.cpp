@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "stir/error.h"
 
@@ -18,7 +20,32 @@ namespace {
 [[noreturn]] void fail(const std::string& what, const std::string& path) {
   throw Error(ErrorCode::kIo, what + " " + path + ": " + std::strerror(errno));
 }
+
+std::string read_all(std::ifstream& in) {
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
 }  // namespace
+
+std::string read_file(const std::string& path, ErrorCode code) {
+  return read_file(path, code, "cannot read " + path);
+}
+
+std::string read_file(const std::string& path, ErrorCode code, const std::string& message) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(code, message);
+  return read_all(in);
+}
+
+std::optional<std::string> read_file_if_exists(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (!fs::exists(path)) return std::nullopt;
+    throw Error(ErrorCode::kIo, "cannot read " + path);
+  }
+  return read_all(in);
+}
 
 void write_file_atomic(const std::string& path, const std::string& content, mode_t mode) {
   const fs::path target(path);

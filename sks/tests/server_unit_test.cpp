@@ -1,0 +1,246 @@
+// Unit tests of the server room with no token and no running server: the
+// key ring over software keys (KeyRing's resolver hook), the signing
+// request from body to Identity header, the verification request's
+// parsing, and the per-client rate limiter. Tests against a real token and
+// a running server are server_test.cpp, hardening_test.cpp and the others.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sks/server/key_ring.h"
+#include "sks/server/rate_limiter.h"
+#include "sks/server/signing_api.h"
+#include "sks/server/verification_api.h"
+#include "software_signer.h"
+#include "stir/error.h"
+#include "stir/verify.h"
+
+namespace sks::testing {
+namespace {
+
+using std::chrono::steady_clock;
+
+constexpr std::int64_t kNow = 1796251082;
+constexpr std::int64_t kSkew = 60;
+constexpr const char* kOrigid = "de305d54-75b4-431b-adb2-eb6b9e546014";
+
+// Two profiles on one software key, and one whose key is not active:
+// "east" for sbc1 (A and B, a default origid), "open" the default profile
+// (A, B, C, no origid), "parked" for sbc9 with no key.
+class KeyRingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SigningProfile east;
+    east.name = "east";
+    east.key = "shaken-east";
+    east.x5u = "https://cr.example.net/east.pem";
+    east.origid = kOrigid;
+    east.attest = {"A", "B"};
+    east.clients = {"sbc1.example.net"};
+    SigningProfile open = east;
+    open.name = "open";
+    open.origid = "";
+    open.attest = {"A", "B", "C"};
+    open.clients = {};
+    SigningProfile parked = east;
+    parked.name = "parked";
+    parked.key = "";
+    parked.clients = {"sbc9.example.net"};
+    config_.profiles = {east, open, parked};
+    config_.server.default_profile = "open";
+  }
+
+  std::shared_ptr<const server::KeyRing> build(EVP_PKEY* public_key_of = nullptr) {
+    return server::KeyRing::build(config_, [&](const SigningProfile& p) {
+      ++resolved_[p.key + " " + p.x5u];
+      auto key = std::make_shared<server::SigningKey>();
+      key->label = p.key;
+      key->x5u = p.x5u;
+      key->signer = signer_;
+      EVP_PKEY* pub = public_key_of != nullptr ? public_key_of : signer_->key();
+      EVP_PKEY_up_ref(pub);
+      key->public_key.reset(pub);
+      return std::shared_ptr<const server::SigningKey>(std::move(key));
+    });
+  }
+
+  server::SigningResult sign(const std::string& body, const std::vector<std::string>& names) {
+    if (!ring_) ring_ = build();
+    return server::sign_request(body, names, *ring_, kNow, kSkew);
+  }
+
+  std::string error_of(const server::SigningResult& result) const {
+    if (!result.error) return "no error: " + result.response_body;
+    return std::to_string(result.error->http_status) + " " + result.error->body();
+  }
+
+  Config config_;
+  std::shared_ptr<const stir::testing::SoftwareSigner> signer_ =
+      std::make_shared<stir::testing::SoftwareSigner>();
+  std::map<std::string, int> resolved_;
+  std::shared_ptr<const server::KeyRing> ring_;
+};
+
+TEST_F(KeyRingTest, ResolvesEachKeyOnceAndPicksTheProfileByClientNameOrTheDefault) {
+  const auto ring = build();
+  EXPECT_EQ(resolved_, (std::map<std::string, int>{{"shaken-east https://cr.example.net/east.pem", 1}}));
+  ASSERT_NE(ring->profile_for({"sbc1.example.net"}), nullptr);
+  EXPECT_EQ(ring->profile_for({"sbc1.example.net"})->name, "east");
+  // The second name is the one a profile lists: that profile, named by it.
+  EXPECT_EQ(ring->profile_for({"other.example.net", "sbc1.example.net"})->name, "east");
+  EXPECT_EQ(*ring->client_identity({"other.example.net", "sbc1.example.net"}),
+            "sbc1.example.net");
+  EXPECT_EQ(ring->profile_for({"unlisted.example.net"})->name, "open");
+  EXPECT_EQ(ring->profile_for({"sbc9.example.net"})->key, nullptr);
+  // Both profiles on one key share its entry.
+  EXPECT_EQ(ring->profiles()[0].key, ring->profiles()[1].key);
+}
+
+TEST_F(KeyRingTest, WithoutADefaultProfileAnUnlistedClientHasNone) {
+  config_.server.default_profile = "";
+  const auto ring = build();
+  EXPECT_EQ(ring->profile_for({"unlisted.example.net"}), nullptr);
+  EXPECT_EQ(ring->profile_for({}), nullptr);
+}
+
+TEST_F(KeyRingTest, SelfTestPassesForTheRightPublicKeyAndNamesAKeyThatDoesNot) {
+  EXPECT_NO_THROW(build()->self_test());
+  stir::testing::SoftwareSigner other;
+  try {
+    build(other.key())->self_test();
+    FAIL() << "a key whose public half does not match passed the self-test";
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), stir::ErrorCode::kCrypto);
+    EXPECT_EQ(std::string(e.what()),
+              "key 'shaken-east' signed a self-test that does not verify with its public key");
+  }
+}
+
+TEST_F(KeyRingTest, ASigningRequestBecomesAnIdentityHeaderThatVerifiesWithTheProfilesKey) {
+  const auto result = sign(
+      R"({"signingRequest":{"attest":"B","orig":{"tn":"12155550121"},"dest":{"tn":["12155550131"]},"iat":1796251080}})",
+      {"sbc1.example.net"});
+  ASSERT_FALSE(result.error) << error_of(result);
+  ASSERT_NE(result.profile, nullptr);
+  EXPECT_EQ(result.profile->name, "east");
+  const auto response = nlohmann::json::parse(result.response_body);
+  const std::string identity = response.at("signingResponse").at("identity");
+  EXPECT_NE(identity.find(";info=<https://cr.example.net/east.pem>"), std::string::npos)
+      << identity;
+  stir::VerifyOptions options;
+  options.now = kNow;
+  const stir::VerifyResult verdict = stir::verify_identity(identity, signer_->key(), options);
+  ASSERT_TRUE(verdict.valid) << verdict.detail;
+  ASSERT_TRUE(verdict.passport);
+  EXPECT_EQ(verdict.passport->claims.attest, "B");
+  EXPECT_EQ(verdict.passport->claims.origid, kOrigid);  // the profile's default
+  EXPECT_EQ(verdict.passport->claims.iat, 1796251080);
+}
+
+TEST_F(KeyRingTest, RequestProblemsAreTheirAtisErrors) {
+  const std::vector<std::string> sbc1{"sbc1.example.net"};
+  const std::string svc4001 =
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4001","text":"Missing mandatory parameter '%1'","variables":["%s"]}}})";
+  auto missing = [&](const std::string& name) {
+    std::string text = svc4001;
+    return text.replace(text.find("%s"), 2, name);
+  };
+  EXPECT_EQ(error_of(sign("", sbc1)),
+            R"(400 {"requestError":{"serviceException":{"messageId":"SVC4000","text":"Missing request body"}}})");
+  EXPECT_EQ(error_of(sign("{}", sbc1)), missing("signingRequest"));
+  EXPECT_EQ(error_of(sign(R"({"signingRequest":{"orig":{"tn":"1"},"dest":{"tn":["2"]}}})", sbc1)),
+            missing("attest"));
+  EXPECT_EQ(error_of(sign(R"({"signingRequest":{"attest":"A","dest":{"tn":["2"]}}})", sbc1)),
+            missing("orig"));
+  // The default profile has no origid: a request must bring one.
+  EXPECT_EQ(
+      error_of(sign(R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]}}})",
+                    {"unlisted.example.net"})),
+      missing("origid"));
+  const auto duplicate = sign(R"({"signingRequest":{"attest":"A","attest":"B"}})", sbc1);
+  ASSERT_TRUE(duplicate.error);
+  EXPECT_EQ(duplicate.error->message_id, "SVC4005");
+  EXPECT_EQ(duplicate.error->variables.front(), "attest");
+  const auto broken = sign(R"({"signingRequest":)", sbc1);
+  ASSERT_TRUE(broken.error);
+  EXPECT_EQ(broken.error->message_id, "SVC4006");
+  const auto stale = sign(
+      R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]},"iat":1796250000}})",
+      sbc1);
+  ASSERT_TRUE(stale.error);
+  EXPECT_EQ(stale.error->message_id, "SVC4005");
+  EXPECT_EQ(stale.error->variables.front(), "iat");
+}
+
+TEST_F(KeyRingTest, PolicyRefusalsAreForbiddenOrUnavailable) {
+  const std::string c_request =
+      R"({"signingRequest":{"attest":"C","orig":{"tn":"1"},"dest":{"tn":["2"]}}})";
+  EXPECT_EQ(
+      error_of(sign(c_request, {"sbc1.example.net"})),
+      R"(403 {"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["attestation level 'C' is not permitted for profile 'east'"]}}})");
+  config_.server.default_profile = "";
+  ring_.reset();
+  EXPECT_EQ(
+      error_of(sign(c_request, {"unlisted.example.net"})),
+      R"(403 {"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["client 'unlisted.example.net' has no signing profile"]}}})");
+  // A profile whose key is not active signs nothing: 503.
+  const auto parked = sign(
+      R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]}}})",
+      {"sbc9.example.net"});
+  ASSERT_TRUE(parked.error);
+  EXPECT_EQ(parked.error->http_status, 503);
+  EXPECT_EQ(parked.error->message_id, "POL5003");
+}
+
+TEST(VerificationApi, EmptyToTnIsSvc4001LikeAMissingOne) {
+  const std::string svc4001 =
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4001","text":"Missing mandatory parameter '%1'","variables":["to.tn"]}}})";
+  for (const char* to : {R"("")", R"([""])", R"(["12155550131",""])", R"([])"}) {
+    const auto parsed = server::parse_verification_body(
+        std::string(
+            R"({"verificationRequest":{"identity":"x","from":{"tn":"12155550121"},"to":{"tn":)") +
+        to + "}}}");
+    EXPECT_FALSE(parsed.request) << to;
+    ASSERT_TRUE(parsed.error) << to;
+    EXPECT_EQ(std::to_string(parsed.error->http_status) + " " + parsed.error->body(), svc4001)
+        << to;
+  }
+}
+
+TEST(RateLimiter, TokenBucketAdmitsTheBurstThenTheRateAndSaysHowLongToWait) {
+  server::RateLimiter limiter(RateLimitConfig{2, 3});  // 2/s, bucket of 3
+  const auto t0 = steady_clock::time_point{} + std::chrono::hours(1);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(limiter.admit("a", t0), std::nullopt) << i;
+  EXPECT_EQ(limiter.admit("a", t0), std::optional<std::int64_t>(1));
+  EXPECT_EQ(limiter.admit("b", t0), std::nullopt);  // its own bucket
+  EXPECT_EQ(limiter.admit("a", t0 + std::chrono::milliseconds(500)), std::nullopt);
+  EXPECT_EQ(limiter.admit("a", t0 + std::chrono::milliseconds(500)),
+            std::optional<std::int64_t>(1));
+  // A long pause refills to the burst, never beyond.
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(limiter.admit("a", t0 + std::chrono::hours(1)), std::nullopt);
+  EXPECT_NE(limiter.admit("a", t0 + std::chrono::hours(1)), std::nullopt);
+  // A slow rate asks for a longer wait.
+  server::RateLimiter slow(RateLimitConfig{1, 1});
+  EXPECT_EQ(slow.admit("a", t0), std::nullopt);
+  EXPECT_EQ(slow.admit("a", t0), std::optional<std::int64_t>(1));
+  EXPECT_EQ(server::RateLimiter(RateLimitConfig{}).admit("a", t0), std::nullopt);  // off
+  EXPECT_EQ(
+      limiter.render_metrics(),
+      "# HELP sks_rate_limit_per_client_per_s Configured signings per second per client (0: "
+      "off).\n# TYPE sks_rate_limit_per_client_per_s gauge\n"
+      "sks_rate_limit_per_client_per_s 2\n"
+      "# HELP sks_rate_limited_total Signing requests refused with 429: client over its rate "
+      "limit.\n# TYPE sks_rate_limited_total counter\nsks_rate_limited_total{client=\"a\"} 3\n");
+}
+
+}  // namespace
+}  // namespace sks::testing
