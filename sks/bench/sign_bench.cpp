@@ -98,6 +98,7 @@ int main(int argc, char** argv) {
   double seconds = 2.0;
   bool json = false;
   long many_keys = 0;
+  bool passport_only = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
       seconds = std::atof(argv[++i]);
@@ -105,8 +106,10 @@ int main(int argc, char** argv) {
       many_keys = std::atol(argv[++i]);
     } else if (std::strcmp(argv[i], "--json") == 0) {
       json = true;
+    } else if (std::strcmp(argv[i], "--passport-cpu") == 0) {
+      passport_only = true;  // bench/run.sh: the in-process PASSporT only, between rounds
     } else {
-      std::cerr << "usage: sks_sign_bench [--seconds S] [--keys N] [--json]\n";
+      std::cerr << "usage: sks_sign_bench [--seconds S] [--keys N] [--json] [--passport-cpu]\n";
       return 64;
     }
   }
@@ -118,6 +121,23 @@ int main(int argc, char** argv) {
     keys.generate("bench");
     const auto key = keys.signing_key("bench");
     const auto public_key = stir::load_public_key_pem(keys.public_key_pem("bench"));
+    if (passport_only) {
+      stir::PassportHeader header;
+      header.x5u = "https://cr.example.net/bench.pem";
+      const auto c = claims();
+      double cpu_us = 0;
+      const double per_s = rate(
+          1, seconds,
+          [&](int) {
+            stir::compose_identity_header(stir::sign_passport(header, c, *key), header.x5u);
+          },
+          &cpu_us);
+      std::cout << nlohmann::json{{"passport_sign_1_thread_per_s", per_s},
+                                  {"passport_sign_cpu_us", cpu_us}}
+                       .dump()
+                << "\n";
+      return 0;
+    }
 
     // OpenSSL software key, same curve, same digest.
     std::unique_ptr<EC_KEY, decltype(&EC_KEY_free)> software(
