@@ -58,6 +58,7 @@ struct Options {
   double rate = 0;  // 0: saturation
   double timeout = 5;
   bool json = false;
+  std::string sample;  // --sample FILE: some 2xx bodies, one per line
 };
 
 struct Target {
@@ -96,7 +97,14 @@ struct Plan {
 struct Stats {
   LatencyHistogram latency;
   std::uint64_t ok = 0, non_2xx = 0, errors = 0, unexpected_body = 0;
+  // Every answer read, warm-up and late ones included: the divisor for the
+  // server's CPU time over the whole run (bench/run.sh).
+  std::uint64_t answered = 0;
+  std::vector<std::string> sample;  // every kSampleEvery-th 2xx body, at most kSampleMax
 };
+
+constexpr std::uint64_t kSampleEvery = 997;
+constexpr std::size_t kSampleMax = 8;
 
 asio::awaitable<void> run_connection(const Plan& plan, ssl::context& tls, Stats& stats, int index) {
   auto executor = co_await asio::this_coro::executor;
@@ -145,6 +153,7 @@ asio::awaitable<void> run_connection(const Plan& plan, ssl::context& tls, Stats&
         std::tie(error, std::ignore) =
             co_await http::async_read(stream, buffer, response, kUseTuple);
       const auto done = Clock::now();
+      if (!error) ++stats.answered;
       if (!measured(intended) || done > plan.end) {
         alive = !error && response.keep_alive();
         continue;
@@ -161,6 +170,8 @@ asio::awaitable<void> run_connection(const Plan& plan, ssl::context& tls, Stats&
         ++stats.unexpected_body;
       } else {
         ++stats.ok;
+        if (stats.ok % kSampleEvery == 1 && stats.sample.size() < kSampleMax)
+          stats.sample.push_back(response.body());
       }
       alive = response.keep_alive();
     }
@@ -197,6 +208,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--expect-substring", o.expect, "a 2xx body must contain this");
   app.add_flag("--json", o.json, "print the result as JSON");
+  app.add_option(
+      "--sample", o.sample,
+      "write some 2xx bodies (1 in 997 per thread, at most 8 each) to FILE, one per line");
   Target target;
   try {
     app.parse(argc, argv);
@@ -285,6 +299,14 @@ int main(int argc, char** argv) {
     total.non_2xx += s.non_2xx;
     total.errors += s.errors;
     total.unexpected_body += s.unexpected_body;
+    total.answered += s.answered;
+    total.sample.insert(total.sample.end(), s.sample.begin(), s.sample.end());
+  }
+  if (!o.sample.empty()) {
+    std::ofstream out(o.sample, std::ios::binary);
+    for (const auto& body : total.sample) {
+      if (body.find('\n') == std::string::npos) out << body << "\n";
+    }
   }
   const auto& h = total.latency;
   const double rate = static_cast<double>(h.count()) / o.seconds;
@@ -298,6 +320,7 @@ int main(int argc, char** argv) {
                                    {"mutual_tls", mutual},
                                    {"seconds", o.seconds},
                                    {"requests", h.count()},
+                                   {"answered", total.answered},
                                    {"rate_per_s", rate},
                                    {"ok", total.ok},
                                    {"non_2xx", total.non_2xx},

@@ -111,9 +111,9 @@ std::vector<std::string> Router::blocking_pools() const {
   const auto note = [&names](const std::string& name) {
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   };
-  if (fallback_ && fallback_run_ == Run::kBlocking) note({});
+  if (fallback_ && fallback_run_ != Run::kInline) note({});
   for (const auto& route : routes_) {
-    if (route.run == Run::kBlocking) note(route.pool);
+    if (route.run != Run::kInline) note(route.pool);
   }
   return names;
 }
@@ -191,7 +191,7 @@ class WorkerPool {
   bool try_post(std::function<void()> job) {
     {
       std::lock_guard lock(mutex_);
-      if (jobs_.size() + running_ >= capacity_) return false;
+      if (jobs_.size() + running_ + inline_ >= capacity_) return false;
       jobs_.push_back(std::move(job));
     }
     ready_.notify_one();
@@ -199,7 +199,20 @@ class WorkerPool {
   }
   std::pair<std::size_t, std::size_t> load() const {
     std::lock_guard lock(mutex_);
-    return {jobs_.size(), running_};
+    return {jobs_.size(), running_ + inline_};
+  }
+  // Run::kInlineWhenIdle: the caller may run a job itself, in place of an
+  // idle worker, when nothing is queued and fewer than `most` callers do
+  // so now; leave() when it is done.
+  bool try_enter(std::size_t most) {
+    std::lock_guard lock(mutex_);
+    if (!jobs_.empty() || inline_ >= most || running_ + inline_ >= threads_.size()) return false;
+    ++inline_;
+    return true;
+  }
+  void leave() {
+    std::lock_guard lock(mutex_);
+    --inline_;
   }
 
  private:
@@ -223,6 +236,7 @@ class WorkerPool {
   std::condition_variable ready_;
   std::deque<std::function<void()>> jobs_;
   std::size_t running_ = 0;
+  std::size_t inline_ = 0;  // jobs run by their callers (try_enter)
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
@@ -501,6 +515,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       : server_(server),
         stream_(std::move(stream)),
         info_(std::move(info)),
+        timer_(stream_.get_executor()),
         buffer_(read_buffer_limit(server.options)),
         count_chunk_header_(
             [this](std::uint64_t, beast::string_view extensions, beast::error_code& ec) {
@@ -516,13 +531,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       // The ClientHello's first bytes are due at once; then the rest of the
       // handshake within handshake_timeout of the accept.
       const auto handshake_deadline = Clock::now() + options().handshake_timeout;
-      lowest().expires_after(std::min(options().first_byte_timeout, options().handshake_timeout));
+      deadline_in(std::min(options().first_byte_timeout, options().handshake_timeout));
       lowest().async_read_some(buffer_.prepare(std::min<std::size_t>(4096, buffer_.max_size())),
                                [self = this->shared_from_this(), handshake_deadline](
                                    beast::error_code ec, std::size_t n) {
                                  if (ec) return self->close();
                                  self->buffer_.commit(n);
-                                 self->lowest().expires_at(handshake_deadline);
+                                 self->deadline_at(handshake_deadline);
                                  self->stream_.async_handshake(
                                      net::ssl::stream_base::server, self->buffer_.data(),
                                      // Callable with the error alone too: Boost 1.81's constraint
@@ -563,6 +578,30 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   using Self = Session<Stream>;
 
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // One timer per connection (not one per read and write, as tcp_stream's
+  // expires_after arms): setting a deadline is a store, and the timer is
+  // re-armed only when a deadline comes earlier than the one it waits for,
+  // or when it fires before the current deadline. At the deadline the
+  // connection closes; its pending operation ends with an error.
+  void deadline_in(Clock::duration timeout) { deadline_at(Clock::now() + timeout); }
+  void deadline_at(Clock::time_point at) {
+    deadline_ = at;
+    if (!timer_armed_ || at < armed_for_) arm(at);
+  }
+  void arm(Clock::time_point at) {
+    timer_armed_ = true;
+    armed_for_ = at;
+    timer_.expires_at(at);
+    timer_.async_wait(
+        [weak = this->weak_from_this(), generation = ++timer_generation_](beast::error_code ec) {
+          const auto self = weak.lock();
+          if (!self || ec || generation != self->timer_generation_ || self->closed_) return;
+          self->timer_armed_ = false;
+          if (Clock::now() < self->deadline_) return self->arm(self->deadline_);
+          self->close();
+        });
+  }
   const Options& options() const { return server_.options; }
 
   void on_handshake(beast::error_code ec) {
@@ -590,7 +629,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     state_ = State::kIdle;
     // Draining: only a handshake that just ended gets here; its request is
     // on its way or never comes.
-    lowest().expires_after(draining_ ? std::min(timeout, options().header_timeout) : timeout);
+    deadline_in(draining_ ? std::min(timeout, options().header_timeout) : timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->close();
@@ -606,7 +645,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     parser_->body_limit(options().body_limit);
     chunk_metadata_ = 0;
     parser_->on_chunk_header(count_chunk_header_);
-    lowest().expires_after(options().header_timeout);
+    deadline_in(options().header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                                if constexpr (!kIsTls<Stream>) self->server_.settle(self->info_.id);
@@ -615,7 +654,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                                const std::string refusal = framing_refusal(
                                    self->parser_->get(), self->options().request_bodies);
                                if (!refusal.empty()) return self->refuse({400, {}, refusal});
-                               self->lowest().expires_after(self->options().body_timeout);
+                               self->deadline_in(self->options().body_timeout);
                                self->body_bytes_ = 0;
                                self->read_body();
                              });
@@ -676,6 +715,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void handle() {
     state_ = State::kHandling;
+    deadline_ = Clock::time_point::max();  // none while the handler runs; write() sets one
     const auto& message = parser_->get();
     request_.method = message.method_string();
     request_.target = message.target();
@@ -690,8 +730,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (match.handler == nullptr) {
       return write(options().router.not_allowed(request_, context, match.allow), &message);
     }
-    WorkerPool* pool = match.run == Run::kBlocking ? server_.pool(match.pool) : nullptr;
+    WorkerPool* pool = match.run != Run::kInline ? server_.pool(match.pool) : nullptr;
     if (pool == nullptr) return write(invoke(*match.handler, context), &message);
+    if (match.run == Run::kInlineWhenIdle && pool->try_enter(server_.io_threads - 1)) {
+      Response response = invoke(*match.handler, context);  // catches everything
+      pool->leave();
+      return write(std::move(response), &message);
+    }
     auto job = [self = this->shared_from_this(), handler = match.handler,
                 guard = net::make_work_guard(stream_.get_executor())] {
       const RequestContext context{self->info_, self->request_number_, self->received_};
@@ -746,7 +791,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       res_.body() = response_.body;
       res_.prepare_payload();
     }
-    lowest().expires_after(options().write_timeout);
+    deadline_in(options().write_timeout);
     bhttp::async_write(stream_, res_,
                        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                          self->on_written(ec);
@@ -770,7 +815,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     append(bhttp::make_chunk_last());
     header_serializer_.emplace(res_);
-    lowest().expires_after(options().write_timeout);
+    deadline_in(options().write_timeout);
     bhttp::async_write_header(
         stream_, *header_serializer_,
         [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
@@ -803,7 +848,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // connection before the client has read the answer.
   void linger() {
     state_ = State::kClosing;
-    lowest().expires_after(std::chrono::seconds(2));
+    deadline_in(std::chrono::seconds(2));
     buffer_.clear();
     stream_.async_read_some(buffer_.prepare(std::min<std::size_t>(16 * 1024, buffer_.max_size())),
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
@@ -816,7 +861,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void shutdown() {
     state_ = State::kClosing;
     if constexpr (kIsTls<Stream>) {
-      lowest().expires_after(std::chrono::seconds(1));
+      deadline_in(std::chrono::seconds(1));
       stream_.async_shutdown(
           [self = this->shared_from_this()](beast::error_code) { self->close(); });
     } else {
@@ -830,6 +875,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (closed_) return;
     closed_ = true;
     state_ = State::kClosing;
+    timer_.cancel();
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().close();
@@ -838,6 +884,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   detail::ServerCore& server_;
   Stream stream_;
   ConnectionInfo info_;
+  net::steady_timer timer_;  // the connection's one deadline timer
+  Clock::time_point deadline_ = Clock::time_point::max();
+  Clock::time_point armed_for_{};
+  bool timer_armed_ = false;
+  std::uint64_t timer_generation_ = 0;  // a handler of an older arm() does nothing
   State state_ = State::kIdle;
   bool draining_ = false;
   bool closed_ = false;

@@ -4,73 +4,8 @@
 #include <vector>
 
 namespace stir {
-namespace {
 
 using nlohmann::json;
-
-// Counts depth and member names; stops the parse at the first problem.
-class Checker final : public nlohmann::json_sax<json> {
- public:
-  explicit Checker(std::size_t max_depth) : max_depth_(max_depth) {}
-
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override {
-    if (!enter()) return false;
-    objects_.emplace_back();
-    open_.push_back(true);
-    return true;
-  }
-  bool key(string_t& name) override {
-    if (!objects_.back().insert(name).second) {
-      problem = JsonInput::Problem::kDuplicate;
-      member = name;
-      return false;
-    }
-    return true;
-  }
-  bool end_object() override {
-    objects_.pop_back();
-    open_.pop_back();
-    return true;
-  }
-  bool start_array(std::size_t) override {
-    if (!enter()) return false;
-    open_.push_back(false);
-    return true;
-  }
-  bool end_array() override {
-    open_.pop_back();
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    problem = JsonInput::Problem::kSyntax;
-    return false;
-  }
-
-  JsonInput::Problem problem = JsonInput::Problem::kNone;
-  std::string member;
-
- private:
-  bool enter() {
-    if (open_.size() >= max_depth_) {
-      problem = JsonInput::Problem::kTooDeep;
-      return false;
-    }
-    return true;
-  }
-
-  const std::size_t max_depth_;
-  std::vector<bool> open_;  // true: an object
-  std::vector<std::set<std::string>> objects_;
-};
-
-}  // namespace
 
 std::string JsonInput::why() const {
   switch (problem) {
@@ -89,18 +24,44 @@ std::string JsonInput::why() const {
 JsonInput parse_json_input(std::string_view text, std::size_t max_depth) {
   JsonInput out;
   out.max_depth = max_depth;
-  Checker checker(max_depth);
-  const bool clean = json::sax_parse(text, &checker, json::input_format_t::json, /*strict=*/true,
-                                     /*ignore_comments=*/false);
-  if (!clean || checker.problem != JsonInput::Problem::kNone) {
-    out.problem = checker.problem != JsonInput::Problem::kNone ? checker.problem
-                                                               : JsonInput::Problem::kSyntax;
-    out.member = std::move(checker.member);
+  // One pass: the parser's callback checks depth and member names as the
+  // tree is built, and keeps nothing from the first problem on (a subtree
+  // too deep is never built). The first problem is the one reported.
+  std::vector<std::set<std::string>> members;  // of each open object
+  using Event = json::parse_event_t;
+  const auto check = [&](int depth, Event event, json& parsed) {
+    if (out.problem != JsonInput::Problem::kNone) return false;
+    switch (event) {
+      case Event::object_start:
+      case Event::array_start:
+        if (static_cast<std::size_t>(depth) >= max_depth) {
+          out.problem = JsonInput::Problem::kTooDeep;
+          return false;
+        }
+        if (event == Event::object_start) members.emplace_back();
+        return true;
+      case Event::key: {
+        auto& name = parsed.get_ref<std::string&>();
+        if (!members.back().insert(name).second) {
+          out.problem = JsonInput::Problem::kDuplicate;
+          out.member = std::move(name);
+          return false;
+        }
+        return true;
+      }
+      case Event::object_end:
+        members.pop_back();
+        return true;
+      default:
+        return true;
+    }
+  };
+  out.value = json::parse(text, check, /*allow_exceptions=*/false, /*ignore_comments=*/false);
+  if (out.problem != JsonInput::Problem::kNone) {
     out.value = json(json::value_t::discarded);
-    return out;
+  } else if (out.value.is_discarded()) {
+    out.problem = JsonInput::Problem::kSyntax;
   }
-  out.value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (out.value.is_discarded()) out.problem = JsonInput::Problem::kSyntax;
   return out;
 }
 

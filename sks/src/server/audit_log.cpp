@@ -11,11 +11,10 @@
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "sks/server/signing_api.h"
-#include "stir/base64url.h"
 #include "stir/error.h"
-#include "stir/identity.h"
 #include "stir/json_input.h"
 #include "stir/openssl.h"
 
@@ -88,6 +87,58 @@ std::string rfc3339_millis(std::chrono::system_clock::time_point time) {
   return text;
 }
 
+LineWriter::LineWriter(int fd, std::chrono::milliseconds interval, std::size_t max_bytes)
+    : fd_(fd), interval_(interval), max_bytes_(max_bytes), writer_([this] { run(); }) {}
+
+LineWriter::~LineWriter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  writer_.join();
+}
+
+void LineWriter::write(std::string_view line) {
+  bool first = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (pending_.size() + line.size() > max_bytes_) {
+      ++dropped_;
+      return;
+    }
+    first = pending_.empty();
+    pending_.append(line);
+  }
+  if (first) wake_.notify_one();  // once per batch, not per line
+}
+
+void LineWriter::run() {
+  std::string batch;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || !pending_.empty() || dropped_ > 0; });
+    if (pending_.empty() && dropped_ == 0) return;  // stopping, everything written
+    // Let the batch fill for a moment; a stop writes it at once.
+    wake_.wait_for(lock, interval_, [this] { return stopping_; });
+    batch.swap(pending_);
+    const std::uint64_t dropped = std::exchange(dropped_, 0);
+    lock.unlock();
+    if (dropped > 0) {
+      batch += rfc3339_millis(std::chrono::system_clock::now()) +
+               " log: " + std::to_string(dropped) + " lines dropped (the reader fell behind)\n";
+    }
+    for (std::size_t done = 0; done < batch.size();) {
+      const ssize_t n = ::write(fd_, batch.data() + done, batch.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // nowhere to report it: stderr itself failed
+      done += static_cast<std::size_t>(n);
+    }
+    batch.clear();
+    lock.lock();
+  }
+}
+
 std::string AuditLog::format(const AuditRecord& record) {
   json line = {{"time", rfc3339_millis(record.time)},
                {"request_id", record.request_id},
@@ -98,22 +149,19 @@ std::string AuditLog::format(const AuditRecord& record) {
         std::pair{"key", &record.key}, std::pair{"x5u", &record.x5u}}) {
     if (!value->empty()) line[name] = *value;
   }
-  json identity;
-  if (!record.response_body.empty()) {
-    const json response = parse_limited(record.response_body);
-    if (response.is_object()) {
-      identity = response.value("/signingResponse/identity"_json_pointer, json());
+  if (record.claims) {
+    // The members copy_claims() takes from a signed payload, as signed.
+    const stir::ShakenClaims& claims = *record.claims;
+    line["signing_input_sha256"] = hex(stir::sha256(record.signing_input));
+    if (!claims.orig_tn.empty()) line["orig"] = claims.orig_tn;
+    if (!claims.dest_tn.empty()) {
+      const auto end = claims.dest_tn.begin() +
+                       static_cast<std::ptrdiff_t>(std::min(claims.dest_tn.size(), kMaxDestTns));
+      line["dest"] = std::vector<std::string>(claims.dest_tn.begin(), end);
     }
-  }
-  if (identity.is_string()) {
-    const auto parsed = stir::parse_identity_header(identity.get_ref<const std::string&>());
-    if (parsed.header) {
-      const auto& h = *parsed.header;
-      line["signing_input_sha256"] = hex(stir::sha256(h.header_b64 + "." + h.payload_b64));
-      if (const auto payload = stir::base64url_decode(h.payload_b64)) {
-        copy_claims(parse_limited(*payload), line);
-      }
-    }
+    line["attest"] = claims.attest;
+    if (!claims.origid.empty()) line["origid"] = claims.origid;
+    line["iat"] = claims.iat;
   } else if (!record.request_body.empty()) {
     const json body = parse_limited(record.request_body);
     if (body.is_object() && body.contains("signingRequest")) {
@@ -149,15 +197,17 @@ AuditLog::~AuditLog() {
 }
 
 void AuditLog::submit(AuditRecord record) {
+  bool first = false;
   {
     std::lock_guard lock(mutex_);
     if (queue_.size() >= config_.queue_depth) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    first = queue_.empty() || queue_.size() + 1 == config_.queue_depth / 2;
     queue_.push_back(std::move(record));
   }
-  wake_.notify_one();
+  if (first) wake_.notify_one();  // once per batch (or half a queue), not per record
 }
 
 AuditLog::Counters AuditLog::counters() const {
@@ -248,6 +298,10 @@ void AuditLog::run() {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and everything is written
+      // Let the batch fill for a moment (one write per batch); a stop
+      // writes it at once. A full queue drops, so the wait stays short.
+      wake_.wait_for(lock, kBatchInterval,
+                     [this] { return stopping_ || queue_.size() >= config_.queue_depth / 2; });
       batch.swap(queue_);
     }
     std::string lines;

@@ -179,8 +179,10 @@ stir::http::Options SigningServer::http_options() {
   o.idle_timeout = std::chrono::seconds(s.keep_alive_timeout_s);
   o.keep_alive_max_requests = s.keep_alive_max_requests;
   o.body_limit = s.max_body_bytes;
-  // One signing worker per token session: a C_Sign never waits on an I/O
-  // thread, and more workers than sessions would only wait for a session.
+  // One signing worker per token session: more workers than sessions would
+  // only wait for a session. A signature runs on the I/O thread that read
+  // the request while a worker (so a session) is idle, without the hop to
+  // the pool and back; on the pool otherwise (Run::kInlineWhenIdle).
   o.workers = keys_ != nullptr ? keys_->pool().size() : 0;
   o.worker_queue = s.signing_queue_depth;
   // Verification and readiness have pools of their own, so a burst of
@@ -214,11 +216,10 @@ stir::http::Options SigningServer::http_options() {
     error.http_status = refused.status;
     return reply_error(response, error);
   };
-  o.internal_error = [](const Request& request, const RequestContext&, std::string_view what) {
+  o.internal_error = [this](const Request& request, const RequestContext&, std::string_view what) {
     Response response = begin_response(request, "other");
-    std::fprintf(stderr, "%s request_id=%s internal error: %.*s\n",
-                 rfc3339_millis(std::chrono::system_clock::now()).c_str(),
-                 response.request_id.c_str(), static_cast<int>(what.size()), what.data());
+    log_.write(rfc3339_millis(std::chrono::system_clock::now()) + " request_id=" +
+               response.request_id + " internal error: " + std::string(what) + "\n");
     return reply_error(response, ApiError::internal());
   };
   o.access_log = [this](const stir::http::AccessRecord& record) { log_access(record); };
@@ -236,7 +237,7 @@ void SigningServer::add_routes(stir::http::Router& router) {
         [this](const Request& request, const RequestContext& context) {
           return signing_route(request, context);
         },
-        Run::kBlocking);
+        Run::kInlineWhenIdle);
   }
   if (s.verification) {
     // x5u fetches may wait on the network: a worker, not an I/O thread.
@@ -395,9 +396,8 @@ Response SigningServer::sign(const Request& request, const RequestContext& conte
       return response.header("Retry-After",
                              std::to_string(p11::CircuitBreaker::kRetryAfterSeconds));
     }
-    std::fprintf(stderr, "%s request_id=%s signing failed: %s\n",
-                 rfc3339_millis(std::chrono::system_clock::now()).c_str(),
-                 response.request_id.c_str(), e.what());
+    log_.write(rfc3339_millis(std::chrono::system_clock::now()) +
+               " request_id=" + response.request_id + " signing failed: " + e.what() + "\n");
     return reply_error(response, ApiError::internal());
   }
   if (result.profile != nullptr) response.detail = result.profile->name;
@@ -407,7 +407,8 @@ Response SigningServer::sign(const Request& request, const RequestContext& conte
     record->profile = result.profile->name;
     record->key = result.profile->key->label;
     record->x5u = result.profile->key->x5u;
-    record->response_body = result.response_body;
+    record->claims = std::move(result.claims);
+    record->signing_input = std::move(result.signing_input);
   }
   return reply_json(response, std::move(result.response_body), "ok");
 }
@@ -441,7 +442,7 @@ void SigningServer::log_access(const stir::http::AccessRecord& record) {
       " method=" + std::string(record.method) + " route=" + route +
       " status=" + std::to_string(response.status) + " outcome=" + outcome +
       " latency_us=" + std::to_string(record.latency.count()) + "\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  log_.write(line);  // batched: one write() per batch, not per request
 }
 
 int SigningServer::bind() { return http_->bind(); }

@@ -28,6 +28,21 @@ std::string media_type(std::string_view value) {
   return lower(trim(value.substr(0, value.find(';'))));
 }
 
+// `text` as a JSON string, as nlohmann's dump() writes it: printable ASCII
+// other than '"' and '\\' (an Identity header, always) as it is.
+void append_json_string(std::string& out, std::string_view text) {
+  const bool plain = std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out += nlohmann::json(std::string(text)).dump();
+    return;
+  }
+  out += '"';
+  out += text;
+  out += '"';
+}
+
 }  // namespace
 
 bool accepts_json(std::string_view accept) {
@@ -189,8 +204,14 @@ SigningResult sign_request(std::string_view body, const std::vector<std::string>
   const std::string jws = stir::sign_passport(header, claims, *key.signer);
   // The one answer shape around the escaped identity: the same bytes as
   // dumping the whole object, without building its tree for every request.
-  result.response_body = R"({"signingResponse":{"identity":)" +
-                         json(stir::compose_identity_header(jws, key.x5u)).dump() + "}}";
+  const std::string identity = stir::compose_identity_header(jws, key.x5u);
+  result.response_body.reserve(identity.size() + 48);
+  result.response_body = R"({"signingResponse":{"identity":)";
+  append_json_string(result.response_body, identity);
+  result.response_body += "}}";
+  // What the audit record needs, as signed (no parsing it back).
+  result.signing_input.assign(jws, 0, jws.rfind('.'));
+  result.claims = std::move(claims);
   return result;
 }
 

@@ -150,6 +150,14 @@ using Handler = std::function<Response(const Request&, const RequestContext&)>;
 enum class Run {
   kInline,    // on the I/O thread: fast, never blocks
   kBlocking,  // on the worker pool: may block (token operations)
+  // On the I/O thread that read the request, with no hop to a worker and
+  // back, while its pool has an idle worker and nothing queued (it takes
+  // that worker's place: its token session is free) and at least one other
+  // I/O thread runs no such handler; on the pool otherwise. So a handler
+  // that blocks (a hung token) holds one I/O thread at most, and the other
+  // connections go on on the others; with one I/O thread it always runs on
+  // the pool.
+  kInlineWhenIdle,
 };
 
 // Exact-path routes by method. Matching: a path with a route for the method

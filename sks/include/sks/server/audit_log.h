@@ -4,10 +4,10 @@
 // A request hands over an AuditRecord (a few strings, moved) to a bounded
 // queue and goes on; when the queue is full the record is dropped and
 // counted (sks_audit_records_total{result="dropped"}), never waited for.
-// The writer decodes what the request thread did not: the claims from the
-// signed PASSporT (or, for a refusal, from the request body as sent) and
-// the SHA-256 of the JWS signing input (BASE64URL(header) "."
-// BASE64URL(payload)), then appends the line:
+// The request thread hands over the claims as it signed them and the JWS
+// signing input (BASE64URL(header) "." BASE64URL(payload)); the writer
+// hashes that (SHA-256), reads a refusal's claims from the request body
+// as sent, formats and appends the line:
 //
 //   {"attest":"A","client":"sbc1.example.net","dest":["12155550131"],
 //    "iat":1795720950,"key":"shaken-2026-11","orig":"12155550121",
@@ -42,16 +42,51 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "sks/config.h"
+#include "stir/passport.h"
 
 namespace sks::server {
 
 // `time` as RFC 3339 UTC with milliseconds ("2026-12-02T05:30:24.123Z"): the
 // audit log's "time" and the access and error log lines.
 std::string rfc3339_millis(std::chrono::system_clock::time_point time);
+
+// Lines for a file descriptor (the access log on stderr), written in
+// batches by a thread of its own: one write() per batch of up to
+// `interval`, never one per line, and no request waits for the descriptor.
+// A line that would take the buffer past `max_bytes` (the reader stopped
+// reading) is dropped and counted; the next batch says how many.
+// Threads: write() from any thread. The destructor writes what is
+// buffered, then joins the writer.
+class LineWriter {
+ public:
+  explicit LineWriter(int fd, std::chrono::milliseconds interval = std::chrono::milliseconds(20),
+                      std::size_t max_bytes = 1024 * 1024);
+  ~LineWriter();
+  LineWriter(const LineWriter&) = delete;
+  LineWriter& operator=(const LineWriter&) = delete;
+
+  // Appends `line` (with its newline) to the next batch.
+  void write(std::string_view line);
+
+ private:
+  void run();
+
+  const int fd_;
+  const std::chrono::milliseconds interval_;
+  const std::size_t max_bytes_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::string pending_;
+  std::uint64_t dropped_ = 0;
+  bool stopping_ = false;
+  std::thread writer_;
+};
 
 struct AuditRecord {
   std::chrono::system_clock::time_point time;
@@ -60,10 +95,12 @@ struct AuditRecord {
   std::string profile;  // "" when no profile was found
   std::string key;      // key label that signed (or would have)
   std::string x5u;
-  int status = 0;             // HTTP status of the response
-  std::string outcome;        // "ok" or the messageId
-  std::string response_body;  // signed: {"signingResponse":{"identity":...}} as returned
-  std::string request_body;   // refused: the body as received
+  int status = 0;       // HTTP status of the response
+  std::string outcome;  // "ok" or the messageId
+  // Signed: the claims as signed and the JWS signing input.
+  std::optional<stir::ShakenClaims> claims;
+  std::string signing_input;
+  std::string request_body;  // refused: the body as received
 };
 
 class AuditLog {
@@ -97,6 +134,7 @@ class AuditLog {
   void append(const std::string& lines);
   void rotate();
 
+  static constexpr std::chrono::milliseconds kBatchInterval{20};
   AuditConfig config_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;

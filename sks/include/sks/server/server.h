@@ -133,6 +133,7 @@ class SigningServer {
   std::unique_ptr<stir::vs::Verifier> verifier_;  // with the verification role
   RateLimiter rate_limiter_;                      // the signing route's, per client
   std::unique_ptr<AuditLog> audit_;               // with [audit]; outlives http_
+  LineWriter log_{2};  // stderr: access and request error lines; outlives http_
   std::unique_ptr<stir::http::Server> http_;
 };
 

@@ -28,6 +28,7 @@
 
 #include "sks/server/api_error.h"
 #include "sks/server/key_ring.h"
+#include "stir/passport.h"
 
 namespace sks::server {
 
@@ -52,6 +53,10 @@ struct SigningResult {
   std::optional<ApiError> error;
   std::string response_body;         // {"signingResponse":{"identity":"..."}} on success
   const Profile* profile = nullptr;  // the profile used, when one was found
+  // Signed: the claims as signed and the JWS signing input
+  // (BASE64URL(header) "." BASE64URL(payload)), for the audit record.
+  stir::ShakenClaims claims;
+  std::string signing_input;
 };
 
 // Parses and checks the body, applies the profile's policy and signs with the
