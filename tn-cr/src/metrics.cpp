@@ -56,6 +56,10 @@ const char* Metrics::outcome(int status) {
   }
 }
 
+Metrics::Metrics() {
+  for (const int code : {200, 304, 400, 404, 405, 413, 500}) requests_[{"chain", code}] = 0;
+}
+
 void Metrics::count_request(const std::string& route, int status, std::size_t body_bytes) {
   std::lock_guard lock(mutex_);
   ++requests_[{route, status}];

@@ -779,6 +779,11 @@ TEST_F(MetricsTest, CountsRequestsBytesFetchesChainsAndExpiry) {
   EXPECT_EQ(
       value_of(body, "tn_cr_requests_total{route=\"chain\",code=\"404\",outcome=\"not_found\"}"),
       1);
+  // Never answered, but there from the start (so the first one alerts).
+  EXPECT_EQ(value_of(body,
+                     "tn_cr_requests_total{route=\"chain\",code=\"405\",outcome=\"method_"
+                     "not_allowed\"}"),
+            0);
   EXPECT_EQ(value_of(body, "tn_cr_chain_fetches_total{name=\"" + std::string(kName) + "\"}"), 4);
   EXPECT_GE(value_of(body, "tn_cr_response_bytes_total"), 2.0 * static_cast<double>(chain_.size()));
   EXPECT_EQ(value_of(body, "tn_cr_chains{state=\"valid\"}"), 1);

@@ -41,6 +41,11 @@ inline constexpr std::size_t kMaxNamedChains = 1000;
 
 class Metrics {
  public:
+  // The chain route's usual codes start at 0, so increase() and rate() see
+  // their first occurrence (Prometheus counts no increase into a series'
+  // first sample: the first 500 would otherwise never alert).
+  Metrics();
+
   // One answered request: its route, status and body bytes sent.
   void count_request(const std::string& route, int status, std::size_t body_bytes);
 
