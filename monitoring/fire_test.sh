@@ -56,45 +56,28 @@ for f in "$SKS" "$TNCR" "$CA" "$FAULTP11"; do
 done
 command -v prometheus >/dev/null || { echo "fire_test.sh: prometheus not found (apt-get install prometheus)" >&2; exit 69; }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/sks-fire.XXXXXX")
-PIDS=()
+die() { printf 'fire_test.sh: FAIL: %s\n' "$*" >&2; exit 1; }
+fail() { die "$@"; }
+# bench_workdir, bench_start (sets URL and NAME_pid), bench_tls_and_tncr,
+# bench_logs: the set-up bench/run.sh and bench/soak.sh use.
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_workdir sks-fire
 cleanup() {
   local rc=$?
   "$HERE/prometheus.sh" stop "$WORK/prom" 2>/dev/null || true
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
   if [ "$rc" -ne 0 ]; then
-    for f in "$WORK"/*.log "$WORK"/prom/prometheus.log; do
-      [ -s "$f" ] && { echo "--- $f (last lines)" >&2; tail -n 15 "$f" >&2; }
-    done
+    bench_logs
+    tail -n 15 "$WORK/prom/prometheus.log" >&2 2>/dev/null || true
   fi
-  rm -rf "$WORK"
+  bench_cleanup
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-cd "$WORK"
-umask 077
 
 T0=$SECONDS
 log() { printf '== fire_test %3ds: %s\n' $((SECONDS - T0)) "$*" >&2; }
-fail() { printf 'fire_test.sh: FAIL: %s\n' "$*" >&2; exit 1; }
-
-# start NAME CMD...: runs a server that prints "listening on URL"; sets URL.
-start() {
-  local name=$1
-  shift
-  "$@" >"$name.out" 2>"$name.log" </dev/null &
-  PIDS+=($!)
-  eval "${name}_pid=$!"
-  for _ in $(seq 600); do
-    URL=$(sed -n 's/^listening on //p' "$name.out")
-    [ -n "$URL" ] && return
-    kill -0 "${PIDS[-1]}" 2>/dev/null || break
-    sleep 0.05
-  done
-  fail "$name did not start"
-}
 
 # until_true SECONDS WHAT CMD...: polls CMD every 0.2 s until it succeeds.
 until_true() {
@@ -108,26 +91,16 @@ until_true() {
 
 # ---- set-up: TLS, token, test STI PKI, TN-CR, two sks instances, Prometheus
 log "set-up in $WORK"
-SKS_DEV_DIR=$WORK "$ROOT/scripts/dev.sh" tls 2>/dev/null
-TLS=$WORK/tls
+bench_tls_and_tncr 2>/dev/null
 # The scrape identity is the dev client certificate (CN demo-sbc.example.net).
 SCRAPER=demo-sbc.example.net
 MTLS=(--cacert "$TLS/ca.pem" --cert "$TLS/client.pem" --key "$TLS/client.key")
-
-mkdir -p cr
-cat >tn-cr.toml <<TOML
-[repository]
-dir = "$WORK/cr"
-[server]
-listen = "127.0.0.1"
-port = 0
+cat >>tn-cr.toml <<TOML
 threads = 1
-tls_cert = "$TLS/server.pem"
-tls_key = "$TLS/server.key"
 client_ca = "$TLS/ca.pem"
 metrics_clients = ["$SCRAPER"]
 TOML
-start tncr "$TNCR" serve --config tn-cr.toml
+bench_start tncr "$TNCR" serve --config tn-cr.toml
 TNCR_URL=$URL
 TNCR_HOST=${TNCR_URL#https://}
 TNCR_HOST=${TNCR_HOST%/}
@@ -155,18 +128,14 @@ issue_command = ["$CA", "issue", "--config", "$TOKEN_CONFIG", "--dir", "$WORK/pk
 publish_command = ["$TNCR", "publish", "--dir", "$WORK/cr", "--chain", "{chain}", "--name", "{name}"]
 unpublish_command = ["$TNCR", "unpublish", "{name}", "--yes", "--dir", "$WORK/cr"]
 x5u_ca_file = "$TLS/ca.pem"
-
-[[profile]]
-name = "shaken"
-origid = "123e4567-e89b-12d3-a456-426655440000"
-attest = ["A"]
-clients = ["demo-sbc.example.net"]
-[profile.rotation]
-x5u_base = "$TNCR_URL"
-spc = "1234"
-subject = "/C=US/O=SKS Fire"
-renew_before_days = 1
 TOML
+  profile shaken 0 demo-sbc.example.net 1234 ', renew_before_days = 1'
+}
+profile() { # NAME ORIGID-DIGIT CLIENT SPC [MORE-ROTATION-KEYS]
+  printf '\n[[profile]]\nname = "%s"\norigid = "123e4567-e89b-12d3-a456-42665544000%s"\n' "$1" "$2"
+  printf 'attest = ["A"]\nclients = ["%s"]\n' "$3"
+  printf 'rotation = { x5u_base = "%s", spc = "%s", subject = "/C=US/O=SKS Fire %s"%s }\n' \
+    "$TNCR_URL" "$4" "$1" "${5:-}"
 }
 server() { # port roles...
   cat <<TOML
@@ -200,17 +169,8 @@ TOML
 # B: the token directly; signing and verification; a second profile that
 # never had a key (its first rotation never ran).
 sed -e "s|^sessions = .*|sessions = 2|" "$TOKEN_CONFIG" >b.toml
-{ server '"signing", "verification"'; common "$WORK/rotation-b"; cat <<TOML
-
-[[profile]]
-name = "unrotated"
-origid = "123e4567-e89b-12d3-a456-426655440001"
-attest = ["A"]
-clients = ["other-sbc.example.net"]
-[profile.rotation]
-x5u_base = "$TNCR_URL"
-spc = "5678"
-subject = "/C=US/O=SKS Fire Two"
+{ server '"signing", "verification"'; common "$WORK/rotation-b"
+  profile unrotated 1 other-sbc.example.net 5678; cat <<TOML
 
 [verifier]
 trust_anchors = "$WORK/pki/root.pem"
@@ -224,10 +184,10 @@ chmod 600 a.toml b.toml
 log "first key of profile shaken: sks rotate run (issue, 2-day certificate, publish, activate)"
 "$SKS" rotate run --config a.toml --profile shaken >rotate-first.log 2>&1 || { cat rotate-first.log >&2; fail "sks rotate run"; }
 cp -a rotation-a rotation-b
-start sksa "$SKS" serve --config a.toml
+bench_start sksa "$SKS" serve --config a.toml
 A_BASE=${URL%/stir/v1/signing}
 A_HOST=${A_BASE#https://}
-start sksb "$SKS" serve --config b.toml
+bench_start sksb "$SKS" serve --config b.toml
 B_BASE=${URL%/stir/v1/signing}
 B_HOST=${B_BASE#https://}
 log "tn-cr $TNCR_HOST, sks A $A_HOST, sks B $B_HOST"

@@ -123,22 +123,28 @@ std::string Metrics::render(const std::string& repository_dir, std::int64_t now,
          "Modification time of the newest valid chain: when the last publish landed.");
   out += "tn_cr_newest_chain_timestamp_seconds " + std::to_string(newest) + "\n";
 
-  const auto metric = [&out](const char* name, const char* type, const char* help,
-                             std::uint64_t value) {
-    header(out, name, type, help);
-    out += std::string(name) + " " + std::to_string(value) + "\n";
+  struct Series {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::uint64_t value;
   };
-  metric("tn_cr_connections_accepted_total", "counter", "TCP connections accepted and served.",
-         stats.accepted_connections);
-  metric("tn_cr_connections_rejected_total", "counter",
-         "TCP connections closed at once: over server.max_connections.",
-         stats.rejected_connections);
-  metric("tn_cr_connections_open", "gauge", "Open connections.", stats.open_connections);
-  metric("tn_cr_connections_pending", "gauge", "Connections that have not finished the handshake.",
-         stats.pending_connections);
-  metric("tn_cr_connections_evicted_total", "counter",
-         "Unfinished connections closed for a newer one: over a per-address or pending cap.",
-         stats.evicted_connections);
+  const Series listener[] = {
+      {"tn_cr_connections_accepted_total", "counter", "TCP connections accepted and served.",
+       stats.accepted_connections},
+      {"tn_cr_connections_rejected_total", "counter",
+       "TCP connections closed at once: over server.max_connections.", stats.rejected_connections},
+      {"tn_cr_connections_open", "gauge", "Open connections.", stats.open_connections},
+      {"tn_cr_connections_pending", "gauge", "Connections that have not finished the handshake.",
+       stats.pending_connections},
+      {"tn_cr_connections_evicted_total", "counter",
+       "Unfinished connections closed for a newer one: over a per-address or pending cap.",
+       stats.evicted_connections},
+  };
+  for (const auto& series : listener) {
+    header(out, series.name, series.type, series.help);
+    out += std::string(series.name) + " " + std::to_string(series.value) + "\n";
+  }
   return out;
 }
 
