@@ -76,6 +76,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Set by bench_start.
+sksb_pid=''
+tncr_pid=''
 T0=$SECONDS
 log() { printf '== fire_test %3ds: %s\n' $((SECONDS - T0)) "$*" >&2; }
 
