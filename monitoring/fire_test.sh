@@ -199,12 +199,12 @@ PROM=$HERE/prometheus.sh
 "$PROM" start "$WORK/prom" "$TLS/ca.pem" "$TLS/client.pem" "$TLS/client.key" \
   "$A_HOST" "$B_HOST" "tn-cr=$TNCR_HOST" >&2 || fail "Prometheus does not scrape A, B and the TN-CR"
 
-SEEN=()
+declare -A SEEN=()
 # firing NAME INSTANCE [SECONDS]: waits until Prometheus has NAME firing for
 # INSTANCE ("*": any, for alerts aggregated over instances).
 firing() {
   "$PROM" alert "$WORK/prom" "$1" "$2" firing "${3:-30}" >&2 || fail "$1 for $2 never fired"
-  SEEN+=("$1")
+  SEEN[$1]=1
 }
 
 metrics() { curl -sS "${MTLS[@]}" "$1/metrics"; }
@@ -315,7 +315,7 @@ firing TnCrDown "$TNCR_HOST"
 
 missing=()
 for alert in $(sed -n 's/^ *- alert: *//p' "$HERE/sks.rules.yml"); do
-  printf '%s\n' "${SEEN[@]}" | grep -qx "$alert" || missing+=("$alert")
+  [ -n "${SEEN[$alert]:-}" ] || missing+=("$alert")
 done
 [ ${#missing[@]} -eq 0 ] || fail "never caused here: ${missing[*]}"
 log "all ${#SEEN[@]} alerts of sks.rules.yml seen firing in Prometheus"
