@@ -205,6 +205,37 @@ TEST_F(ServeTest, SighupSwapsTheKeyRingWithoutRestart) {
   EXPECT_EQ(server->wait(20000), 0);
 }
 
+// A config that no longer parses: the reload fails before the key ring is
+// touched; it is counted (the SksReloadFailed alert reads it) and the old
+// ring keeps signing.
+TEST_F(ServeTest, SighupWithABrokenConfigCountsAFailedReloadAndKeepsSigning) {
+  const int port = start();
+  ASSERT_GT(port, 0);
+  auto c = client(port);
+  write_file(config_path, read_file(config_path) + "\nthis is = not toml [\n");
+  server->signal(SIGHUP);
+  std::string body;
+  for (int attempt = 0; attempt < 400; ++attempt) {
+    const auto metrics = c->Get("/metrics");
+    ASSERT_TRUE(metrics);
+    body = metrics->body;
+    if (body.find("sks_keyring_reloads_total{result=\"failed\"} 1\n") != std::string::npos) break;
+    ::poll(nullptr, 0, 10);
+  }
+  EXPECT_NE(body.find("sks_keyring_reloads_total{result=\"failed\"} 1\n"), std::string::npos)
+      << body;
+  EXPECT_NE(body.find("sks_keyring_reloads_total{result=\"ok\"} 0\n"), std::string::npos);
+  const auto after = c->Post("/stir/v1/signing", request_body(), "application/json");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200) << after->body;
+  EXPECT_EQ(x5u_of(after->body), "https://cr.example.net/a.pem");
+  server->signal(SIGTERM);
+  EXPECT_EQ(server->wait(20000), 0);
+  EXPECT_NE(
+      read_file(dir.path() + "/serve.log").find("reload failed, keeping the current key ring"),
+      std::string::npos);
+}
+
 TEST_F(ServeTest, MissingTlsSettingsAreAConfigErrorBeforeAnythingStarts) {
   write_file(config_path, base_config +
                               "\n[server]\nport = 0\n[[profile]]\nname = \"p\"\n"

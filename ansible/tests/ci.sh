@@ -15,7 +15,7 @@
 #   5. one sks instance is killed under ~200 req/s through HAProxy: HAProxy
 #      takes it out by its health check and requests keep succeeding; the
 #      failures before the check noticed are printed; site.yml starts it again;
-#      a real Prometheus scraping both instances with monitoring/sks.rules.yml
+#      a real Prometheus scraping both instances and the TN-CR with monitoring/sks.rules.yml
 #      shows SksInstanceDown firing for it, and inactive again after;
 #   5b. (SKS_CI_HSM_KILL=1 only, see the step) the p11-kit server (the fleet's HSM) is killed with its process group
 #      under ~100 req/s through HAProxy: both instances answer 503 POL5003
@@ -243,11 +243,13 @@ REMOTES=$(pgrep -c -P "$P11_PID" -x p11-kit-remote || true)
 [ "$REMOTES" -ge 2 ] || fail "p11-kit server $P11_PID holds $REMOTES connection(s); both sks instances should hold one"
 log "both instances sign on the remote token: p11-kit server $P11_PID serves $REMOTES connection(s)"
 
-# A real Prometheus scrapes both instances with monitoring/sks.rules.yml:
+# A real Prometheus scrapes both instances and the TN-CR (its /metrics for
+# the check identity, tn_cr_metrics_clients) with monitoring/sks.rules.yml:
 # the kill below must fire SksInstanceDown for sks2, and site.yml clear it.
 PROM=$ANSIBLE_DIR/../monitoring/prometheus.sh
 "$PROM" start "$STATE/prometheus" "$TLS/ca.pem" "$TLS/check.pem" "$TLS/check.key" \
-  127.0.0.1:9444 127.0.0.1:9445 || fail "Prometheus does not scrape both instances"
+  127.0.0.1:9444 127.0.0.1:9445 tn-cr=127.0.0.1:8443 || fail "Prometheus does not scrape both instances and the TN-CR"
+"$PROM" alert "$STATE/prometheus" TnCrDown 127.0.0.1:8443 inactive 5 || fail "TnCrDown with the TN-CR up"
 "$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9445 inactive 5 || fail "SksInstanceDown before the kill"
 
 log "kill sks2 under load (~200 req/s through HAProxy for 10 s)"

@@ -133,7 +133,11 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const TlsSett
       fail("cannot load the client CA file " + settings.client_ca_file);
     }
     SSL_CTX_set_client_CA_list(ctx, names);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_client);
+    SSL_CTX_set_verify(ctx,
+                       settings.client_certificate_optional
+                           ? SSL_VERIFY_PEER
+                           : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       verify_client);
     SSL_CTX_set_verify_depth(ctx, settings.verify_depth);
   }
   // Idle connections hold no record buffers (about 34 KiB each).

@@ -47,6 +47,10 @@ class Reader {
   // A path; relative ones are taken from the config file's folder.
   std::string path(const std::string& key) const { return file_.resolve(string(key, "")); }
 
+  std::vector<std::string> strings(const std::string& key) const {
+    return file_.strings(table_, key, name_);
+  }
+
   bool boolean(const std::string& key, bool fallback) const {
     return file_.boolean(table_, key, name_, fallback);
   }
@@ -63,11 +67,27 @@ class Reader {
 };
 
 void read_server(const Reader& r, ServerOptions& s) {
-  r.only_keys({"listen", "port", "tls_cert", "tls_key", "lab_plain_http", "max_age_s",
-               "path_prefix", "threads", "handshake_timeout_ms", "read_timeout_ms",
-               "write_timeout_ms", "keep_alive_timeout_s", "keep_alive_max_requests",
-               "max_connections", "backlog", "first_byte_timeout_ms", "max_handshakes_per_address",
-               "reserved_connection_percent", "tls_session_lifetime_s"});
+  r.only_keys({"listen",
+               "port",
+               "tls_cert",
+               "tls_key",
+               "client_ca",
+               "metrics_clients",
+               "lab_plain_http",
+               "max_age_s",
+               "path_prefix",
+               "threads",
+               "handshake_timeout_ms",
+               "read_timeout_ms",
+               "write_timeout_ms",
+               "keep_alive_timeout_s",
+               "keep_alive_max_requests",
+               "max_connections",
+               "backlog",
+               "first_byte_timeout_ms",
+               "max_handshakes_per_address",
+               "reserved_connection_percent",
+               "tls_session_lifetime_s"});
   s.listen = r.string("listen", s.listen);
   s.port = static_cast<int>(r.integer("port", s.port, 0, 65535));
   s.tls_cert = r.path("tls_cert");
@@ -98,6 +118,13 @@ void read_server(const Reader& r, ServerOptions& s) {
   s.reserved_connection_percent =
       static_cast<int>(r.integer("reserved_connection_percent", 25, 0, 90));
   s.tls_session_lifetime_s = static_cast<int>(r.integer("tls_session_lifetime_s", 300, 0, 86400));
+  s.client_ca = r.path("client_ca");
+  s.metrics_clients = r.strings("metrics_clients");
+  if (!s.metrics_clients.empty() && (s.client_ca.empty() || s.lab_plain_http)) {
+    r.fail_key("metrics_clients",
+               "needs server.client_ca and TLS: /metrics is served only to clients that show a "
+               "certificate from client_ca");
+  }
   if (!s.lab_plain_http && (s.tls_cert.empty() || s.tls_key.empty())) {
     r.fail_key(s.tls_cert.empty() ? "tls_cert" : "tls_key",
                "is required: server.tls_cert and server.tls_key (or, in a lab only, "

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <shared_mutex>
@@ -20,6 +21,7 @@
 #include "stir/http/tls.h"
 #include "stir/http/tls_files.h"
 #include "tn_cr/http_rules.h"
+#include "tn_cr/metrics.h"
 #include "tn_cr/repository.h"
 
 namespace tn_cr {
@@ -169,6 +171,7 @@ struct Server::Impl {
   }
 
   stir::http::Response serve_chain(const stir::http::Request& request);
+  stir::http::Response serve_metrics(const stir::http::RequestContext& context) const;
   stir::http::Options http_options(std::shared_ptr<boost::asio::ssl::context> tls);
 
   ServerOptions options;
@@ -179,6 +182,7 @@ struct Server::Impl {
   std::string cache_control;
   std::unique_ptr<stir::http::Server> http;
   int port = -1;
+  Metrics metrics;
 };
 
 stir::http::Response Server::Impl::serve_chain(const stir::http::Request& request) {
@@ -189,6 +193,7 @@ stir::http::Response Server::Impl::serve_chain(const stir::http::Request& reques
   if (target.verdict == http_rules::TargetVerdict::kNotFound) return error_response(404, "not found");
   const auto chain = cache->get(target.name);
   if (!chain) return error_response(404, "not found");
+  metrics.count_fetch(target.name);
 
   stir::http::Response response;
   response.header("Cache-Control", cache_control)
@@ -208,6 +213,20 @@ stir::http::Response Server::Impl::serve_chain(const stir::http::Request& reques
   // Range is ignored: the whole chain, 200.
   response.header("Content-Type", kChainContentType);
   response.body = chain->content;
+  return response;
+}
+
+stir::http::Response Server::Impl::serve_metrics(const stir::http::RequestContext& context) const {
+  const auto& names = context.connection.client_names;
+  const bool listed = std::any_of(names.begin(), names.end(), [this](const std::string& name) {
+    return std::find(options.metrics_clients.begin(), options.metrics_clients.end(), name) !=
+           options.metrics_clients.end();
+  });
+  if (!listed) return error_response(403, "this client identity is not in server.metrics_clients");
+  auto response = stir::http::Response::text(
+      200, metrics.render(options.repository_dir, std::time(nullptr), http->stats()),
+      "text/plain; version=0.0.4; charset=utf-8");
+  response.header("Cache-Control", "no-store");
   return response;
 }
 
@@ -238,6 +257,18 @@ stir::http::Options Server::Impl::http_options(std::shared_ptr<boost::asio::ssl:
   o.router.fallback([this](const stir::http::Request& request, const stir::http::RequestContext&) {
     return serve_chain(request);
   });
+  if (!options.metrics_clients.empty()) {
+    o.router.add("GET", "/metrics",
+                 [this](const stir::http::Request&, const stir::http::RequestContext& context) {
+                   auto response = serve_metrics(context);
+                   response.route = "metrics";
+                   return response;
+                 });
+    o.router.method_not_allowed([](const stir::http::Request&, const stir::http::RequestContext&,
+                                   const std::string& allow) {
+      return error_response(405, "method not allowed").header("Allow", allow);
+    });
+  }
   // Requests refused unread get the same plain body as ours. A header over
   // 8 KiB (431) is most likely an over-long target: 400 like any other
   // refused target. A body over 16 KiB is 413.
@@ -252,6 +283,8 @@ stir::http::Options Server::Impl::http_options(std::shared_ptr<boost::asio::ssl:
   };
   o.access_log = [this](const stir::http::AccessRecord& record) {
     const bool bodiless = record.method == "HEAD" || record.response.status == 304;
+    metrics.count_request(record.response.route.empty() ? "chain" : record.response.route,
+                          record.response.status, bodiless ? 0 : record.response.body.size());
     const std::string remote = record.connection.remote_address.empty()
                                    ? "-"
                                    : loggable(record.connection.remote_address) + ":" +
@@ -278,6 +311,11 @@ Server::Server(ServerOptions options, LogSink log)
     throw Error(ErrorCode::kConfig, "path_prefix '" + o.path_prefix +
                                         "' must start and end with '/' and hold plain segments");
   }
+  if (!o.metrics_clients.empty() && (o.client_ca.empty() || o.lab_plain_http)) {
+    throw Error(ErrorCode::kConfig,
+                "metrics_clients needs client_ca and TLS: /metrics is served only to clients "
+                "that show a certificate");
+  }
   impl_->cache_control = "public, max-age=" + std::to_string(o.max_age_s);
   impl_->dir_fd = ::open(o.repository_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (impl_->dir_fd < 0) {
@@ -296,7 +334,8 @@ Server::Server(ServerOptions options, LogSink log)
         throw Error(ErrorCode::kConfig, "TLS file '" + *path + "' does not exist");
       }
     }
-    stir::http::TlsSettings files{o.tls_cert, o.tls_key, ""};
+    stir::http::TlsSettings files{o.tls_cert, o.tls_key, o.client_ca};
+    files.client_certificate_optional = true;
     files.session_lifetime_s = o.tls_session_lifetime_s;
     stir::http::check_tls_files(files, ::geteuid(), "tn-cr");
     tls = stir::http::make_server_tls_context(files);

@@ -101,5 +101,17 @@ TEST_F(ConfigTest, Errors) {
   }
 }
 
+TEST_F(ConfigTest, MetricsClientsNeedClientCa) {
+  const Config c = load_config(
+      write("[server]\ntls_cert = \"s.pem\"\ntls_key = \"s.key\"\nclient_ca = \"ca.pem\"\n"
+            "metrics_clients = [\"prometheus.example.net\"]\n"));
+  EXPECT_EQ(c.server.client_ca, temp_.path() + "/ca.pem");
+  EXPECT_EQ(c.server.metrics_clients, std::vector<std::string>{"prometheus.example.net"});
+  EXPECT_NE(error_for("[server]\ntls_cert = \"s.pem\"\ntls_key = \"s.key\"\n"
+                      "metrics_clients = [\"prometheus.example.net\"]\n")
+                .find("server.metrics_clients needs server.client_ca and TLS"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace tn_cr

@@ -661,5 +661,169 @@ TEST_F(ServerTest, IdleFloodFromManyAddressesDoesNotBlockAFetch) {
   for (int fd : idle) ::close(fd);
 }
 
+// GET /metrics (tn_cr/metrics.h): off unless metrics_clients is set; then
+// only a listed client certificate from client_ca gets it, while verifiers
+// without a certificate still fetch chains.
+class MetricsTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    options_.client_ca =
+        put_file(temp_.path() + "/tls/clients-ca.pem", tls_->client_ca.certificate_pem());
+    options_.metrics_clients = {"prometheus.example.net"};
+    scraper_ = client_files("scraper", "prometheus.example.net");
+    other_client_ = client_files("other", "sbc9.example.net");
+  }
+
+  // A client certificate from the test client CA; returns {cert, key} paths.
+  std::pair<std::string, std::string> client_files(const std::string& file,
+                                                   const std::string& name) {
+    stir::testing::CertSpec spec;
+    spec.common_name = name;
+    spec.dns_names = {name};
+    spec.tls_client = true;
+    const auto cert = stir::testing::issue(spec, &tls_->client_ca);
+    return {put_file(temp_.path() + "/tls/" + file + ".pem", cert.certificate_pem()),
+            put_file(temp_.path() + "/tls/" + file + ".key", cert.private_key_pem())};
+  }
+
+  httplib::Result scrape(const std::pair<std::string, std::string>& identity) const {
+    httplib::SSLClient client("127.0.0.1", port_, identity.first, identity.second);
+    client.set_ca_cert_path(ca_file_);
+    client.enable_server_certificate_verification(true);
+    client.set_connection_timeout(5, 0);
+    client.set_read_timeout(5, 0);
+    return client.Get("/metrics");
+  }
+
+  // The scrape's value of one series (exact name and labels), or -1.
+  double value_of(const std::string& body, const std::string& series) const {
+    const std::string prefix = series + " ";
+    for (std::size_t at = 0; at < body.size();) {
+      const std::size_t end = std::min(body.find('\n', at), body.size());
+      const std::string_view line(body.data() + at, end - at);
+      if (line.starts_with(prefix)) return std::stod(std::string(line.substr(prefix.size())));
+      at = end + 1;
+    }
+    return -1;
+  }
+
+  // Scrapes until `series` has `want` (the access log, which counts, runs
+  // after the response is written); returns the last scrape's body.
+  std::string scrape_until(const std::string& series, double want) const {
+    std::string body;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    do {
+      auto res = scrape(scraper_);
+      if (res && res->status == 200) body = res->body;
+      if (value_of(body, series) == want) break;
+      ::poll(nullptr, 0, 10);
+    } while (std::chrono::steady_clock::now() < deadline);
+    return body;
+  }
+
+  std::pair<std::string, std::string> scraper_;
+  std::pair<std::string, std::string> other_client_;
+};
+
+TEST_F(ServerTest, NoMetricsWithoutMetricsClients) {
+  start();
+  auto res = get("/metrics");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 404);
+}
+
+TEST_F(MetricsTest, OnlyListedClientsGetMetricsAndVerifiersStayAnonymous) {
+  start();
+  auto anonymous = get("/metrics");
+  ASSERT_TRUE(anonymous) << httplib::to_string(anonymous.error());
+  EXPECT_EQ(anonymous->status, 403);
+  EXPECT_EQ(anonymous->body, "this client identity is not in server.metrics_clients\n");
+  auto other = scrape(other_client_);
+  ASSERT_TRUE(other) << httplib::to_string(other.error());
+  EXPECT_EQ(other->status, 403);
+  auto chain = get(std::string("/") + kName);  // a verifier: no client certificate
+  ASSERT_TRUE(chain) << httplib::to_string(chain.error());
+  EXPECT_EQ(chain->status, 200);
+  EXPECT_EQ(chain->body, chain_);
+  auto post = client()->Post("/metrics", "x", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  EXPECT_EQ(post->get_header_value("Allow"), "GET");
+  auto res = scrape(scraper_);
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(res->body.find("# TYPE tn_cr_requests_total counter\n"), std::string::npos);
+}
+
+TEST_F(MetricsTest, CountsRequestsBytesFetchesChainsAndExpiry) {
+  // A file with a servable name that is no chain, and one too large to serve.
+  put_file(repo_ + "/garbage.pem", "not a certificate\n");
+  put_file(repo_ + "/huge.pem", std::string(kMaxChainBytes + 1, 'A'));
+  start();
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(get(std::string("/") + kName)->status, 200);
+  ASSERT_EQ(get(std::string("/") + kName, {{"If-None-Match", http::make_etag(chain_)}})->status,
+            304);
+  ASSERT_EQ(client()->Head((std::string("/") + kName).c_str())->status, 200);
+  ASSERT_EQ(get("/missing.pem")->status, 404);
+  ASSERT_EQ(get("/huge.pem")->status, 500);
+
+  const std::string body =
+      scrape_until("tn_cr_requests_total{route=\"chain\",code=\"500\",outcome=\"error\"}", 1);
+  EXPECT_EQ(value_of(body, "tn_cr_requests_total{route=\"chain\",code=\"200\",outcome=\"served\"}"),
+            3);
+  EXPECT_EQ(
+      value_of(body, "tn_cr_requests_total{route=\"chain\",code=\"304\",outcome=\"not_modified\"}"),
+      1);
+  EXPECT_EQ(
+      value_of(body, "tn_cr_requests_total{route=\"chain\",code=\"404\",outcome=\"not_found\"}"),
+      1);
+  // Never answered, but there from the start (so the first one alerts).
+  EXPECT_EQ(value_of(body,
+                     "tn_cr_requests_total{route=\"chain\",code=\"405\",outcome=\"method_"
+                     "not_allowed\"}"),
+            0);
+  EXPECT_EQ(value_of(body, "tn_cr_chain_fetches_total{name=\"" + std::string(kName) + "\"}"), 4);
+  EXPECT_GE(value_of(body, "tn_cr_response_bytes_total"), 2.0 * static_cast<double>(chain_.size()));
+  EXPECT_EQ(value_of(body, "tn_cr_chains{state=\"valid\"}"), 1);
+  EXPECT_EQ(value_of(body, "tn_cr_chains{state=\"invalid\"}"), 2);
+  // make_shaken_pki's leaf: notAfter 30 days from now.
+  const double expiry =
+      value_of(body, "tn_cr_chain_expiry_seconds{name=\"" + std::string(kName) + "\"}");
+  EXPECT_GT(expiry, 30 * 86400 - 120);
+  EXPECT_LE(expiry, 30 * 86400);
+  EXPECT_EQ(value_of(body, "tn_cr_chain_expiry_seconds{name=\"garbage.pem\"}"), -1);
+  EXPECT_EQ(value_of(body, "tn_cr_newest_chain_timestamp_seconds"),
+            static_cast<double>(stir::testing::stat_file(repo_ + "/" + kName).st_mtim.tv_sec));
+  EXPECT_GE(value_of(body, "tn_cr_connections_accepted_total"), 7);
+
+  // A chain published while the server runs shows at the next scrape.
+  ASSERT_EQ(Repository(repo_).publish("other.pem", canonical(other_->chain_pem())),
+            PublishOutcome::kPublished);
+  const std::string after = scrape_until("tn_cr_chains{state=\"valid\"}", 2);
+  EXPECT_EQ(value_of(after, "tn_cr_chain_fetches_total{name=\"other.pem\"}"), 0);
+  // The metrics route counts its own answers too.
+  EXPECT_GE(
+      value_of(after, "tn_cr_requests_total{route=\"metrics\",code=\"200\",outcome=\"served\"}"),
+      1);
+}
+
+TEST_F(MetricsTest, MetricsClientsWithoutClientCaOrTlsIsAConfigError) {
+  for (const bool plain : {false, true}) {
+    options_.client_ca = plain ? options_.client_ca : "";
+    options_.lab_plain_http = plain;
+    try {
+      Server server(options_, [](std::string_view) {});
+      ADD_FAILURE() << "no error";
+    } catch (const stir::Error& e) {
+      EXPECT_EQ(e.code(), stir::ErrorCode::kConfig);
+      EXPECT_NE(std::string(e.what()).find("metrics_clients needs client_ca and TLS"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tn_cr

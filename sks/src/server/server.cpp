@@ -489,13 +489,13 @@ void SigningServer::reload(const Config& config) {
     report_.error.clear();
     metrics_.count_reload(true);
   } catch (const std::exception& e) {
-    metrics_.count_reload(false);
     reload_failed(e.what());
     throw;
   }
 }
 
 void SigningServer::reload_failed(const std::string& error) {
+  metrics_.count_reload(false);
   const std::lock_guard lock(report_mutex_);
   report_.reload_ok = false;
   report_.error = error;

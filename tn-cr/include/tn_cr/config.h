@@ -28,6 +28,8 @@
 //   reserved_connection_percent = 25 # slots kept for connections past the handshake
 //   tls_session_lifetime_s = 300  # TLS session cache and tickets; 0 = no resumption
 //   lab_plain_http = false        # lab only: plain HTTP, logs a warning
+//   client_ca = "tls/metrics-ca.pem"  # CAs of the metrics clients (asked for, not required)
+//   metrics_clients = ["prometheus.example.net"]  # GET /metrics; absent: no /metrics
 #pragma once
 
 #include <string>

@@ -27,6 +27,8 @@
 // called from I/O threads, one complete line at a time, serialised.
 // Signals: the process must ignore SIGPIPE (a client hanging up mid-
 // response would otherwise end it); every program does, in stir::run_main.
+// Metrics: GET /metrics (tn_cr/metrics.h) for the identities in
+// metrics_clients, the way sks restricts its own /metrics.
 // Errors: stir::Error: kConfig (TLS files unusable, bad option), kNotFound
 // (no repository folder), kIo (cannot listen).
 #pragma once
@@ -38,6 +40,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tn_cr {
 
@@ -67,6 +70,12 @@ struct ServerOptions {
   std::size_t max_handshakes_per_address = 256;  // pending from one address; 0 = no cap
   int reserved_connection_percent = 25;          // slots kept for completed handshakes
   int tls_session_lifetime_s = 300;              // session cache and tickets; 0 = none
+  // GET /metrics (metrics.h) is served only when metrics_clients is set, to
+  // clients whose certificate, issued by a CA in client_ca, has one of these
+  // names as CN or DNS SAN (exact bytes); 403 for any other client. The
+  // certificate is asked for, never required: verifiers stay anonymous.
+  std::string client_ca;                     // PEM CAs of the metrics clients
+  std::vector<std::string> metrics_clients;  // empty: no /metrics (404)
 };
 
 // How long stop() lets requests in flight finish.

@@ -11,7 +11,10 @@
 // - Mutual TLS when `client_ca` is set: verify_peer and
 //   verify_fail_if_no_peer_cert against those CAs, so a client without a
 //   certificate fails the handshake (TLS 1.3: the "certificate required"
-//   alert) before any byte of HTTP is read.
+//   alert) before any byte of HTTP is read. With
+//   `client_certificate_optional`, the certificate is asked for and verified
+//   when sent, but a client without one is let in (no names): tn-cr, whose
+//   verifiers are anonymous and only /metrics needs an identity.
 // - Client chains are verified to at most `verify_depth` CA certificates
 //   above the leaf (default 4: root, policy CA, issuing CA and one more).
 // - A client certificate whose subject CN or a DNS subjectAltName holds a
@@ -46,6 +49,9 @@ struct TlsSettings {
   std::string client_ca_file;     // PEM CAs for client certificates; empty = no mutual TLS
   int verify_depth = 4;           // CA certificates allowed above a client's leaf
   long session_lifetime_s = 300;  // session cache and tickets; 0 = no resumption
+
+  // With client_ca_file: a client may send no certificate (and has no names).
+  bool client_certificate_optional = false;
 };
 
 // The certificate's subject CN, then its DNS subjectAltNames, each read
