@@ -18,6 +18,7 @@
 #include "sks/rotation/observe.h"
 #include "sks/server/server.h"
 #include "stir/error.h"
+#include "stir/exit_codes.h"
 #include "stir/files.h"
 
 namespace sks::cli {
@@ -61,7 +62,18 @@ void run_serve(const Context& context) {
   // A verification-only server has no token to open.
   std::unique_ptr<Hsm> hsm;
   if (config.server.signing) hsm = Hsm::open(config.token);
-  if (hsm) hsm->start_recovery();  // reconnects by itself when the token comes back
+  // Reconnects by itself when the token comes back. A call into the module
+  // that never returns cannot be undone in-process: exit 75 for the
+  // supervisor to restart us (exit_codes.h).
+  if (hsm) {
+    hsm->start_recovery([](const p11::CallInFlight& call) {
+      stir::exit_at_once(
+          "sks", stir::kExitTokenWedged,
+          "the token module is stuck: " + call.function + " has not returned for " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(call.age).count()) +
+              " s; exiting so that the supervisor starts sks afresh");
+    });
+  }
   server::SigningServer server(config, hsm ? &hsm->keys() : nullptr);
   const int port = server.bind();
   const std::string ready = server.readiness();
@@ -102,6 +114,14 @@ void run_serve(const Context& context) {
   if (watcher.joinable()) {
     pthread_kill(watcher.native_handle(), SIGTERM);  // wakes it if serve() ended by itself
     watcher.join();
+  }
+  // The drain is over. A thread still inside the module (a request whose
+  // C_Sign never returned) would hold the server's and the token's
+  // destructors for good: end without them.
+  if (hsm && !hsm->quiesce(std::chrono::seconds(1))) {
+    stir::exit_at_once("sks", stir::kExitTokenWedged,
+                       "a call into the token module has not returned after the drain; exiting "
+                       "without finalising the module");
   }
 }
 
