@@ -209,7 +209,8 @@ TEST_F(TokenHangTest, AStuckCallIsADeadTokenAndSigtermStillEndsServe) {
   ASSERT_TRUE(code) << "SIGTERM did not end sks serve";
   EXPECT_EQ(*code, kExitTokenWedged);
   EXPECT_LT(Clock::now() - signalled, std::chrono::seconds(25));
-  EXPECT_NE(read_file(log_path()).find("has not returned after the drain"), std::string::npos);
+  EXPECT_NE(read_file(log_path()).find("sks: the drain did not end: a call into the token module"),
+            std::string::npos);
   EXPECT_NE(stuck.get().status, 200);  // its connection closed unanswered
 }
 

@@ -6,10 +6,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -80,7 +82,13 @@ void run_serve(const Context& context) {
   if (!ready.empty()) throw stir::Error(stir::ErrorCode::kPkcs11, "self-test failed: " + ready);
   write_server_status(config, server);
 
-  std::thread watcher([&server, &signals, path = config.path, current = config]() mutable {
+  struct Served {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool done = false;
+  } served;
+  constexpr auto kDrain = std::chrono::seconds(10);
+  std::thread watcher([&, path = config.path, current = config]() mutable {
     for (;;) {
       int signal = 0;
       if (sigwait(&signals, &signal) != 0) continue;
@@ -100,7 +108,17 @@ void run_serve(const Context& context) {
         continue;
       }
       std::fprintf(stderr, "signal %d: draining in-flight requests, then exiting\n", signal);
-      server.stop();
+      server.stop(kDrain);
+      // A request whose token call never returns holds the drain (its
+      // worker keeps the I/O loop alive) past its bound: end without it.
+      std::unique_lock lock(served.mutex);
+      if (!served.changed.wait_for(lock, kDrain + std::chrono::seconds(2),
+                                   [&] { return served.done; }) &&
+          hsm && hsm->module().oldest_call()) {
+        stir::exit_at_once("sks", stir::kExitTokenWedged,
+                           "the drain did not end: a call into the token module has not "
+                           "returned; exiting without it");
+      }
       return;
     }
   });
@@ -111,6 +129,11 @@ void run_serve(const Context& context) {
             << ":" << port << config.server.api_root
             << (config.server.signing ? "/signing" : "/verification") << std::endl;
   server.serve();
+  {
+    std::lock_guard lock(served.mutex);
+    served.done = true;
+  }
+  served.changed.notify_all();
   if (watcher.joinable()) {
     pthread_kill(watcher.native_handle(), SIGTERM);  // wakes it if serve() ended by itself
     watcher.join();
