@@ -286,8 +286,8 @@ TEST_F(ConfigTest, TokenCallBoundsHaveDefaultsAndRanges) {
                 .find("token.calls must be \"auto\", \"serial\" or \"parallel\""),
             std::string::npos);
   // "auto": serial for p11-kit's RPC client only.
-  EXPECT_TRUE(p11::CallPolicy::for_module("/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so")
-                  .serial);
+  EXPECT_TRUE(
+      p11::CallPolicy::for_module("/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so").serial);
   EXPECT_FALSE(p11::CallPolicy::for_module(STIR_SOFTHSM_MODULE).serial);
 }
 
