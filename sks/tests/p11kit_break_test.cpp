@@ -14,6 +14,7 @@
 // new connection. sks/pkcs11/module.h has the mechanism.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -192,6 +193,9 @@ class P11KitBreakTest : public ::testing::Test {
   static constexpr int kThreads = 4;
 
   void SetUp() override {
+    // As every program of ours does (stir::run_main): the client module
+    // writes to the connection the proxy closed.
+    ::signal(SIGPIPE, SIG_IGN);
     write_softhsm_conf(dir.path());
     {
       const p11::Module softhsm(STIR_SOFTHSM_MODULE);
@@ -238,12 +242,13 @@ class P11KitBreakTest : public ::testing::Test {
       ::poll(nullptr, 0, 10);
     }
     EXPECT_GE(calls->load(), 200);
+    const int breaks_before = proxy->breaks();
     proxy->break_connection();
     for (const auto until = Clock::now() + std::chrono::seconds(10);
-         proxy->breaks() == 0 && Clock::now() < until;) {
+         proxy->breaks() == breaks_before && Clock::now() < until;) {
       ::poll(nullptr, 0, 10);
     }
-    EXPECT_EQ(proxy->breaks(), 1);
+    EXPECT_EQ(proxy->breaks(), breaks_before + 1);
     stop->store(true);
     for (const auto until = Clock::now() + bound;
          done->load() < kThreads && Clock::now() < until;) {
@@ -260,13 +265,20 @@ class P11KitBreakTest : public ::testing::Test {
 // What p11-kit does, documented so that a p11-kit that fixes it is noticed
 // (this test then fails, and serial calls could become a choice again).
 TEST_F(P11KitBreakTest, ParallelCallersHangInTheClientModuleWhenTheReplyIsCutAfterItsHeader) {
-  // Leaked on purpose: a thread stays inside it for good, so it may never
-  // be finalised or unloaded while this process runs.
-  auto* module =
+  // Never destroyed: a thread stays inside it for good, so it may not be
+  // finalised or unloaded while this process runs (a static, so leak
+  // checkers see it reachable).
+  static auto* module =
       new p11::Module(STIR_P11KIT_CLIENT, p11::CallPolicy{false, std::chrono::seconds(5)});
-  const int returned = returned_after_break(*module, std::chrono::seconds(10));
-  EXPECT_GE(proxy->most_in_flight_at_break(), 2);
-  EXPECT_LT(returned, kThreads) << "every thread came back: p11-kit no longer hangs here";
+  // Up to three breaks, each on a new connection: the one where a reply's
+  // owner and another caller are both waiting leaves that caller stuck.
+  bool stuck = false;
+  for (int attempt = 0; attempt < 3 && !stuck; ++attempt) {
+    if (attempt > 0) module->reinitialize();
+    stuck = returned_after_break(*module, std::chrono::seconds(5)) < kThreads;
+    EXPECT_GE(proxy->most_in_flight_at_break(), 2);
+  }
+  EXPECT_TRUE(stuck) << "every thread came back three times: p11-kit no longer hangs here";
 }
 
 TEST_F(P11KitBreakTest, SerialCallersAllReturnAndTheModuleWorksAgainOnANewConnection) {
