@@ -33,13 +33,7 @@ class ServeTest : public ::testing::Test {
       ASSERT_EQ(generate.exit_code, 0) << generate.describe();
     }
     tls = make_tls_pki("sbc1.example.net");
-    const std::string d = dir.path() + "/tls/";
-    write_file(d + "server.pem", tls.server.certificate_pem());
-    write_file(d + "server.key", tls.server.private_key_pem());
-    write_file(d + "server-ca.pem", tls.server_ca.certificate_pem());
-    write_file(d + "clients-ca.pem", tls.client_ca.certificate_pem());
-    write_file(d + "client.pem", tls.client.certificate_pem());
-    write_file(d + "client.key", tls.client.private_key_pem());
+    write_tls_pki(tls, dir.path() + "/tls/");
     base_config = read_file(config_path);
     write_profile("key-a", "https://cr.example.net/a.pem");
   }

@@ -17,7 +17,7 @@
 #      failures before the check noticed are printed; site.yml starts it again;
 #      a real Prometheus scraping both instances and the TN-CR with monitoring/sks.rules.yml
 #      shows SksInstanceDown firing for it, and inactive again after;
-#   5b. (SKS_CI_HSM_KILL=1 only, see the step) the p11-kit server (the fleet's HSM) is killed with its process group
+#   5b. the p11-kit server (the fleet's HSM) is killed with its process group
 #      under ~100 req/s through HAProxy: both instances answer 503 POL5003
 #      with Retry-After, HAProxy marks both down, SksTokenBreakerOpen fires;
 #      site.yml --limit softhsm1 starts the server again; signing comes back
@@ -284,12 +284,6 @@ curl -sS --fail --cacert "$TLS/ca.pem" --cert "$TLS/check.pem" --key "$TLS/check
 # server again, as an operator would; signing must come back through HAProxy
 # with the same sks processes, no request may fail after the first signed
 # one, and every token signed in the run must verify at its own x5u.
-# Off by default (SKS_CI_HSM_KILL=1 runs it): in about one run in ten
-# under load, `sks serve`'s token recovery hangs after
-# "token down (...): reconnecting" with p11-kit-client.so (README, "When
-# the token fails"); until that is fixed this step would fail CI at
-# random. tests/remote_token_test.cpp has the same case, also disabled.
-if [ "${SKS_CI_HSM_KILL:-0}" = 1 ]; then
 P11_PIDFILE=$STATE/softhsm1/run/softhsm1-p11.pid
 P11_PID=$(cat "$P11_PIDFILE")
 P11_PGID=$(ps -o pgid= -p "$P11_PID" | tr -d ' ')
@@ -399,8 +393,6 @@ for port in 9444 9445; do
 done
 verify_identities "$HSM_SIGNED" 1
 "$PROM" stop "$STATE/prometheus"
-
-fi  # SKS_CI_HSM_KILL
 
 # ---- 6. key rotation across the fleet under load
 FLEET_CONFIG=$STATE/sks1/etc/fleet-rotation.toml

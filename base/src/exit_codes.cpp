@@ -1,9 +1,12 @@
 #include "stir/exit_codes.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <string>
 
 namespace stir {
 
@@ -38,6 +41,20 @@ void ignore_broken_pipes() noexcept {
   action.sa_handler = SIG_IGN;
   sigemptyset(&action.sa_mask);
   ::sigaction(SIGPIPE, &action, nullptr);
+}
+
+void exit_at_once(std::string_view program, int code, std::string_view message) noexcept {
+  std::string line;
+  try {
+    line.append(program).append(": ").append(message).append("\n");
+  } catch (...) {  // no memory: the code alone must do
+  }
+  for (std::size_t at = 0; at < line.size();) {
+    const ssize_t n = ::write(STDERR_FILENO, line.data() + at, line.size() - at);
+    if (n <= 0) break;
+    at += static_cast<std::size_t>(n);
+  }
+  std::_Exit(code);
 }
 
 int run_main(std::string_view program, const std::function<int()>& body) noexcept {

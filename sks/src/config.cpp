@@ -31,7 +31,8 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
   if (token == nullptr) return;
   reader.only_keys(*token, "[token]",
                    {"module", "label", "serial", "pin_file", "pin_env", "sessions", "module_env",
-                    "signature_check", "signature_check_every", "signature_check_strict_s"});
+                    "signature_check", "signature_check_every", "signature_check_strict_s",
+                    "call_timeout_ms", "wedged_exit_s", "calls"});
 
   TokenConfig& t = config.token;
   t.module = reader.path(*token, "module", "token");
@@ -72,6 +73,17 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
                      static_cast<std::int64_t>(p11::SignatureCheck::kDefaultEvery), 1, 1000000));
   t.signature_check_strict_s = reader.integer(*token, "signature_check_strict_s", "token",
                                               t.signature_check_strict_s, 1, 7 * 86400);
+  t.call_timeout_ms =
+      reader.integer(*token, "call_timeout_ms", "token", t.call_timeout_ms, 100, 600000);
+  t.wedged_exit_s = reader.integer(*token, "wedged_exit_s", "token", t.wedged_exit_s, 1, 86400);
+  if (const toml::node* node = token->get("calls")) {
+    const auto* value = node->as_string();
+    if (value == nullptr ||
+        (value->get() != "auto" && value->get() != "serial" && value->get() != "parallel")) {
+      reader.fail(node, "token.calls must be \"auto\", \"serial\" or \"parallel\"");
+    }
+    t.calls = value->get();
+  }
   if (const toml::node* node = token->get("module_env")) {
     const toml::table* env = node->as_table();
     if (env == nullptr) reader.fail(node, "token.module_env must be a table");

@@ -263,6 +263,34 @@ TEST_F(ConfigTest, HostilePeerLimitsHaveDefaultsAndRanges) {
       std::string::npos);
 }
 
+// Issue 22: the bounds on token calls and how the module is called.
+TEST_F(ConfigTest, TokenCallBoundsHaveDefaultsAndRanges) {
+  const std::string token = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
+                            "\"\nlabel = \"a\"\npin_file = \"p\"\n";
+  const Config defaults = load_config(write("d.toml", token));
+  EXPECT_EQ(defaults.token.call_timeout_ms, 5000);
+  EXPECT_EQ(defaults.token.wedged_exit_s, 60);
+  EXPECT_EQ(defaults.token.calls, "auto");
+  const Config set = load_config(
+      write("s.toml", token + "call_timeout_ms = 800\nwedged_exit_s = 5\ncalls = \"serial\"\n"));
+  EXPECT_EQ(set.token.call_timeout_ms, 800);
+  EXPECT_EQ(set.token.wedged_exit_s, 5);
+  EXPECT_EQ(set.token.calls, "serial");
+  EXPECT_NE(error_of(token + "call_timeout_ms = 99\n")
+                .find("token.call_timeout_ms must be an integer from 100 to 600000"),
+            std::string::npos);
+  EXPECT_NE(error_of(token + "wedged_exit_s = 0\n")
+                .find("token.wedged_exit_s must be an integer from 1 to 86400"),
+            std::string::npos);
+  EXPECT_NE(error_of(token + "calls = \"sometimes\"\n")
+                .find("token.calls must be \"auto\", \"serial\" or \"parallel\""),
+            std::string::npos);
+  // "auto": serial for p11-kit's RPC client only.
+  EXPECT_TRUE(
+      p11::CallPolicy::for_module("/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so").serial);
+  EXPECT_FALSE(p11::CallPolicy::for_module(STIR_SOFTHSM_MODULE).serial);
+}
+
 TEST_F(ConfigTest, MissingFileSaysHowToMakeOne) {
   try {
     load_config(dir.path() + "/none.toml");

@@ -228,4 +228,13 @@ TlsPki make_tls_pki(const std::string& client_name) {
   return pki;
 }
 
+void write_tls_pki(const TlsPki& tls, const std::string& folder) {
+  write_file(folder + "server.pem", tls.server.certificate_pem());
+  write_file(folder + "server.key", tls.server.private_key_pem());
+  write_file(folder + "server-ca.pem", tls.server_ca.certificate_pem());
+  write_file(folder + "clients-ca.pem", tls.client_ca.certificate_pem());
+  write_file(folder + "client.pem", tls.client.certificate_pem());
+  write_file(folder + "client.key", tls.client.private_key_pem());
+}
+
 }  // namespace stir::testing

@@ -77,5 +77,8 @@ struct TlsPki {
   TestCert client;  // CN and SAN DNS from the argument
 };
 TlsPki make_tls_pki(const std::string& client_name = "sbc1.example.net");
+// Writes `folder`/server.pem, server.key, server-ca.pem, clients-ca.pem,
+// client.pem and client.key (0600); `folder` ends with '/'.
+void write_tls_pki(const TlsPki& tls, const std::string& folder);
 
 }  // namespace stir::testing

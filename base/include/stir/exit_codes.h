@@ -11,6 +11,12 @@
 //   70 internal error
 //   73 already exists (would change something that must not change)
 //   74 I/O error
+//   75 `sks serve`: a call into the token module did not return (a thread
+//      stuck inside the PKCS#11 library, e.g. a network HSM's client that
+//      waits for a reply forever): the process cannot finalise the module
+//      under that thread, so it ends at once for its supervisor to restart
+//      it (sks/pkcs11/recovery.h, TokenWatchdog; README "When the token
+//      fails")
 //   77 permission (PIN file mode, wrong PIN)
 //   78 configuration error
 #pragma once
@@ -25,6 +31,7 @@ namespace stir {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitInvalidToken = 1;
 inline constexpr int kExitUsage = 64;
+inline constexpr int kExitTokenWedged = 75;
 
 int exit_code_for(ErrorCode code) noexcept;
 
@@ -40,6 +47,13 @@ int exit_code_for(ErrorCode code) noexcept;
 // later. Children we spawn get the default back (posix_spawn with
 // POSIX_SPAWN_SETSIGDEF), so a step script's pipeline behaves as in a shell.
 void ignore_broken_pipes() noexcept;
+
+// Ends the process now with `code`, after "PROGRAM: message" on stderr,
+// without running destructors or atexit handlers: for a thread stuck in a
+// library that nothing else may wait for (kExitTokenWedged). Safe from any
+// thread.
+[[noreturn]] void exit_at_once(std::string_view program, int code,
+                               std::string_view message) noexcept;
 
 // main() of every program: ignore_broken_pipes(), then `body`. A stir::Error
 // it throws becomes "PROGRAM: message" on stderr and exit_code_for(code);

@@ -95,6 +95,14 @@ struct TokenConfig {
   std::uint64_t signature_check_every = p11::SignatureCheck::kDefaultEvery;  // 1..1000000
   // sample: after a failed check, every signature is checked this long.
   std::int64_t signature_check_strict_s = p11::SignatureCheck::kDefaultStrictPeriod.count();
+  // Calls into the module (sks/pkcs11/module.h, recovery.h): one that has
+  // not returned after call_timeout_ms counts as a dead token (breaker
+  // open, 503); `sks serve` exits 75 once one has not returned for
+  // wedged_exit_s. calls: "serial" (one at a time: p11-kit-client.so),
+  // "parallel", or "auto" (serial for p11-kit-client.so only).
+  std::int64_t call_timeout_ms = 5000;
+  std::int64_t wedged_exit_s = 60;
+  std::string calls = "auto";
   // Environment for the module (SOFTHSM2_CONF, ChrystokiConfigurationPath,
   // ...), used verbatim: give absolute paths.
   std::map<std::string, std::string> module_env;

@@ -30,17 +30,30 @@ class Hsm {
   p11::KeyStore& keys() noexcept { return keys_; }
 
   // Starts the thread that reconnects the token when the circuit breaker
-  // opens (p11::TokenRecovery); for long-lived processes (`sks serve`).
-  void start_recovery();
+  // opens (p11::TokenRecovery) and the watchdog of calls that do not
+  // return (p11::TokenWatchdog: the breaker opens after call_timeout_ms,
+  // `on_wedged` runs once a call has been in the module for wedged_exit_s);
+  // for long-lived processes (`sks serve`).
+  void start_recovery(p11::TokenWatchdog::Wedged on_wedged = {});
+
+  // Before the end of a long-lived process: stops the recovery and the
+  // watchdog, waiting at most `timeout` for the recovery's current try.
+  // False when a call into the module is still in flight (or the recovery
+  // is stuck in one): then destroying this object, or anything with a
+  // thread inside the module, would wait for that call, perhaps forever;
+  // the process must end without (stir::exit_at_once).
+  bool quiesce(std::chrono::milliseconds timeout);
 
  private:
   Hsm(const TokenConfig& config, const Secret& pin);
 
+  const TokenConfig config_;
   p11::Module module_;
   p11::Token token_;
   p11::SessionPool pool_;
   p11::KeyStore keys_;
   std::unique_ptr<p11::TokenRecovery> recovery_;  // last: stopped first
+  std::unique_ptr<p11::TokenWatchdog> watchdog_;
 };
 
 }  // namespace sks

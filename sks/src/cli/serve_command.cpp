@@ -6,10 +6,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -18,6 +20,7 @@
 #include "sks/rotation/observe.h"
 #include "sks/server/server.h"
 #include "stir/error.h"
+#include "stir/exit_codes.h"
 #include "stir/files.h"
 
 namespace sks::cli {
@@ -61,14 +64,31 @@ void run_serve(const Context& context) {
   // A verification-only server has no token to open.
   std::unique_ptr<Hsm> hsm;
   if (config.server.signing) hsm = Hsm::open(config.token);
-  if (hsm) hsm->start_recovery();  // reconnects by itself when the token comes back
+  // Reconnects by itself when the token comes back. A call into the module
+  // that never returns cannot be undone in-process: exit 75 for the
+  // supervisor to restart us (exit_codes.h).
+  if (hsm) {
+    hsm->start_recovery([](const p11::CallInFlight& call) {
+      stir::exit_at_once(
+          "sks", stir::kExitTokenWedged,
+          "the token module is stuck: " + call.function + " has not returned for " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(call.age).count()) +
+              " s; exiting so that the supervisor starts sks afresh");
+    });
+  }
   server::SigningServer server(config, hsm ? &hsm->keys() : nullptr);
   const int port = server.bind();
   const std::string ready = server.readiness();
   if (!ready.empty()) throw stir::Error(stir::ErrorCode::kPkcs11, "self-test failed: " + ready);
   write_server_status(config, server);
 
-  std::thread watcher([&server, &signals, path = config.path, current = config]() mutable {
+  struct Served {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool done = false;
+  } served;
+  constexpr auto kDrain = std::chrono::seconds(10);
+  std::thread watcher([&, path = config.path, current = config]() mutable {
     for (;;) {
       int signal = 0;
       if (sigwait(&signals, &signal) != 0) continue;
@@ -90,7 +110,17 @@ void run_serve(const Context& context) {
         continue;
       }
       std::fprintf(stderr, "signal %d: draining in-flight requests, then exiting\n", signal);
-      server.stop();
+      server.stop(kDrain);
+      // A request whose token call never returns holds the drain (its
+      // worker keeps the I/O loop alive) past its bound: end without it.
+      std::unique_lock lock(served.mutex);
+      if (!served.changed.wait_for(lock, kDrain + std::chrono::seconds(2),
+                                   [&] { return served.done; }) &&
+          hsm && hsm->module().oldest_call()) {
+        stir::exit_at_once("sks", stir::kExitTokenWedged,
+                           "the drain did not end: a call into the token module has not "
+                           "returned; exiting without it");
+      }
       return;
     }
   });
@@ -101,9 +131,22 @@ void run_serve(const Context& context) {
             << ":" << port << config.server.api_root
             << (config.server.signing ? "/signing" : "/verification") << std::endl;
   server.serve();
+  {
+    std::lock_guard lock(served.mutex);
+    served.done = true;
+  }
+  served.changed.notify_all();
   if (watcher.joinable()) {
     pthread_kill(watcher.native_handle(), SIGTERM);  // wakes it if serve() ended by itself
     watcher.join();
+  }
+  // The drain is over. A thread still inside the module (a request whose
+  // C_Sign never returned) would hold the server's and the token's
+  // destructors for good: end without them.
+  if (hsm && !hsm->quiesce(std::chrono::seconds(1))) {
+    stir::exit_at_once("sks", stir::kExitTokenWedged,
+                       "a call into the token module has not returned after the drain; exiting "
+                       "without finalising the module");
   }
 }
 

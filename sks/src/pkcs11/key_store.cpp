@@ -27,42 +27,55 @@ const std::vector<std::uint8_t> kP256Params = {0x06, 0x08, 0x2A, 0x86, 0x48,
                                                0xCE, 0x3D, 0x03, 0x01, 0x07};
 constexpr std::size_t kKeyIdBytes = 16;
 
-std::vector<CK_OBJECT_HANDLE> find_objects(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
+std::vector<CK_OBJECT_HANDLE> find_objects(const Module& module, CK_SESSION_HANDLE session,
                                            AttributeTemplate& query) {
-  check(api->C_FindObjectsInit(session, query.data(), query.size()), "C_FindObjectsInit");
+  CK_FUNCTION_LIST* api = module.api();
+  check(module.call("C_FindObjectsInit",
+                    [&] { return api->C_FindObjectsInit(session, query.data(), query.size()); }),
+        "C_FindObjectsInit");
   std::vector<CK_OBJECT_HANDLE> found;
   std::array<CK_OBJECT_HANDLE, 64> batch{};
   CK_RV rv = CKR_OK;
   for (;;) {
     CK_ULONG count = 0;
-    rv = api->C_FindObjects(session, batch.data(), batch.size(), &count);
+    rv = module.call("C_FindObjects", [&] {
+      return api->C_FindObjects(session, batch.data(), batch.size(), &count);
+    });
     if (rv != CKR_OK || count == 0) break;
     found.insert(found.end(), batch.begin(), batch.begin() + count);
   }
   // Always end the search, or the session stays busy with it.
-  const CK_RV final_rv = api->C_FindObjectsFinal(session);
+  const CK_RV final_rv =
+      module.call("C_FindObjectsFinal", [&] { return api->C_FindObjectsFinal(session); });
   check(rv, "C_FindObjects");
   check(final_rv, "C_FindObjectsFinal");
   return found;
 }
 
-std::vector<std::uint8_t> read_bytes(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
+CK_RV get_attribute(const Module& module, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                    CK_ATTRIBUTE& attribute) {
+  return module.call("C_GetAttributeValue", [&] {
+    return module.api()->C_GetAttributeValue(session, object, &attribute, 1);
+  });
+}
+
+std::vector<std::uint8_t> read_bytes(const Module& module, CK_SESSION_HANDLE session,
                                      CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type,
                                      std::string_view name) {
   CK_ATTRIBUTE attribute{type, nullptr, 0};
-  check(api->C_GetAttributeValue(session, object, &attribute, 1), "C_GetAttributeValue", name);
+  check(get_attribute(module, session, object, attribute), "C_GetAttributeValue", name);
   std::vector<std::uint8_t> value(attribute.ulValueLen);
   attribute.pValue = value.data();
-  check(api->C_GetAttributeValue(session, object, &attribute, 1), "C_GetAttributeValue", name);
+  check(get_attribute(module, session, object, attribute), "C_GetAttributeValue", name);
   value.resize(attribute.ulValueLen);
   return value;
 }
 
-bool read_bool(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+bool read_bool(const Module& module, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                CK_ATTRIBUTE_TYPE type, std::string_view name) {
   CK_BBOOL value = CK_FALSE;
   CK_ATTRIBUTE attribute{type, &value, sizeof value};
-  check(api->C_GetAttributeValue(session, object, &attribute, 1), "C_GetAttributeValue", name);
+  check(get_attribute(module, session, object, attribute), "C_GetAttributeValue", name);
   return value == CK_TRUE;
 }
 
@@ -76,20 +89,20 @@ std::string hex(const std::vector<std::uint8_t>& bytes) {
   return text;
 }
 
-std::vector<CK_OBJECT_HANDLE> find_by(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
+std::vector<CK_OBJECT_HANDLE> find_by(const Module& module, CK_SESSION_HANDLE session,
                                       CK_OBJECT_CLASS object_class, CK_ATTRIBUTE_TYPE key_type,
                                       const std::vector<std::uint8_t>& key) {
   AttributeTemplate query;
   query.add_ulong(CKA_CLASS, object_class).add_bytes(key_type, key);
-  return find_objects(api, session, query);
+  return find_objects(module, session, query);
 }
 
 std::vector<std::uint8_t> as_bytes(std::string_view text) { return {text.begin(), text.end()}; }
 
 // The unique private key with this label, or nothing.
-std::optional<CK_OBJECT_HANDLE> find_private(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session,
+std::optional<CK_OBJECT_HANDLE> find_private(const Module& module, CK_SESSION_HANDLE session,
                                              const std::string& label) {
-  auto handles = find_by(api, session, CKO_PRIVATE_KEY, CKA_LABEL, as_bytes(label));
+  auto handles = find_by(module, session, CKO_PRIVATE_KEY, CKA_LABEL, as_bytes(label));
   if (handles.empty()) return std::nullopt;
   if (handles.size() > 1) {
     throw Error(ErrorCode::kInvalidArgument, "the token holds " + std::to_string(handles.size()) +
@@ -99,24 +112,23 @@ std::optional<CK_OBJECT_HANDLE> find_private(CK_FUNCTION_LIST* api, CK_SESSION_H
   return handles.front();
 }
 
-KeyInfo describe_key(CK_FUNCTION_LIST* api, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+KeyInfo describe_key(const Module& module, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
   KeyInfo info;
-  const auto label = read_bytes(api, session, key, CKA_LABEL, "CKA_LABEL");
+  const auto label = read_bytes(module, session, key, CKA_LABEL, "CKA_LABEL");
   info.label.assign(label.begin(), label.end());
-  info.id = read_bytes(api, session, key, CKA_ID, "CKA_ID");
-  info.sensitive = read_bool(api, session, key, CKA_SENSITIVE, "CKA_SENSITIVE");
-  info.extractable = read_bool(api, session, key, CKA_EXTRACTABLE, "CKA_EXTRACTABLE");
+  info.id = read_bytes(module, session, key, CKA_ID, "CKA_ID");
+  info.sensitive = read_bool(module, session, key, CKA_SENSITIVE, "CKA_SENSITIVE");
+  info.extractable = read_bool(module, session, key, CKA_EXTRACTABLE, "CKA_EXTRACTABLE");
   CK_KEY_TYPE key_type = 0;
   CK_ATTRIBUTE type_attribute{CKA_KEY_TYPE, &key_type, sizeof key_type};
-  check(api->C_GetAttributeValue(session, key, &type_attribute, 1), "C_GetAttributeValue",
-        "CKA_KEY_TYPE");
+  check(get_attribute(module, session, key, type_attribute), "C_GetAttributeValue", "CKA_KEY_TYPE");
   if (key_type == CKK_EC) {
-    const auto params = read_bytes(api, session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS");
+    const auto params = read_bytes(module, session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS");
     info.curve = params == kP256Params ? "P-256" : "EC " + hex(params);
   } else {
     info.curve = "not EC (CKK " + std::to_string(key_type) + ")";
   }
-  info.has_public_key = !find_by(api, session, CKO_PUBLIC_KEY, CKA_ID, info.id).empty();
+  info.has_public_key = !find_by(module, session, CKO_PUBLIC_KEY, CKA_ID, info.id).empty();
   return info;
 }
 
@@ -159,9 +171,10 @@ void require_valid_label(const std::string& label) {
 KeyInfo KeyStore::generate(const std::string& label) {
   require_valid_label(label);
   auto lease = pool_.acquire();
-  CK_FUNCTION_LIST* api = pool_.token().api();
-  if (find_private(api, lease.handle(), label) ||
-      !find_by(api, lease.handle(), CKO_PUBLIC_KEY, CKA_LABEL, as_bytes(label)).empty()) {
+  const Module& module = pool_.token().module();
+  CK_FUNCTION_LIST* api = module.api();
+  if (find_private(module, lease.handle(), label) ||
+      !find_by(module, lease.handle(), CKO_PUBLIC_KEY, CKA_LABEL, as_bytes(label)).empty()) {
     throw Error(ErrorCode::kAlreadyExists, "a key labelled '" + label + "' already exists");
   }
   std::vector<std::uint8_t> id(kKeyIdBytes);
@@ -193,38 +206,42 @@ KeyInfo KeyStore::generate(const std::string& label) {
   CK_MECHANISM mechanism{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
   CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
   CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
-  check(api->C_GenerateKeyPair(lease.handle(), &mechanism, public_template.data(),
-                               public_template.size(), private_template.data(),
-                               private_template.size(), &public_key, &private_key),
+  check(module.call("C_GenerateKeyPair",
+                    [&] {
+                      return api->C_GenerateKeyPair(
+                          lease.handle(), &mechanism, public_template.data(),
+                          public_template.size(), private_template.data(), private_template.size(),
+                          &public_key, &private_key);
+                    }),
         "C_GenerateKeyPair", label);
-  return describe_key(api, lease.handle(), private_key);
+  return describe_key(module, lease.handle(), private_key);
 }
 
 std::optional<KeyInfo> KeyStore::find(const std::string& label) {
   require_valid_label(label);
   auto lease = pool_.acquire();
-  CK_FUNCTION_LIST* api = pool_.token().api();
-  auto key = find_private(api, lease.handle(), label);
+  const Module& module = pool_.token().module();
+  auto key = find_private(module, lease.handle(), label);
   if (!key) return std::nullopt;
-  return describe_key(api, lease.handle(), *key);
+  return describe_key(module, lease.handle(), *key);
 }
 
 std::optional<KeyInfo> KeyStore::find_by_id(const std::vector<std::uint8_t>& id) {
   auto lease = pool_.acquire();
-  CK_FUNCTION_LIST* api = pool_.token().api();
-  const auto handles = find_by(api, lease.handle(), CKO_PRIVATE_KEY, CKA_ID, id);
+  const Module& module = pool_.token().module();
+  const auto handles = find_by(module, lease.handle(), CKO_PRIVATE_KEY, CKA_ID, id);
   if (handles.empty()) return std::nullopt;
-  return describe_key(api, lease.handle(), handles.front());
+  return describe_key(module, lease.handle(), handles.front());
 }
 
 std::vector<KeyInfo> KeyStore::list() {
   auto lease = pool_.acquire();
-  CK_FUNCTION_LIST* api = pool_.token().api();
+  const Module& module = pool_.token().module();
   AttributeTemplate query;
   query.add_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
   std::vector<KeyInfo> keys;
-  for (CK_OBJECT_HANDLE key : find_objects(api, lease.handle(), query)) {
-    keys.push_back(describe_key(api, lease.handle(), key));
+  for (CK_OBJECT_HANDLE key : find_objects(module, lease.handle(), query)) {
+    keys.push_back(describe_key(module, lease.handle(), key));
   }
   std::sort(keys.begin(), keys.end(),
             [](const KeyInfo& a, const KeyInfo& b) { return a.label < b.label; });
@@ -234,15 +251,19 @@ std::vector<KeyInfo> KeyStore::list() {
 void KeyStore::destroy(const std::string& label) {
   require_valid_label(label);
   auto lease = pool_.acquire();
-  CK_FUNCTION_LIST* api = pool_.token().api();
-  auto key = find_private(api, lease.handle(), label);
+  const Module& module = pool_.token().module();
+  CK_FUNCTION_LIST* api = module.api();
+  auto key = find_private(module, lease.handle(), label);
   if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
-  const auto id = read_bytes(api, lease.handle(), *key, CKA_ID, "CKA_ID");
-  const auto public_keys = find_by(api, lease.handle(), CKO_PUBLIC_KEY, CKA_ID, id);
+  const auto id = read_bytes(module, lease.handle(), *key, CKA_ID, "CKA_ID");
+  const auto public_keys = find_by(module, lease.handle(), CKO_PUBLIC_KEY, CKA_ID, id);
   // Private first: once it is gone nothing can sign with this key again.
-  check(api->C_DestroyObject(lease.handle(), *key), "C_DestroyObject", label);
+  check(module.call("C_DestroyObject", [&] { return api->C_DestroyObject(lease.handle(), *key); }),
+        "C_DestroyObject", label);
   for (CK_OBJECT_HANDLE public_key : public_keys) {
-    check(api->C_DestroyObject(lease.handle(), public_key), "C_DestroyObject", label);
+    check(module.call("C_DestroyObject",
+                      [&] { return api->C_DestroyObject(lease.handle(), public_key); }),
+          "C_DestroyObject", label);
   }
   std::lock_guard lock(cache_mutex_);
   signers_.erase(label);
@@ -251,21 +272,21 @@ void KeyStore::destroy(const std::string& label) {
 std::vector<std::uint8_t> KeyStore::public_key_der(const std::string& label) {
   require_valid_label(label);
   auto lease = pool_.acquire();
-  CK_FUNCTION_LIST* api = pool_.token().api();
-  auto key = find_private(api, lease.handle(), label);
+  const Module& module = pool_.token().module();
+  auto key = find_private(module, lease.handle(), label);
   if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
-  const auto id = read_bytes(api, lease.handle(), *key, CKA_ID, "CKA_ID");
-  const auto public_keys = find_by(api, lease.handle(), CKO_PUBLIC_KEY, CKA_ID, id);
+  const auto id = read_bytes(module, lease.handle(), *key, CKA_ID, "CKA_ID");
+  const auto public_keys = find_by(module, lease.handle(), CKO_PUBLIC_KEY, CKA_ID, id);
   if (public_keys.empty()) {
     throw Error(ErrorCode::kNotFound, "key '" + label + "' has no public key object in the token");
   }
   const auto params =
-      read_bytes(api, lease.handle(), public_keys.front(), CKA_EC_PARAMS, "CKA_EC_PARAMS");
+      read_bytes(module, lease.handle(), public_keys.front(), CKA_EC_PARAMS, "CKA_EC_PARAMS");
   if (params != kP256Params) {
     throw Error(ErrorCode::kInvalidArgument, "key '" + label + "' is not on P-256");
   }
   const auto point = ec_point_from_attribute(
-      read_bytes(api, lease.handle(), public_keys.front(), CKA_EC_POINT, "CKA_EC_POINT"));
+      read_bytes(module, lease.handle(), public_keys.front(), CKA_EC_POINT, "CKA_EC_POINT"));
 
   std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> builder(OSSL_PARAM_BLD_new(),
                                                                           OSSL_PARAM_BLD_free);
@@ -319,10 +340,10 @@ std::shared_ptr<TokenKey> KeyStore::signing_key(const std::string& label) {
   std::vector<std::uint8_t> id;
   {
     auto lease = pool_.acquire();
-    CK_FUNCTION_LIST* api = pool_.token().api();
-    auto key = find_private(api, lease.handle(), label);
+    const Module& module = pool_.token().module();
+    auto key = find_private(module, lease.handle(), label);
     if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
-    id = read_bytes(api, lease.handle(), *key, CKA_ID, "CKA_ID");
+    id = read_bytes(module, lease.handle(), *key, CKA_ID, "CKA_ID");
     handle = *key;
   }
   stir::EvpPkeyPtr public_key;
@@ -339,19 +360,25 @@ std::shared_ptr<TokenKey> KeyStore::signing_key(const std::string& label) {
 
 void KeyStore::reconnected(CK_SESSION_HANDLE session) {
   std::lock_guard lock(cache_mutex_);
-  CK_FUNCTION_LIST* api = pool_.token().api();
+  const Module& module = pool_.token().module();
+  CK_FUNCTION_LIST* api = module.api();
   const stir::Sha256Digest digest = stir::sha256("sks reconnect self-test");
   for (const auto& [label, signer] : signers_) {
-    const auto handles = find_by(api, session, CKO_PRIVATE_KEY, CKA_ID, signer->id_);
+    const auto handles = find_by(module, session, CKO_PRIVATE_KEY, CKA_ID, signer->id_);
     // Never keep an old handle: after a reset it may name another object.
     signer->handle_.store(handles.empty() ? CK_INVALID_HANDLE : handles.front());
     if (handles.empty()) continue;
     CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
     stir::Es256Signature signature{};
     CK_ULONG length = signature.size();
-    check(api->C_SignInit(session, &mechanism, handles.front()), "C_SignInit", label);
-    check(api->C_Sign(session, const_cast<unsigned char*>(digest.data()), digest.size(),
-                      signature.data(), &length),
+    check(module.call("C_SignInit",
+                      [&] { return api->C_SignInit(session, &mechanism, handles.front()); }),
+          "C_SignInit", label);
+    check(module.call("C_Sign",
+                      [&] {
+                        return api->C_Sign(session, const_cast<unsigned char*>(digest.data()),
+                                           digest.size(), signature.data(), &length);
+                      }),
           "C_Sign", label);
     if (length != signature.size() ||
         (signer->public_key_ &&
@@ -373,7 +400,7 @@ TokenKey::TokenKey(SessionPool& pool, SignatureCheck& check, std::string label,
       public_key_(std::move(public_key)) {}
 
 CK_OBJECT_HANDLE TokenKey::refresh_handle(CK_SESSION_HANDLE session) const {
-  auto handles = find_by(pool_.token().api(), session, CKO_PRIVATE_KEY, CKA_ID, id_);
+  auto handles = find_by(pool_.token().module(), session, CKO_PRIVATE_KEY, CKA_ID, id_);
   if (handles.empty()) {
     throw Error(ErrorCode::kNotFound, "key '" + label_ + "' is no longer in the token");
   }
@@ -421,13 +448,19 @@ std::optional<std::string> TokenKey::check_failure(SessionPool::Lease& lease,
 stir::Es256Signature TokenKey::sign_digest(const stir::Sha256Digest& digest) const {
   CircuitBreaker& breaker = pool_.breaker();
   breaker.check();  // a dead token answers at once, nothing waits for it
-  CK_FUNCTION_LIST* api = pool_.token().api();
+  const Module& module = pool_.token().module();
+  CK_FUNCTION_LIST* api = module.api();
   std::optional<SessionPool::Lease> lease;
   try {
-    lease.emplace(pool_.acquire());
+    if (auto got = pool_.try_acquire_for(module.policy().timeout)) lease.emplace(std::move(*got));
   } catch (const Error& e) {
     if (is_token_failure(e)) token_down(nullptr, e.what());
     throw;
+  }
+  if (!lease) {
+    throw Error(ErrorCode::kUnavailable, "no token session came free within " +
+                                             std::to_string(module.policy().timeout.count()) +
+                                             " ms");
   }
   // Tripped while this request waited for its session: the handles and
   // the login are trustworthy only once a reconnect has closed it again.
@@ -438,11 +471,14 @@ stir::Es256Signature TokenKey::sign_digest(const stir::Sha256Digest& digest) con
     stir::Es256Signature signature{};
     CK_ULONG length = signature.size();
     const char* function = "C_SignInit";
-    CK_RV rv = api->C_SignInit(lease->handle(), &mechanism, key);
+    CK_RV rv = module.call("C_SignInit",
+                           [&] { return api->C_SignInit(lease->handle(), &mechanism, key); });
     if (rv == CKR_OK) {
       function = "C_Sign";
-      rv = api->C_Sign(lease->handle(), const_cast<unsigned char*>(digest.data()), digest.size(),
-                       signature.data(), &length);
+      rv = module.call("C_Sign", [&] {
+        return api->C_Sign(lease->handle(), const_cast<unsigned char*>(digest.data()),
+                           digest.size(), signature.data(), &length);
+      });
     }
     if (rv == CKR_OK) {
       // A retry's signature is always checked: this token just misbehaved.

@@ -58,10 +58,12 @@ std::optional<SessionPool::Lease> SessionPool::try_acquire_for(std::chrono::nano
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::shared_lock gate(gate_, deadline);
   if (!gate.owns_lock()) return std::nullopt;
+  const auto start = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   if (!available_.wait_until(lock, deadline, [this] { return !idle_.empty(); })) {
     return std::nullopt;
   }
+  if (wait_observer_) wait_observer_(std::chrono::steady_clock::now() - start);
   return take_locked(lock, std::move(gate));
 }
 

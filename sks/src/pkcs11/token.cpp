@@ -22,11 +22,17 @@ std::string trim_padded(const unsigned char* field, std::size_t size) {
   return text;
 }
 
-std::vector<CK_SLOT_ID> slots_with_token(CK_FUNCTION_LIST* api) {
+std::vector<CK_SLOT_ID> slots_with_token(const Module& module) {
+  CK_FUNCTION_LIST* api = module.api();
   CK_ULONG count = 0;
-  check(api->C_GetSlotList(CK_TRUE, nullptr, &count), "C_GetSlotList");
+  check(module.call("C_GetSlotList", [&] { return api->C_GetSlotList(CK_TRUE, nullptr, &count); }),
+        "C_GetSlotList");
   std::vector<CK_SLOT_ID> slots(count);
-  if (count != 0) check(api->C_GetSlotList(CK_TRUE, slots.data(), &count), "C_GetSlotList");
+  if (count != 0) {
+    check(module.call("C_GetSlotList",
+                      [&] { return api->C_GetSlotList(CK_TRUE, slots.data(), &count); }),
+          "C_GetSlotList");
+  }
   slots.resize(count);
   return slots;
 }
@@ -53,11 +59,11 @@ CK_RV retry_general_error(Call call) {
   return rv;
 }
 
-TokenDescription describe(CK_FUNCTION_LIST* api, CK_SLOT_ID slot) {
+TokenDescription describe(const Module& module, CK_SLOT_ID slot) {
   CK_TOKEN_INFO info{};
   const CK_RV rv = retry_general_error([&] {
     info = CK_TOKEN_INFO{};
-    return api->C_GetTokenInfo(slot, &info);
+    return module.call("C_GetTokenInfo", [&] { return module.api()->C_GetTokenInfo(slot, &info); });
   });
   check(rv, "C_GetTokenInfo");
   TokenDescription d;
@@ -81,8 +87,8 @@ std::string describe_selector(const TokenSelector& s) {
 
 std::vector<TokenDescription> list_tokens(const Module& module) {
   std::vector<TokenDescription> tokens;
-  for (CK_SLOT_ID slot : slots_with_token(module.api())) {
-    tokens.push_back(describe(module.api(), slot));
+  for (CK_SLOT_ID slot : slots_with_token(module)) {
+    tokens.push_back(describe(module, slot));
   }
   return tokens;
 }
@@ -127,37 +133,57 @@ TokenDescription init_token(const Module& module, const std::string& label, cons
   unsigned char padded[32];
   std::fill(std::begin(padded), std::end(padded), ' ');
   std::copy(label.begin(), label.end(), padded);
-  check(api->C_InitToken(*free_slot,
-                         reinterpret_cast<unsigned char*>(const_cast<char*>(so_pin.view().data())),
-                         so_pin.view().size(), padded),
+  check(module.call("C_InitToken",
+                    [&] {
+                      return api->C_InitToken(
+                          *free_slot,
+                          reinterpret_cast<unsigned char*>(const_cast<char*>(so_pin.view().data())),
+                          so_pin.view().size(), padded);
+                    }),
         "C_InitToken", label);
 
   // SoftHSM gives the new token another slot id: find it again by label.
   auto token = find_token(module, {label, {}});
   if (!token) throw Error(ErrorCode::kInternal, "token '" + label + "' vanished after C_InitToken");
   Session session(module, token->slot);
-  check(api->C_Login(session.handle(), CKU_SO,
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(so_pin.view().data())),
-                     so_pin.view().size()),
+  check(module.call("C_Login",
+                    [&] {
+                      return api->C_Login(
+                          session.handle(), CKU_SO,
+                          reinterpret_cast<unsigned char*>(const_cast<char*>(so_pin.view().data())),
+                          so_pin.view().size());
+                    }),
         "C_Login", "security officer");
-  const CK_RV rv = api->C_InitPIN(
-      session.handle(), reinterpret_cast<unsigned char*>(const_cast<char*>(user_pin.view().data())),
-      user_pin.view().size());
-  api->C_Logout(session.handle());  // set-up only: no pool shares this login
+  const CK_RV rv = module.call("C_InitPIN", [&] {
+    return api->C_InitPIN(
+        session.handle(),
+        reinterpret_cast<unsigned char*>(const_cast<char*>(user_pin.view().data())),
+        user_pin.view().size());
+  });
+  // Set-up only: no pool shares this login.
+  module.call("C_Logout", [&] { return api->C_Logout(session.handle()); });
   check(rv, "C_InitPIN");
-  return describe(api, token->slot);
+  return describe(module, token->slot);
 }
 
-Session::Session(const Module& module, CK_SLOT_ID slot) : api_(module.api()) {
-  check(api_->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &handle_),
+Session::Session(const Module& module, CK_SLOT_ID slot) : module_(&module) {
+  check(module.call("C_OpenSession",
+                    [&] {
+                      return module.api()->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                                         nullptr, nullptr, &handle_);
+                    }),
         "C_OpenSession");
 }
 
 Session::Session(Session&& other) noexcept
-    : api_(other.api_), handle_(std::exchange(other.handle_, CK_INVALID_HANDLE)) {}
+    : module_(other.module_), handle_(std::exchange(other.handle_, CK_INVALID_HANDLE)) {}
 
 Session::~Session() {
-  if (handle_ != CK_INVALID_HANDLE) api_->C_CloseSession(handle_);
+  if (handle_ == CK_INVALID_HANDLE) return;
+  try {
+    module_->call("C_CloseSession", [&] { return module_->api()->C_CloseSession(handle_); });
+  } catch (const std::exception&) {  // the module is stuck in another call: leave it
+  }
 }
 
 namespace {
@@ -228,9 +254,11 @@ void Token::relogin() {
 CK_RV Token::call_login(const Secret& pin) {
   login_attempts_.fetch_add(1);
   return retry_general_error([&] {
-    return api()->C_Login(anchor_session(), CKU_USER,
-                          reinterpret_cast<unsigned char*>(const_cast<char*>(pin.view().data())),
-                          pin.view().size());
+    return module_.call("C_Login", [&] {
+      return api()->C_Login(anchor_session(), CKU_USER,
+                            reinterpret_cast<unsigned char*>(const_cast<char*>(pin.view().data())),
+                            pin.view().size());
+    });
   });
 }
 
@@ -242,14 +270,21 @@ void Token::login_locked(const Secret& pin) {
 
 CK_SESSION_HANDLE Token::open_session() const {
   CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-  check(api()->C_OpenSession(description_.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
-                             nullptr, &session),
+  check(module_.call("C_OpenSession",
+                     [&] {
+                       return api()->C_OpenSession(description_.slot,
+                                                   CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+                                                   nullptr, &session);
+                     }),
         "C_OpenSession");
   return session;
 }
 
 void Token::close_session(CK_SESSION_HANDLE session) const noexcept {
-  api()->C_CloseSession(session);
+  try {
+    module_.call("C_CloseSession", [&] { return api()->C_CloseSession(session); });
+  } catch (const std::exception&) {  // the module is stuck in another call: leave it
+  }
 }
 
 }  // namespace sks::p11

@@ -519,10 +519,17 @@ std::string SigningServer::readiness() const {
   if (!pool.breaker().allow()) return "token unavailable: " + pool.breaker().reason();
   CK_SESSION_INFO info{};
   CK_RV rv = CKR_OK;
-  {
-    const auto gate = pool.shared();  // no reconnect while the anchor session is used
+  const p11::Module& module = pool.token().module();
+  try {
+    // No reconnect while the anchor session is used; bounded, as every
+    // wait on the token (a reconnect stuck in the module holds the gate).
+    const auto gate = pool.try_shared_for(module.policy().timeout);
+    if (!gate.owns_lock()) return "token reconnecting";
     const p11::Token& token = pool.token();
-    rv = token.api()->C_GetSessionInfo(token.anchor_session(), &info);
+    rv = module.call("C_GetSessionInfo",
+                     [&] { return token.api()->C_GetSessionInfo(token.anchor_session(), &info); });
+  } catch (const stir::Error& e) {
+    return e.what();  // the module busy with a call that does not return
   }
   if (p11::is_token_down(rv) || p11::is_device_fault(rv)) {
     pool.breaker().trip("C_GetSessionInfo " + p11::ckr_name(rv));

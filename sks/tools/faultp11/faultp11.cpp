@@ -18,6 +18,10 @@
 //   corrupt_every = 10               C_Sign returns a 64-byte signature with
 //                                    one bit flipped every 10th time
 //   latency_ms = 50                  every C_Sign waits this long first
+//   hang_sign = 1                    every C_Sign waits, without returning,
+//                                    for as long as the file says so (a
+//                                    network HSM's client waiting forever
+//                                    for a reply)
 //   spare_new_sessions = 1           the first C_Sign of each session is
 //                                    never corrupt or short (it still
 //                                    counts): faults that a fresh session
@@ -58,6 +62,7 @@ struct Faults {
   unsigned long corrupt_every = 0;
   unsigned long latency_ms = 0;
   unsigned long spare_new_sessions = 0;
+  unsigned long hang_sign = 0;
 };
 
 const std::map<std::string, CK_RV>& known_errors() {
@@ -113,6 +118,7 @@ Faults parse(const std::string& path) {
     if (key == "corrupt_every") f.corrupt_every = number;
     if (key == "latency_ms") f.latency_ms = number;
     if (key == "spare_new_sessions") f.spare_new_sessions = number;
+    if (key == "hang_sign") f.hang_sign = number;
   }
   return f;
 }
@@ -200,7 +206,12 @@ CK_RV w_Sign(CK_SESSION_HANDLE session, unsigned char* data, CK_ULONG data_lengt
   InFlight in_flight;
   sign_count.fetch_add(1);
   session_calls.fetch_add(1);
-  const Faults f = faults();
+  Faults f = faults();
+  if (f.hang_sign != 0) injected.fetch_add(1);
+  while (f.hang_sign != 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    f = faults();
+  }
   if (f.latency_ms != 0) std::this_thread::sleep_for(std::chrono::milliseconds(f.latency_ms));
   if (f.pulled != CKR_OK) {
     injected.fetch_add(1);

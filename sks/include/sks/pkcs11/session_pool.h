@@ -72,7 +72,9 @@ class SessionPool {
 
   // Blocks until a session is free.
   Lease acquire();
-  // Waits at most `timeout`; nullopt when every session stayed leased.
+  // Waits at most `timeout`; nullopt when every session stayed leased (the
+  // signing path: a lease held by a call that never returns must not hold
+  // the next request's thread for good).
   std::optional<Lease> try_acquire_for(std::chrono::nanoseconds timeout);
 
   // Called with the time each acquire() waited for a session (metrics). Set
@@ -85,9 +87,17 @@ class SessionPool {
   std::unique_lock<std::shared_timed_mutex> exclusive() {
     return std::unique_lock<std::shared_timed_mutex>(gate_);
   }
+  // The same, waiting at most `timeout` (owns_lock() false then): a lease
+  // held by a call that never returns must not stop the recovery for good.
+  std::unique_lock<std::shared_timed_mutex> try_exclusive_for(std::chrono::nanoseconds timeout) {
+    return std::unique_lock<std::shared_timed_mutex>(gate_, timeout);
+  }
   // Held by users of the token outside a lease (the anchor session).
   std::shared_lock<std::shared_timed_mutex> shared() {
     return std::shared_lock<std::shared_timed_mutex>(gate_);
+  }
+  std::shared_lock<std::shared_timed_mutex> try_shared_for(std::chrono::nanoseconds timeout) {
+    return std::shared_lock<std::shared_timed_mutex>(gate_, timeout);
   }
   // With exclusive() held: closes every session (errors ignored; after a
   // device reset they are gone anyway)...

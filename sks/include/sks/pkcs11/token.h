@@ -65,7 +65,7 @@ class Session {
   CK_SESSION_HANDLE handle() const noexcept { return handle_; }
 
  private:
-  CK_FUNCTION_LIST* api_;
+  const Module* module_;
   CK_SESSION_HANDLE handle_ = CK_INVALID_HANDLE;
 };
 
@@ -100,6 +100,8 @@ class Token {
   void close_session(CK_SESSION_HANDLE session) const noexcept;
 
   CK_FUNCTION_LIST* api() const noexcept { return module_.api(); }
+  // Calls go through module().call() (module.h: calls in flight, serial).
+  const Module& module() const noexcept { return module_; }
   const TokenDescription& description() const noexcept { return description_; }
   CK_SESSION_HANDLE anchor_session() const noexcept {
     return anchor_ ? anchor_->handle() : CK_INVALID_HANDLE;
