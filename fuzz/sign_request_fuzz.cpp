@@ -34,7 +34,7 @@ struct Ring {
     sks::Config config;
     sks::SigningProfile east;
     east.name = "east";
-    east.key = "shaken-east";
+    east.key_label = "shaken-east";
     east.x5u = "https://cr.example.net/east.pem";
     east.origid = "de305d54-75b4-431b-adb2-eb6b9e546014";
     east.attest = {"A", "B"};
@@ -48,7 +48,7 @@ struct Ring {
     config.server.default_profile = "open";
     ring = sks::server::KeyRing::build(config, [this](const sks::SigningProfile& p) {
       auto key = std::make_shared<sks::server::SigningKey>();
-      key->label = p.key;
+      key->label = p.key_label;
       key->x5u = p.x5u;
       key->signer = signer;
       return std::shared_ptr<const sks::server::SigningKey>(std::move(key));

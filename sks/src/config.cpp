@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "stir/error.h"
+#include "stir/http/listener_reader.h"
 #include "stir/passport.h"
 #include "stir/toml_config.h"
 
@@ -184,51 +185,38 @@ void read_profile_rotation(const Reader& reader, const toml::table& profile, con
   r.new_key = reader.boolean(*table, "new_key", where, true);
 }
 
+// The [server] settings of sks beyond the listener's (stir/http/listener.h).
+const stir::config::IntegerField<ServerConfig> kServerFields[] = {
+    {"signing_queue_depth", &ServerConfig::signing_queue_depth, 0, 100000},
+    {"max_iat_skew_s", &ServerConfig::max_iat_skew_s, 1, 3600},
+};
+
+void read_roles(const Reader& reader, const toml::table& server, ServerConfig& s) {
+  if (server.get("roles") == nullptr) return;
+  s.signing = s.verification = false;
+  for (const auto& role : reader.strings(server, "roles", "server")) {
+    if (role == "signing") {
+      s.signing = true;
+    } else if (role == "verification") {
+      s.verification = true;
+    } else {
+      reader.fail(server.get("roles"), "server.roles holds \"signing\" and/or \"verification\"");
+    }
+  }
+  if (!s.signing && !s.verification) reader.fail(server.get("roles"), "server.roles is empty");
+}
+
 void read_server(const Reader& reader, const toml::table& root, ServerConfig& s) {
   const toml::table* server = sub_table(reader, root, "server");
   if (server == nullptr) return;
   s.present = true;
-  reader.only_keys(*server, "[server]",
-                   {"listen",
-                    "port",
-                    "tls_cert",
-                    "tls_key",
-                    "client_ca",
-                    "lab_plain_http",
-                    "lab_no_client_cert",
-                    "api_root",
-                    "threads",
-                    "max_body_bytes",
-                    "read_timeout_ms",
-                    "write_timeout_ms",
-                    "keep_alive_timeout_s",
-                    "keep_alive_max_requests",
-                    "max_iat_skew_s",
-                    "default_profile",
-                    "roles",
-                    "backlog",
-                    "max_connections",
-                    "io_threads",
-                    "handshake_timeout_ms",
-                    "header_timeout_ms",
-                    "body_timeout_ms",
-                    "signing_queue_depth",
-                    "first_byte_timeout_ms",
-                    "max_handshakes_per_address",
-                    "reserved_connection_percent",
-                    "tls_session_lifetime_s",
-                    "client_verify_depth",
-                    "admins",
-                    "verification_clients",
-                    "metrics_clients"});
+  const stir::http::ListenerKeys listener;  // sks offers every listener setting
+  std::set<std::string> keys = stir::http::listener_keys(listener);
+  keys.insert({"api_root", "default_profile", "roles", "admins", "verification_clients",
+               "metrics_clients"});
+  reader.only_keys(*server, "[server]", stir::config::with_keys(std::move(keys), kServerFields));
   const std::string w = "server";
-  if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
-  s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));
-  s.tls_cert = reader.path(*server, "tls_cert", w);
-  s.tls_key = reader.path(*server, "tls_key", w);
-  s.client_ca = reader.path(*server, "client_ca", w);
-  s.lab_plain_http = reader.boolean(*server, "lab_plain_http", w, false);
-  s.lab_no_client_cert = reader.boolean(*server, "lab_no_client_cert", w, false);
+  stir::http::read_listener(reader, *server, w, listener, s);
   if (auto root_path = reader.string(*server, "api_root", w); !root_path.empty()) {
     if (root_path.front() != '/' || root_path.back() == '/') {
       reader.fail(server->get("api_root"),
@@ -236,43 +224,7 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
     }
     s.api_root = root_path;
   }
-  s.threads = static_cast<std::size_t>(reader.integer(*server, "threads", w, 0, 0, 1024));
-  s.max_body_bytes = static_cast<std::size_t>(
-      reader.integer(*server, "max_body_bytes", w, 16 * 1024, 256, 1024 * 1024));
-  s.read_timeout_ms =
-      static_cast<int>(reader.integer(*server, "read_timeout_ms", w, 5000, 10, 600000));
-  s.write_timeout_ms =
-      static_cast<int>(reader.integer(*server, "write_timeout_ms", w, 5000, 10, 600000));
-  s.keep_alive_timeout_s =
-      static_cast<int>(reader.integer(*server, "keep_alive_timeout_s", w, 30, 1, 3600));
-  s.keep_alive_max_requests = static_cast<std::size_t>(
-      reader.integer(*server, "keep_alive_max_requests", w, 100000, 1, 100000000));
-  s.backlog = static_cast<int>(reader.integer(*server, "backlog", w, 0, 0, 65535));
-  s.max_connections =
-      static_cast<std::size_t>(reader.integer(*server, "max_connections", w, 4096, 1, 1000000));
-  // `threads` is the older name of io_threads.
-  s.io_threads = static_cast<std::size_t>(
-      reader.integer(*server, "io_threads", w, static_cast<std::int64_t>(s.threads), 0, 1024));
-  s.handshake_timeout_ms =
-      static_cast<int>(reader.integer(*server, "handshake_timeout_ms", w, 5000, 10, 600000));
-  // A request's header and body default to read_timeout_ms.
-  s.header_timeout_ms = static_cast<int>(
-      reader.integer(*server, "header_timeout_ms", w, s.read_timeout_ms, 10, 600000));
-  s.body_timeout_ms = static_cast<int>(
-      reader.integer(*server, "body_timeout_ms", w, s.read_timeout_ms, 10, 600000));
-  s.signing_queue_depth =
-      static_cast<std::size_t>(reader.integer(*server, "signing_queue_depth", w, 256, 0, 100000));
-  s.first_byte_timeout_ms =
-      static_cast<int>(reader.integer(*server, "first_byte_timeout_ms", w, 2000, 10, 600000));
-  s.max_handshakes_per_address = static_cast<std::size_t>(
-      reader.integer(*server, "max_handshakes_per_address", w, 256, 0, 1000000));
-  s.reserved_connection_percent =
-      static_cast<int>(reader.integer(*server, "reserved_connection_percent", w, 25, 0, 90));
-  s.tls_session_lifetime_s =
-      static_cast<int>(reader.integer(*server, "tls_session_lifetime_s", w, 300, 0, 86400));
-  s.client_verify_depth =
-      static_cast<int>(reader.integer(*server, "client_verify_depth", w, 4, 1, 10));
-  s.max_iat_skew_s = reader.integer(*server, "max_iat_skew_s", w, 60, 1, 3600);
+  stir::config::read_integers(reader, *server, w, kServerFields, s);
   s.default_profile = reader.string(*server, "default_profile", w);
   s.admins = reader.strings(*server, "admins", w);
   if (server->get("verification_clients") != nullptr) {
@@ -281,32 +233,7 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
   if (server->get("metrics_clients") != nullptr) {
     s.metrics_clients = reader.strings(*server, "metrics_clients", w);
   }
-  if (server->get("roles") != nullptr) {
-    s.signing = s.verification = false;
-    for (const auto& role : reader.strings(*server, "roles", w)) {
-      if (role == "signing") {
-        s.signing = true;
-      } else if (role == "verification") {
-        s.verification = true;
-      } else {
-        reader.fail(server->get("roles"), "server.roles holds \"signing\" and/or \"verification\"");
-      }
-    }
-    if (!s.signing && !s.verification) reader.fail(server->get("roles"), "server.roles is empty");
-  }
-
-  if (!s.lab_plain_http) {
-    if (s.tls_cert.empty() || s.tls_key.empty()) {
-      reader.fail(server,
-                  "server.tls_cert and server.tls_key are required (or, in a lab only, "
-                  "server.lab_plain_http = true)");
-    }
-    if (s.client_ca.empty() && !s.lab_no_client_cert) {
-      reader.fail(server,
-                  "server.client_ca is required for mutual TLS (or, in a lab only, "
-                  "server.lab_no_client_cert = true)");
-    }
-  }
+  read_roles(reader, *server, s);
 }
 
 bool is_attestation(const std::string& a) { return a == "A" || a == "B" || a == "C"; }
@@ -355,10 +282,10 @@ void read_profiles(const Reader& reader, const toml::table& root, Config& config
       if (!names.insert(p.name).second)
         reader.fail(&table, "two profiles are named '" + p.name + "'");
       read_profile_rotation(reader, table, w, p.rotation);
-      p.key = reader.string(table, "key", w);
+      p.key_label = reader.string(table, "key", w);
       // With rotation, the key and x5u come from the rotation state.
       const bool from_state = p.rotation.enabled && table.get("key") == nullptr;
-      if (p.key.empty() && !from_state) {
+      if (p.key_label.empty() && !from_state) {
         reader.fail(&table, w + " needs key (a key label in the token)");
       }
       p.x5u = reader.string(table, "x5u", w);

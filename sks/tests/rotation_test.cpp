@@ -277,7 +277,7 @@ TEST_F(KeyRingSwapTest, NoResponseMixesOneKeysSignatureWithAnothersX5u) {
   std::map<std::string, stir::EvpPkeyPtr> key_of_x5u;
   std::vector<std::shared_ptr<const server::KeyRing>> rings;
   for (const std::string label : {"key-a", "key-b"}) {
-    profile.key = label;
+    profile.key_label = label;
     profile.x5u = "https://cr.example.net/" + label + ".pem";
     config.profiles = {profile};
     rings.push_back(server::KeyRing::build(config, *keys));
@@ -336,7 +336,7 @@ TEST_F(KeyRingSwapTest, AdminKeysOnlyForAdmins) {
   Config config;
   SigningProfile profile;
   profile.name = "p";
-  profile.key = "key-a";
+  profile.key_label = "key-a";
   profile.x5u = "https://cr.example.net/a.pem";
   profile.not_after = 1000 + 86400;
   config.profiles = {profile};

@@ -41,7 +41,7 @@ class SigningServerTest : public SoftHsmTest {
     configure_signing_server(config, dir.path(), {"sbc1.example.net"});
     config.token.module = STIR_SOFTHSM_MODULE;
     config.token.label = kTokenLabel;
-    config.server.threads = 24;
+    config.server.io_threads = 24;
   }
 
   void TearDown() override {
@@ -50,7 +50,7 @@ class SigningServerTest : public SoftHsmTest {
   }
 
   void start_server() {
-    server = std::make_unique<server::SigningServer>(config, keys.get());
+    server = std::make_unique<server::ApiServer>(config, keys.get());
     port = server->bind();
     thread = std::thread([this] { server->serve(); });
   }
@@ -97,7 +97,7 @@ class SigningServerTest : public SoftHsmTest {
 
   stir::testing::TlsPki tls;
   Config config;
-  std::unique_ptr<server::SigningServer> server;
+  std::unique_ptr<server::ApiServer> server;
   std::thread thread;
   int port = 0;
 };
@@ -318,7 +318,7 @@ TEST_F(SigningServerTest, AttestationOutsideTheProfileIsForbidden) {
 TEST_F(SigningServerTest, ProfileFollowsTheClientIdentity) {
   SigningProfile b;
   b.name = "wholesale-b";
-  b.key = "key-b";
+  b.key_label = "key-b";
   b.x5u = "https://cr.example.net/sks-b.pem";
   b.origid = "11111111-2222-4333-8444-555555555555";
   b.attest = {"C"};
@@ -409,7 +409,7 @@ TEST_F(SigningServerTest, ReloadSwapsKeyAndX5uTogether) {
   ASSERT_TRUE(before);
   ASSERT_TRUE(verify_identity(before->body, "key-a").valid);
   Config next = config;
-  next.profiles[0].key = "key-b";
+  next.profiles[0].key_label = "key-b";
   next.profiles[0].x5u = "https://cr.example.net/sks-b.pem";
   server->reload(next);
   auto after = c->Post("/stir/v1/signing", body(claims()), "application/json");
@@ -419,7 +419,7 @@ TEST_F(SigningServerTest, ReloadSwapsKeyAndX5uTogether) {
   EXPECT_EQ(verified.passport->header.x5u, "https://cr.example.net/sks-b.pem");
   // A reload naming a key the token lacks fails and keeps the current ring.
   Config broken = config;
-  broken.profiles[0].key = "no-such-key";
+  broken.profiles[0].key_label = "no-such-key";
   EXPECT_THROW(server->reload(broken), stir::Error);
   auto still = c->Post("/stir/v1/signing", body(claims()), "application/json");
   ASSERT_TRUE(still);

@@ -28,7 +28,7 @@ namespace {
 // server is told apart), beside the rotation state: the local instance's
 // report to `sks rotate`. Best effort: a server that cannot write it still
 // serves.
-void write_server_status(const Config& config, const server::SigningServer& server) {
+void write_server_status(const Config& config, const server::ApiServer& server) {
   if (!config.rotation.present || !config.server.signing) return;
   nlohmann::json status = server.ring_report();
   status["pid"] = ::getpid();
@@ -62,7 +62,7 @@ void run_serve(const Context& context) {
   std::unique_ptr<Hsm> hsm;
   if (config.server.signing) hsm = Hsm::open(config.token);
   if (hsm) hsm->start_recovery();  // reconnects by itself when the token comes back
-  server::SigningServer server(config, hsm ? &hsm->keys() : nullptr);
+  server::ApiServer server(config, hsm ? &hsm->keys() : nullptr);
   const int port = server.bind();
   const std::string ready = server.readiness();
   if (!ready.empty()) throw stir::Error(stir::ErrorCode::kPkcs11, "self-test failed: " + ready);

@@ -7,10 +7,10 @@ namespace sks::server {
 std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, p11::KeyStore& keys) {
   return build(config, [&keys](const SigningProfile& p) {
     auto entry = std::make_shared<SigningKey>();
-    entry->label = p.key;
+    entry->label = p.key_label;
     entry->x5u = p.x5u;
-    entry->signer = keys.signing_key(p.key);
-    entry->public_key = stir::load_public_key_pem(keys.public_key_pem(p.key));
+    entry->signer = keys.signing_key(p.key_label);
+    entry->public_key = stir::load_public_key_pem(keys.public_key_pem(p.key_label));
     entry->not_after = p.not_after;
     return std::shared_ptr<const SigningKey>(std::move(entry));
   });
@@ -22,8 +22,8 @@ std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, const KeyRes
   std::map<std::pair<std::string, std::string>, std::shared_ptr<const SigningKey>> loaded;
   for (const auto& p : config.profiles) {
     std::shared_ptr<const SigningKey> none;
-    auto& key = p.key.empty() ? none : loaded[{p.key, p.x5u}];  // no active key yet
-    if (!key && !p.key.empty()) key = resolve(p);
+    auto& key = p.key_label.empty() ? none : loaded[{p.key_label, p.x5u}];  // no active key yet
+    if (!key && !p.key_label.empty()) key = resolve(p);
     Profile profile;
     profile.name = p.name;
     profile.origid = p.origid;

@@ -15,8 +15,7 @@
 #include "sks/server/signing_api.h"
 #include "sks/server/verification_api.h"
 #include "stir/error.h"
-#include "stir/http/tls.h"
-#include "stir/http/tls_files.h"
+#include "stir/http/listener.h"
 
 namespace sks::server {
 
@@ -102,18 +101,18 @@ std::optional<ApiError> json_header_error(const Request& request) {
 
 }  // namespace
 
-SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
+ApiServer::ApiServer(const Config& config, p11::KeyStore* keys)
     : config_(config), keys_(keys), rate_limiter_(config.rate_limit) {
   check_roles();
   if (!config_.audit.file.empty()) audit_ = std::make_unique<AuditLog>(config_.audit);
   http_ = std::make_unique<stir::http::Server>(http_options());
 }
 
-SigningServer::~SigningServer() = default;
+ApiServer::~ApiServer() = default;
 
 // The roles the config asks for, and what each needs: profiles and the
 // token for signing, a [verifier] table for verification.
-void SigningServer::check_roles() {
+void ApiServer::check_roles() {
   const ServerConfig& s = config_.server;
   if (!s.present) throw Error(ErrorCode::kConfig, config_.path + ": no [server] table");
   if (s.signing && config_.profiles.empty()) {
@@ -137,48 +136,13 @@ void SigningServer::check_roles() {
   }
 }
 
-// The TLS context; null for lab_plain_http.
-std::shared_ptr<boost::asio::ssl::context> SigningServer::make_tls() {
+stir::http::Options ApiServer::http_options() {
   const ServerConfig& s = config_.server;
-  if (s.lab_plain_http) {
-    std::fprintf(stderr, "WARNING: lab_plain_http: serving without TLS. Never in production.\n");
-    scheme_ = "http";
-    return nullptr;
-  }
-  stir::http::TlsSettings files{s.tls_cert, s.tls_key,
-                                s.lab_no_client_cert ? std::string() : s.client_ca};
-  files.verify_depth = s.client_verify_depth;
-  files.session_lifetime_s = s.tls_session_lifetime_s;
-  stir::http::check_tls_files(files, ::geteuid(), "sks");
-  if (s.lab_no_client_cert) {
-    std::fprintf(stderr,
-                 "WARNING: lab_no_client_cert: clients are not authenticated. Never in "
-                 "production.\n");
-  }
-  scheme_ = "https";
-  return stir::http::make_server_tls_context(files);
-}
-
-stir::http::Options SigningServer::http_options() {
-  const ServerConfig& s = config_.server;
-  stir::http::Options o;
-  o.listen = s.listen;
-  o.port = s.port;
-  o.tls = make_tls();
-  o.backlog = s.backlog;
-  o.max_connections = s.max_connections;
-  o.io_threads = s.io_threads;
-  o.handshake_timeout = std::chrono::milliseconds(s.handshake_timeout_ms);
-  o.first_byte_timeout = std::chrono::milliseconds(s.first_byte_timeout_ms);
-  o.max_handshakes_per_address = s.max_handshakes_per_address;
-  o.reserved_connections =
-      s.max_connections * static_cast<std::size_t>(s.reserved_connection_percent) / 100;
-  o.header_timeout = std::chrono::milliseconds(s.header_timeout_ms);
-  o.body_timeout = std::chrono::milliseconds(s.body_timeout_ms);
-  o.write_timeout = std::chrono::milliseconds(s.write_timeout_ms);
-  o.idle_timeout = std::chrono::seconds(s.keep_alive_timeout_s);
-  o.keep_alive_max_requests = s.keep_alive_max_requests;
-  o.body_limit = s.max_body_bytes;
+  scheme_ = s.lab_plain_http ? "http" : "https";
+  stir::http::Options o = stir::http::listener_options(
+      s, stir::http::make_listener_tls(s, "sks", [](std::string_view warning) {
+        std::fprintf(stderr, "%.*s\n", static_cast<int>(warning.size()), warning.data());
+      }));
   // One signing worker per token session: a C_Sign never waits on an I/O
   // thread, and more workers than sessions would only wait for a session.
   o.workers = keys_ != nullptr ? keys_->pool().size() : 0;
@@ -225,7 +189,7 @@ stir::http::Options SigningServer::http_options() {
   return o;
 }
 
-void SigningServer::add_routes(stir::http::Router& router) {
+void ApiServer::add_routes(stir::http::Router& router) {
   using stir::http::Run;
   const ServerConfig& s = config_.server;
   const std::string signing_path = s.api_root + "/signing";
@@ -322,7 +286,7 @@ void SigningServer::add_routes(stir::http::Router& router) {
 
 // The name logs, audit records and rate limits know the client by (the
 // one that matched its profile), or the remote address.
-std::string SigningServer::client_identity(const stir::http::ConnectionInfo& connection) const {
+std::string ApiServer::client_identity(const stir::http::ConnectionInfo& connection) const {
   const auto ring = ring_.get();
   const std::string* name =
       ring ? ring->client_identity(connection.client_names)
@@ -330,7 +294,7 @@ std::string SigningServer::client_identity(const stir::http::ConnectionInfo& con
   return name != nullptr ? *name : connection.remote_address;
 }
 
-Response SigningServer::signing_route(const Request& request, const RequestContext& context) {
+Response ApiServer::signing_route(const Request& request, const RequestContext& context) {
   const std::string client = client_identity(context.connection);
   if (const auto wait = rate_limiter_.admit(client)) {
     Response response = begin_response(request, "signing");
@@ -349,8 +313,8 @@ Response SigningServer::signing_route(const Request& request, const RequestConte
   return response;
 }
 
-void SigningServer::audit(const Request& request, const RequestContext& context,
-                          const Response& response, AuditRecord record) {
+void ApiServer::audit(const Request& request, const RequestContext& context,
+                      const Response& response, AuditRecord record) {
   if (!audit_) return;
   record.time = std::chrono::system_clock::now();
   record.request_id = response.request_id;
@@ -373,8 +337,8 @@ void SigningServer::audit(const Request& request, const RequestContext& context,
   audit_->submit(std::move(record));
 }
 
-Response SigningServer::sign(const Request& request, const RequestContext& context,
-                             AuditRecord* record) {
+Response ApiServer::sign(const Request& request, const RequestContext& context,
+                         AuditRecord* record) {
   Response response = begin_response(request, "signing");
   if (auto error = json_header_error(request)) return reply_error(response, *error);
   const auto ring = ring_.get();  // this request's snapshot, kept to the end
@@ -412,7 +376,7 @@ Response SigningServer::sign(const Request& request, const RequestContext& conte
   return reply_json(response, std::move(result.response_body), "ok");
 }
 
-Response SigningServer::verify(const Request& request, const RequestContext& context) {
+Response ApiServer::verify(const Request& request, const RequestContext& context) {
   Response response = begin_response(request, "verification");
   if (!listed(config_.server.verification_clients, context.connection.client_names)) {
     return reply_error(response, ApiError::forbidden(
@@ -424,7 +388,7 @@ Response SigningServer::verify(const Request& request, const RequestContext& con
   return reply_json(response, std::move(result.response_body), std::move(result.outcome));
 }
 
-void SigningServer::log_access(const stir::http::AccessRecord& record) {
+void ApiServer::log_access(const stir::http::AccessRecord& record) {
   const Response& response = record.response;
   const std::string outcome =
       !response.outcome.empty() ? response.outcome : (response.status < 400 ? "ok" : "error");
@@ -444,18 +408,18 @@ void SigningServer::log_access(const stir::http::AccessRecord& record) {
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
-int SigningServer::bind() { return http_->bind(); }
+int ApiServer::bind() { return http_->bind(); }
 
-void SigningServer::serve() { http_->serve(); }
+void ApiServer::serve() { http_->serve(); }
 
-void SigningServer::stop(std::chrono::milliseconds drain_timeout) {
+void ApiServer::stop(std::chrono::milliseconds drain_timeout) {
   draining_.store(true);
   http_->stop(drain_timeout);
 }
 
-stir::http::Stats SigningServer::connection_stats() const { return http_->stats(); }
+stir::http::Stats ApiServer::connection_stats() const { return http_->stats(); }
 
-void SigningServer::reload(const Config& config) {
+void ApiServer::reload(const Config& config) {
   try {
     if (keys_ == nullptr) throw Error(ErrorCode::kConfig, "no signing role to reload");
     auto ring = KeyRing::build(config, *keys_);
@@ -494,14 +458,14 @@ void SigningServer::reload(const Config& config) {
   }
 }
 
-void SigningServer::reload_failed(const std::string& error) {
+void ApiServer::reload_failed(const std::string& error) {
   const std::lock_guard lock(report_mutex_);
   report_.reload_ok = false;
   report_.error = error;
   report_.reload_time = std::time(nullptr);
 }
 
-nlohmann::json SigningServer::ring_report() const {
+nlohmann::json ApiServer::ring_report() const {
   RingReport report;
   {
     const std::lock_guard lock(report_mutex_);
@@ -512,7 +476,7 @@ nlohmann::json SigningServer::ring_report() const {
   return describe_ring(*ring, report, std::time(nullptr));
 }
 
-std::string SigningServer::readiness() const {
+std::string ApiServer::readiness() const {
   if (keys_ == nullptr) return {};  // a pure verifier has no token to check
   p11::SessionPool& pool = keys_->pool();
   if (!pool.breaker().allow()) return "token unavailable: " + pool.breaker().reason();

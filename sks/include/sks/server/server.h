@@ -1,4 +1,5 @@
-// `sks serve`: the HTTPS signing API (ATIS-1000082) on stir::http
+// `sks serve`: ApiServer, every HTTPS route of sks on stir::http: the
+// signing API (ATIS-1000082), verification, health, metrics and admin
 // (http/include/stir/http/server.h: Boost.Beast, event-driven).
 //
 //   POST {api_root}/signing   sign a PASSporT for the client's profile
@@ -67,13 +68,13 @@
 
 namespace sks::server {
 
-class SigningServer {
+class ApiServer {
  public:
   // `keys` may be null when the signing role is off (a pure verifier).
-  SigningServer(const Config& config, p11::KeyStore* keys);
-  ~SigningServer();
-  SigningServer(const SigningServer&) = delete;
-  SigningServer& operator=(const SigningServer&) = delete;
+  ApiServer(const Config& config, p11::KeyStore* keys);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
 
   // Binds the listening socket; returns the port (config port 0 = ephemeral).
   int bind();
@@ -104,7 +105,6 @@ class SigningServer {
 
  private:
   void check_roles();
-  std::shared_ptr<boost::asio::ssl::context> make_tls();
   stir::http::Options http_options();
   void add_routes(stir::http::Router& router);
   // The signing route: the client's rate limit (429 POL4029), then sign(),
