@@ -23,9 +23,9 @@
 #include <filesystem>
 #include <set>
 #include <string>
-#include <type_traits>
-#include <variant>
 #include <vector>
+
+#include "stir/config_field.h"
 
 namespace stir::config {
 
@@ -81,27 +81,6 @@ class Reader {
 // table" when it is something else.
 const toml::table* sub_table(const Reader& reader, const toml::table& parent,
                              const std::string& name);
-
-// One integer setting of a config struct S: its key, its member, its
-// bounds; the default is the member's initialiser (the value S holds when
-// the key is absent). A table of these is the one place a setting is
-// written: read_integers() reads them, the table's keys are the allowed
-// ones.
-template <class S>
-struct IntegerField {
-  const char* key;
-  std::variant<int S::*, std::int64_t S::*, std::size_t S::*> member;
-  std::int64_t min;
-  std::int64_t max;
-
-  std::int64_t get(const S& s) const {
-    return std::visit([&s](auto m) { return static_cast<std::int64_t>(s.*m); }, member);
-  }
-  void set(S& s, std::int64_t value) const {
-    std::visit([&s, value](auto m) { s.*m = static_cast<std::decay_t<decltype(s.*m)>>(value); },
-               member);
-  }
-};
 
 // Reads every field of `fields` present in `table` into `s`.
 template <class S, class Fields>
