@@ -57,7 +57,7 @@ void run_serve(const Context& context) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const Config config = rotation::apply_rotation_state(load_cli_config(context));
+  const Config config = load_cli_config(context);
   // A verification-only server has no token to open.
   std::unique_ptr<Hsm> hsm;
   if (config.server.signing) hsm = Hsm::open(config.token);
@@ -74,7 +74,7 @@ void run_serve(const Context& context) {
       if (sigwait(&signals, &signal) != 0) continue;
       if (signal == SIGHUP) {
         try {
-          Config fresh = rotation::apply_rotation_state(load_config(path));
+          Config fresh = load_config(path);
           server.reload(fresh);
           std::fprintf(stderr, "reloaded signing profiles from %s and the rotation state\n",
                        path.c_str());

@@ -113,4 +113,20 @@ void SessionPool::Lease::discard() noexcept {
   fresh_ = true;
 }
 
+std::string SessionPool::readiness() {
+  if (!breaker().allow()) return "token unavailable: " + breaker().reason();
+  CK_SESSION_INFO info{};
+  CK_RV rv = CKR_OK;
+  {
+    const auto gate = shared();  // no reconnect while the anchor session is used
+    rv = token().api()->C_GetSessionInfo(token().anchor_session(), &info);
+  }
+  if (is_token_down(rv) || is_device_fault(rv)) breaker().trip("C_GetSessionInfo " + ckr_name(rv));
+  if (rv != CKR_OK) return "token session: " + ckr_name(rv);
+  if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS) {
+    return "token is not logged in";
+  }
+  return {};
+}
+
 }  // namespace sks::p11

@@ -1155,37 +1155,4 @@ std::string server_status_path(const Config& config) {
   return (fs::path(config.rotation.state_file).parent_path() / "server-status.json").string();
 }
 
-Config apply_rotation_state(const Config& config) {
-  Config out = config;
-  const RotationState state = StateFile(config.rotation.state_file).load();
-  out.rotation.loaded_generation = state.generation;
-  for (auto& p : out.profiles) {
-    const auto it = p.rotation.enabled ? state.profiles.find(p.name) : state.profiles.end();
-    if (it != state.profiles.end()) {
-      // Once a key of the state has been active, the state has taken over
-      // the profile and the config's key no longer signs.
-      bool taken_over = false;
-      for (const auto& k : it->second.keys) {
-        taken_over = taken_over || k.entered(KeyState::kActive) != 0 ||
-                     (k.label == p.key_label && k.state == KeyState::kCompromised);
-      }
-      if (const KeyEntry* active = it->second.active()) {
-        p.key_label = active->label;
-        p.x5u = active->x5u;
-        p.not_after = active->not_after;
-      } else if (taken_over) {
-        p.key_label.clear();
-        p.x5u.clear();
-      }
-    }
-    // A compromised key signs for no profile, rotating or not.
-    if (std::find(state.compromised_keys.begin(), state.compromised_keys.end(), p.key_label) !=
-        state.compromised_keys.end()) {
-      p.key_label.clear();
-      p.x5u.clear();
-    }
-  }
-  return out;
-}
-
 }  // namespace sks::rotation

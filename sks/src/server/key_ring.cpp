@@ -1,8 +1,44 @@
 #include "sks/server/key_ring.h"
 
+#include <algorithm>
+
+#include "sks/rotation/state.h"
 #include "stir/error.h"
 
 namespace sks::server {
+
+Config apply_rotation_state(const Config& config) {
+  Config out = config;
+  const rotation::RotationState state = rotation::StateFile(config.rotation.state_file).load();
+  out.rotation.loaded_generation = state.generation;
+  for (auto& p : out.profiles) {
+    const auto it = p.rotation.enabled ? state.profiles.find(p.name) : state.profiles.end();
+    if (it != state.profiles.end()) {
+      // Once a key of the state has been active, the state has taken over
+      // the profile and the config's key no longer signs.
+      bool taken_over = false;
+      for (const auto& k : it->second.keys) {
+        taken_over = taken_over || k.entered(rotation::KeyState::kActive) != 0 ||
+                     (k.label == p.key_label && k.state == rotation::KeyState::kCompromised);
+      }
+      if (const rotation::KeyEntry* active = it->second.active()) {
+        p.key_label = active->label;
+        p.x5u = active->x5u;
+        p.not_after = active->not_after;
+      } else if (taken_over) {
+        p.key_label.clear();
+        p.x5u.clear();
+      }
+    }
+    // A compromised key signs for no profile, rotating or not.
+    if (std::find(state.compromised_keys.begin(), state.compromised_keys.end(), p.key_label) !=
+        state.compromised_keys.end()) {
+      p.key_label.clear();
+      p.x5u.clear();
+    }
+  }
+  return out;
+}
 
 std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, p11::KeyStore& keys) {
   return build(config, [&keys](const SigningProfile& p) {

@@ -63,11 +63,31 @@ Response begin_response(const Request& request, std::string route) {
   return response;
 }
 
-Response& reply_error(Response& response, const ApiError& error) {
-  response.status = error.http_status;
-  response.body = error.body();
+// The one road from a failure to HTTP: the table in api_error.cpp gives
+// the status, the ATIS body, the outcome the access log records and
+// Retry-After.
+Response& reply_error(Response& response, const stir::Error& error) {
+  const ApiAnswer answer = api_answer(error);
+  response.status = answer.status;
+  response.body = answer.body;
   response.header("Content-Type", "application/json");
-  response.outcome = error.message_id;
+  if (answer.retry_after_s > 0)
+    response.header("Retry-After", std::to_string(answer.retry_after_s));
+  response.outcome = answer.message_id;
+  return response;
+}
+
+// A response begun for `route`, filled by `handle`; a request it refuses
+// (stir::RequestError) is answered by reply_error(). Other exceptions
+// reach the server's internal_error answer.
+template <class Handle>
+Response respond(const Request& request, std::string route, Handle&& handle) {
+  Response response = begin_response(request, std::move(route));
+  try {
+    handle(response);
+  } catch (const stir::RequestError& refused) {
+    reply_error(response, refused);
+  }
   return response;
 }
 
@@ -88,21 +108,21 @@ bool listed(const std::optional<std::vector<std::string>>& list,
   });
 }
 
-// The header rules every JSON POST route shares (signing_api.h).
-std::optional<ApiError> json_header_error(const Request& request) {
+// The header rules every JSON POST route shares (signing_api.h); throws
+// stir::RequestError.
+void require_json_headers(const Request& request) {
   const auto content_type = request.header("Content-Type");
   const auto accept = request.header("Accept");
   const std::string content_type_text(content_type.value_or(""));
   const std::string accept_text(accept.value_or(""));
-  return check_json_headers(request.header("Content-Length").has_value(),
-                            content_type ? &content_type_text : nullptr,
-                            accept ? &accept_text : nullptr);
+  check_json_headers(request.header("Content-Length").has_value(),
+                     content_type ? &content_type_text : nullptr, accept ? &accept_text : nullptr);
 }
 
 }  // namespace
 
 ApiServer::ApiServer(const Config& config, p11::KeyStore* keys)
-    : config_(config), keys_(keys), rate_limiter_(config.rate_limit) {
+    : config_(apply_rotation_state(config)), keys_(keys), rate_limiter_(config.rate_limit) {
   check_roles();
   if (!config_.audit.file.empty()) audit_ = std::make_unique<AuditLog>(config_.audit);
   http_ = std::make_unique<stir::http::Server>(http_options());
@@ -162,28 +182,30 @@ stir::http::Options ApiServer::http_options() {
   o.busy = [this, signing_path = s.api_root + "/signing"](const Request& request,
                                                           const RequestContext& context) {
     Response response = begin_response(request, "busy");
-    reply_error(response, ApiError::unavailable());
-    response.header("Retry-After", "1");
+    reply_error(response, Error(ErrorCode::kUnavailable, "the worker pool's queue is full"));
     if (request.path() == signing_path) audit(request, context, response, {});
     return response;
   };
   o.protocol_error = [max_body = s.max_body_bytes](const stir::http::ProtocolError& refused) {
+    using Problem = stir::RequestError::Problem;
     Response response = begin_response(Request{}, "other");
-    ApiError error = ApiError::parse_failure("malformed HTTP request");
     if (refused.status == 413) {
-      error = ApiError::parse_failure("body larger than " + std::to_string(max_body) + " bytes");
-    } else if (refused.status == 431) {
-      error = ApiError::parse_failure(refused.reason);  // "request header larger than N bytes"
+      return reply_error(
+          response, stir::RequestError(Problem::kBodyTooLarge, "",
+                                       "body larger than " + std::to_string(max_body) + " bytes"));
     }
-    error.http_status = refused.status;
-    return reply_error(response, error);
+    if (refused.status == 431) {  // "request header larger than N bytes"
+      return reply_error(response,
+                         stir::RequestError(Problem::kHeaderTooLarge, "", refused.reason));
+    }
+    return reply_error(response, stir::RequestError::parse_failure("malformed HTTP request"));
   };
   o.internal_error = [](const Request& request, const RequestContext&, std::string_view what) {
     Response response = begin_response(request, "other");
     std::fprintf(stderr, "%s request_id=%s internal error: %.*s\n",
                  rfc3339_millis(std::chrono::system_clock::now()).c_str(),
                  response.request_id.c_str(), static_cast<int>(what.size()), what.data());
-    return reply_error(response, ApiError::internal());
+    return reply_error(response, Error(ErrorCode::kInternal, std::string(what)));
   };
   o.access_log = [this](const stir::http::AccessRecord& record) { log_access(record); };
   return o;
@@ -211,6 +233,31 @@ void ApiServer::add_routes(stir::http::Router& router) {
         },
         Run::kBlocking, "verification");
   }
+  add_operations_routes(router);
+  router.method_not_allowed([signing_path, verification_path](const Request& request,
+                                                              const RequestContext&,
+                                                              const std::string& allow) {
+    const std::string_view path = request.path();
+    std::string route = "other";
+    if (path == signing_path) {
+      route = "signing";
+    } else if (path == verification_path) {
+      route = "verification";
+    } else if (!path.empty()) {
+      route = std::string(path.substr(1));
+    }
+    Response response = begin_response(request, route);
+    reply_error(response, stir::RequestError::method_not_allowed(std::string(request.method)));
+    return response.header("Allow", allow);
+  });
+  router.fallback([](const Request& request, const RequestContext&) {
+    Response response = begin_response(request, "other");
+    return reply_error(response, stir::RequestError::not_found(std::string(request.path())));
+  });
+}
+
+// Health, readiness, metrics and the admin API.
+void ApiServer::add_operations_routes(stir::http::Router& router) {
   router.add("GET", "/healthz", [](const Request& request, const RequestContext&) {
     Response response = begin_response(request, "healthz");
     response.body = "ok\n";
@@ -228,60 +275,47 @@ void ApiServer::add_routes(stir::http::Router& router) {
                           nlohmann::json{{"ready", reason.empty()}, {"reason", reason}}.dump(),
                           reason.empty() ? "ok" : "not_ready");
       },
-      Run::kBlocking, "readiness");
+      stir::http::Run::kBlocking, "readiness");
   router.add("GET", "/metrics", [this](const Request& request, const RequestContext& context) {
-    Response response = begin_response(request, "metrics");
-    if (!listed(config_.server.metrics_clients, context.connection.client_names)) {
-      return reply_error(
-          response, ApiError::forbidden("this client identity is not in server.metrics_clients"));
-    }
-    response.body = metrics_.render() + Metrics::render_connections(http_->stats());
-    if (verifier_) response.body += Metrics::render_verification(verifier_->metrics());
-    if (const auto ring = ring_.get()) response.body += ring->render_metrics(std::time(nullptr));
-    response.body += rate_limiter_.render_metrics();
-    if (audit_) response.body += audit_->render_metrics();
-    if (keys_ != nullptr) {
-      response.body += keys_->pool().breaker().render_metrics();
-      response.body += keys_->signature_check().render_metrics();
-    }
-    response.outcome = "ok";
-    return response.header("Content-Type", "text/plain; version=0.0.4");
+    return respond(request, "metrics", [&](Response& response) {
+      if (!listed(config_.server.metrics_clients, context.connection.client_names)) {
+        throw stir::RequestError::forbidden(
+            "this client identity is not in server.metrics_clients");
+      }
+      response.body = render_metrics();
+      response.outcome = "ok";
+      response.header("Content-Type", "text/plain; version=0.0.4");
+    });
   });
-  router.add(
-      "GET", "/admin/v1/keys", [this](const Request& request, const RequestContext& context) {
-        Response response = begin_response(request, "admin/v1/keys");
-        const auto ring = ring_.get();
-        if (!ring) return reply_error(response, ApiError::not_found(std::string(request.path())));
-        RingReport report;
-        {
-          const std::lock_guard lock(report_mutex_);
-          report = report_;
-        }
-        const AdminResponse answer = admin_keys(context.connection.client_names, *ring, report,
-                                                config_.server.admins, std::time(nullptr));
-        response.status = answer.status;
-        return reply_json(response, answer.body, answer.status == 200 ? "ok" : "forbidden");
-      });
-  router.method_not_allowed([signing_path, verification_path](const Request& request,
-                                                              const RequestContext&,
-                                                              const std::string& allow) {
-    const std::string_view path = request.path();
-    std::string route = "other";
-    if (path == signing_path) {
-      route = "signing";
-    } else if (path == verification_path) {
-      route = "verification";
-    } else if (!path.empty()) {
-      route = std::string(path.substr(1));
-    }
-    Response response = begin_response(request, route);
-    reply_error(response, ApiError::method_not_allowed(std::string(request.method)));
-    return response.header("Allow", allow);
-  });
-  router.fallback([](const Request& request, const RequestContext&) {
-    Response response = begin_response(request, "other");
-    return reply_error(response, ApiError::not_found(std::string(request.path())));
-  });
+  router.add("GET", "/admin/v1/keys",
+             [this](const Request& request, const RequestContext& context) {
+               return respond(request, "admin/v1/keys", [&](Response& response) {
+                 const auto ring = ring_.get();
+                 if (!ring) throw stir::RequestError::not_found(std::string(request.path()));
+                 RingReport report;
+                 {
+                   const std::lock_guard lock(report_mutex_);
+                   report = report_;
+                 }
+                 reply_json(response,
+                            admin_keys(context.connection.client_names, *ring, report,
+                                       config_.server.admins, std::time(nullptr)),
+                            "ok");
+               });
+             });
+}
+
+std::string ApiServer::render_metrics() const {
+  std::string body = metrics_.render() + Metrics::render_connections(http_->stats());
+  if (verifier_) body += Metrics::render_verification(verifier_->metrics());
+  if (const auto ring = ring_.get()) body += ring->render_metrics(std::time(nullptr));
+  body += rate_limiter_.render_metrics();
+  if (audit_) body += audit_->render_metrics();
+  if (keys_ != nullptr) {
+    body += keys_->pool().breaker().render_metrics();
+    body += keys_->signature_check().render_metrics();
+  }
+  return body;
 }
 
 // The name logs, audit records and rate limits know the client by (the
@@ -299,10 +333,10 @@ Response ApiServer::signing_route(const Request& request, const RequestContext& 
   if (const auto wait = rate_limiter_.admit(client)) {
     Response response = begin_response(request, "signing");
     reply_error(response,
-                ApiError::too_many_requests(
+                stir::RequestError::too_many_requests(
                     "client '" + stir::http::loggable(client) + "' is over its rate limit of " +
-                    std::to_string(config_.rate_limit.per_client_per_s) + "/s"));
-    response.header("Retry-After", std::to_string(*wait));
+                        std::to_string(config_.rate_limit.per_client_per_s) + "/s",
+                    static_cast<int>(*wait)));
     audit(request, context, response, {});
     return response;
   }
@@ -339,53 +373,62 @@ void ApiServer::audit(const Request& request, const RequestContext& context,
 
 Response ApiServer::sign(const Request& request, const RequestContext& context,
                          AuditRecord* record) {
-  Response response = begin_response(request, "signing");
-  if (auto error = json_header_error(request)) return reply_error(response, *error);
-  const auto ring = ring_.get();  // this request's snapshot, kept to the end
-  const auto start = Clock::now();
-  SigningResult result;
-  try {
-    result =
-        sign_request(request.body, context.connection.client_names, *ring,
-                     static_cast<std::int64_t>(std::time(nullptr)), config_.server.max_iat_skew_s);
-  } catch (const Error& e) {
-    if (!e.pkcs11_function().empty()) {
-      metrics_.count_pkcs11_error(e.pkcs11_function(), e.pkcs11_rv_name());
+  return respond(request, "signing", [&](Response& response) {
+    require_json_headers(request);
+    const auto ring = ring_.get();  // this request's snapshot, kept to the end
+    // The access log names the profile of a refused request too.
+    if (const Profile* profile = ring->profile_for(context.connection.client_names)) {
+      response.detail = profile->name;
     }
-    // Token down (breaker open): the access log has the 503; the recovery
-    // thread logs the outage once, not once per request.
-    if (e.code() == ErrorCode::kUnavailable) {
-      reply_error(response, ApiError::unavailable());
-      return response.header("Retry-After",
-                             std::to_string(p11::CircuitBreaker::kRetryAfterSeconds));
+    const auto start = Clock::now();
+    SigningResult result;
+    try {
+      result = sign_request(request.body, context.connection.client_names, *ring,
+                            static_cast<std::int64_t>(std::time(nullptr)),
+                            config_.server.max_iat_skew_s);
+    } catch (const stir::RequestError&) {
+      throw;
+    } catch (const Error& e) {
+      token_failed(response, e);
+      return;
     }
+    metrics_.sign_duration().observe(Clock::now() - start);
+    if (record != nullptr) {
+      record->profile = result.profile->name;
+      record->key = result.profile->key->label;
+      record->x5u = result.profile->key->x5u;
+      record->response_body = result.response_body;
+    }
+    reply_json(response, std::move(result.response_body), "ok");
+  });
+}
+
+// A signature the token did not make: counted by CKR name; answered by
+// the one table (503 POL5003 with Retry-After while the token is down,
+// else 500 POL5000, logged). The recovery thread logs an outage once, not
+// once per request.
+void ApiServer::token_failed(Response& response, const Error& error) {
+  if (!error.pkcs11_function().empty()) {
+    metrics_.count_pkcs11_error(error.pkcs11_function(), error.pkcs11_rv_name());
+  }
+  if (error.code() != ErrorCode::kUnavailable) {
     std::fprintf(stderr, "%s request_id=%s signing failed: %s\n",
                  rfc3339_millis(std::chrono::system_clock::now()).c_str(),
-                 response.request_id.c_str(), e.what());
-    return reply_error(response, ApiError::internal());
+                 response.request_id.c_str(), error.what());
   }
-  if (result.profile != nullptr) response.detail = result.profile->name;
-  if (result.error) return reply_error(response, *result.error);
-  metrics_.sign_duration().observe(Clock::now() - start);
-  if (record != nullptr) {
-    record->profile = result.profile->name;
-    record->key = result.profile->key->label;
-    record->x5u = result.profile->key->x5u;
-    record->response_body = result.response_body;
-  }
-  return reply_json(response, std::move(result.response_body), "ok");
+  reply_error(response, error);
 }
 
 Response ApiServer::verify(const Request& request, const RequestContext& context) {
-  Response response = begin_response(request, "verification");
-  if (!listed(config_.server.verification_clients, context.connection.client_names)) {
-    return reply_error(response, ApiError::forbidden(
-                                     "this client identity is not in server.verification_clients"));
-  }
-  if (auto error = json_header_error(request)) return reply_error(response, *error);
-  auto result = verify_request(request.body, *verifier_);
-  if (result.error) return reply_error(response, *result.error);
-  return reply_json(response, std::move(result.response_body), std::move(result.outcome));
+  return respond(request, "verification", [&](Response& response) {
+    if (!listed(config_.server.verification_clients, context.connection.client_names)) {
+      throw stir::RequestError::forbidden(
+          "this client identity is not in server.verification_clients");
+    }
+    require_json_headers(request);
+    auto result = verify_request(request.body, *verifier_);
+    reply_json(response, std::move(result.response_body), std::move(result.outcome));
+  });
 }
 
 void ApiServer::log_access(const stir::http::AccessRecord& record) {
@@ -419,7 +462,10 @@ void ApiServer::stop(std::chrono::milliseconds drain_timeout) {
 
 stir::http::Stats ApiServer::connection_stats() const { return http_->stats(); }
 
-void ApiServer::reload(const Config& config) {
+void ApiServer::reload(const Config& fresh) {
+  // A state that cannot be read fails the reload before it starts (the
+  // caller reports it with reload_failed()), as a config that cannot be.
+  const Config config = apply_rotation_state(fresh);
   try {
     if (keys_ == nullptr) throw Error(ErrorCode::kConfig, "no signing role to reload");
     auto ring = KeyRing::build(config, *keys_);
@@ -478,22 +524,7 @@ nlohmann::json ApiServer::ring_report() const {
 
 std::string ApiServer::readiness() const {
   if (keys_ == nullptr) return {};  // a pure verifier has no token to check
-  p11::SessionPool& pool = keys_->pool();
-  if (!pool.breaker().allow()) return "token unavailable: " + pool.breaker().reason();
-  CK_SESSION_INFO info{};
-  CK_RV rv = CKR_OK;
-  {
-    const auto gate = pool.shared();  // no reconnect while the anchor session is used
-    const p11::Token& token = pool.token();
-    rv = token.api()->C_GetSessionInfo(token.anchor_session(), &info);
-  }
-  if (p11::is_token_down(rv) || p11::is_device_fault(rv)) {
-    pool.breaker().trip("C_GetSessionInfo " + p11::ckr_name(rv));
-  }
-  if (rv != CKR_OK) return "token session: " + p11::ckr_name(rv);
-  if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS) {
-    return "token is not logged in";
-  }
+  if (auto reason = keys_->pool().readiness(); !reason.empty()) return reason;
   const auto ring = ring_.get();
   const stir::Sha256Digest digest = stir::sha256("sks readiness self-test");
   for (const auto& profile : ring->profiles()) {
