@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fuzz_util.h"
+#include "sks/server/api_error.h"
 #include "sks/server/audit_log.h"
 #include "sks/server/signing_api.h"
 #include "software_signer.h"
@@ -34,7 +35,7 @@ struct Ring {
     sks::Config config;
     sks::SigningProfile east;
     east.name = "east";
-    east.key = "shaken-east";
+    east.key_label = "shaken-east";
     east.x5u = "https://cr.example.net/east.pem";
     east.origid = "de305d54-75b4-431b-adb2-eb6b9e546014";
     east.attest = {"A", "B"};
@@ -48,7 +49,7 @@ struct Ring {
     config.server.default_profile = "open";
     ring = sks::server::KeyRing::build(config, [this](const sks::SigningProfile& p) {
       auto key = std::make_shared<sks::server::SigningKey>();
-      key->label = p.key;
+      key->label = p.key_label;
       key->x5u = p.x5u;
       key->signer = signer;
       return std::shared_ptr<const sks::server::SigningKey>(std::move(key));
@@ -72,26 +73,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if ((data[0] & 0x80) != 0) {
     const std::string value(body), json_type("application/json");
     for (const auto& [content_type, accept] : {std::pair{&json_type, &value}, {&value, nullptr}}) {
-      if (const auto error = sks::server::check_json_headers(true, content_type, accept)) {
-        (void)error->body();
+      try {
+        sks::server::check_json_headers(true, content_type, accept);
+      } catch (const stir::Error& e) {
+        (void)sks::server::api_answer(e);
       }
     }
   }
-  const sks::server::SigningResult result =
-      sks::server::sign_request(body, names, *ring().ring, kNow, kSkew);
   sks::server::AuditRecord record;
-  record.status = result.error ? result.error->http_status : 200;
-  record.outcome = result.error ? result.error->message_id : "ok";
-  if (result.error) {
+  sks::server::SigningResult result;
+  try {
+    result = sks::server::sign_request(body, names, *ring().ring, kNow, kSkew);
+  } catch (const stir::RequestError& e) {
+    const sks::server::ApiAnswer answer = sks::server::api_answer(e);
+    record.status = answer.status;
+    record.outcome = answer.message_id;
     record.request_body = std::string(body);
-  } else {
-    record.response_body = result.response_body;
-  }
-  (void)sks::server::AuditLog::format(record);
-  if (result.error) {
-    (void)result.error->body();
+    (void)sks::server::AuditLog::format(record);
     return 0;
   }
+  record.status = 200;
+  record.outcome = "ok";
+  record.response_body = result.response_body;
+  (void)sks::server::AuditLog::format(record);
   const nlohmann::json response = nlohmann::json::parse(result.response_body);
   const std::string identity = response.at("signingResponse").at("identity");
   stir::VerifyOptions options;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "stir/error.h"
+#include "stir/http/listener_reader.h"
 #include "stir/passport.h"
 #include "stir/toml_config.h"
 
@@ -23,16 +24,45 @@ std::string resolve_config_path(const std::string& cli_path) {
 
 namespace {
 
+using stir::config::IntegerField;
+using stir::config::read_integers;
 using stir::config::Reader;
 using stir::config::sub_table;
+using stir::config::with_keys;
+
+// Each table's integer settings, one row each: key, member, bounds. The
+// default is the member's initialiser in sks/config.h.
+const IntegerField<TokenConfig> kTokenFields[] = {
+    {"signature_check_every", &TokenConfig::signature_check_every, 1, 1000000},
+    {"signature_check_strict_s", &TokenConfig::signature_check_strict_s, 1, 7 * 86400},
+    {"call_timeout_ms", &TokenConfig::call_timeout_ms, 100, 600000},
+    {"wedged_exit_s", &TokenConfig::wedged_exit_s, 1, 86400},
+};
+const IntegerField<RotationConfig> kRotationFields[] = {
+    {"step_timeout_s", &RotationConfig::step_timeout_s, 1, 86400},
+    {"observe_timeout_s", &RotationConfig::observe_timeout_s, 1, 3600},
+};
+const IntegerField<ProfileRotation> kProfileRotationFields[] = {
+    {"drain_s", &ProfileRotation::drain_s, kMinDrainSeconds, 30 * 86400},
+    {"retention_s", &ProfileRotation::retention_s, 0, 3650 * 86400},
+};
+const IntegerField<AuditConfig> kAuditFields[] = {
+    {"max_file_bytes", &AuditConfig::max_file_bytes, 4096, std::int64_t{1} << 40},
+    {"keep_files", &AuditConfig::keep_files, 1, 1000},
+    {"queue_depth", &AuditConfig::queue_depth, 1, 10000000},
+};
+const IntegerField<RateLimitConfig> kRateLimitFields[] = {
+    {"per_client_per_s", &RateLimitConfig::per_client_per_s, 0, 10000000},
+    {"burst", &RateLimitConfig::burst, 0, 10000000},
+};
 
 void read_token(const Reader& reader, const toml::table& root, Config& config) {
   const toml::table* token = sub_table(reader, root, "token");
   if (token == nullptr) return;
   reader.only_keys(*token, "[token]",
-                   {"module", "label", "serial", "pin_file", "pin_env", "sessions", "module_env",
-                    "signature_check", "signature_check_every", "signature_check_strict_s",
-                    "call_timeout_ms", "wedged_exit_s", "calls"});
+                   with_keys({"module", "label", "serial", "pin_file", "pin_env", "sessions",
+                              "module_env", "signature_check", "calls"},
+                             kTokenFields));
 
   TokenConfig& t = config.token;
   t.module = reader.path(*token, "module", "token");
@@ -68,14 +98,7 @@ void read_token(const Reader& reader, const toml::table& root, Config& config) {
       reader.fail(node, "token.signature_check must be \"always\", \"sample\" or \"off\"");
     }
   }
-  t.signature_check_every = static_cast<std::uint64_t>(
-      reader.integer(*token, "signature_check_every", "token",
-                     static_cast<std::int64_t>(p11::SignatureCheck::kDefaultEvery), 1, 1000000));
-  t.signature_check_strict_s = reader.integer(*token, "signature_check_strict_s", "token",
-                                              t.signature_check_strict_s, 1, 7 * 86400);
-  t.call_timeout_ms =
-      reader.integer(*token, "call_timeout_ms", "token", t.call_timeout_ms, 100, 600000);
-  t.wedged_exit_s = reader.integer(*token, "wedged_exit_s", "token", t.wedged_exit_s, 1, 86400);
+  read_integers(reader, *token, "token", kTokenFields, t);
   if (const toml::node* node = token->get("calls")) {
     const auto* value = node->as_string();
     if (value == nullptr ||
@@ -137,17 +160,17 @@ void read_rotation(const Reader& reader, const toml::table& root, Config& config
   if (table == nullptr) return;
   r.present = true;
   reader.only_keys(*table, "[rotation]",
-                   {"state_file", "issue_command", "publish_command", "unpublish_command",
-                    "revoke_command", "reload_command", "step_timeout_s", "x5u_ca_file",
-                    "instances", "admin_cert", "admin_key", "admin_ca", "observe_timeout_s"});
+                   with_keys({"state_file", "issue_command", "publish_command", "unpublish_command",
+                              "revoke_command", "reload_command", "x5u_ca_file", "instances",
+                              "admin_cert", "admin_key", "admin_ca"},
+                             kRotationFields));
+  read_integers(reader, *table, "rotation", kRotationFields, r);
   if (auto file = reader.path(*table, "state_file", "rotation"); !file.empty()) r.state_file = file;
   r.issue_command = command(reader, *table, "issue_command");
   r.publish_command = command(reader, *table, "publish_command");
   r.unpublish_command = command(reader, *table, "unpublish_command");
   r.revoke_command = command(reader, *table, "revoke_command");
   r.reload_command = command(reader, *table, "reload_command");
-  r.step_timeout_s =
-      static_cast<int>(reader.integer(*table, "step_timeout_s", "rotation", 120, 1, 86400));
   r.x5u_ca_file = reader.path(*table, "x5u_ca_file", "rotation");
   r.instances = reader.strings(*table, "instances", "rotation");
   for (const auto& url : r.instances) {
@@ -164,8 +187,6 @@ void read_rotation(const Reader& reader, const toml::table& root, Config& config
                 "rotation.instances needs admin_cert and admin_key (a client identity in "
                 "the instances' server.admins)");
   }
-  r.observe_timeout_s =
-      static_cast<int>(reader.integer(*table, "observe_timeout_s", "rotation", 30, 1, 3600));
 }
 
 void read_profile_rotation(const Reader& reader, const toml::table& profile, const std::string& w,
@@ -174,9 +195,9 @@ void read_profile_rotation(const Reader& reader, const toml::table& profile, con
   if (node == nullptr) return;
   const toml::table* table = node->as_table();
   if (table == nullptr) reader.fail(node, w + ": rotation must be a table ([profile.rotation])");
-  reader.only_keys(
-      *table, "[profile.rotation]",
-      {"x5u_base", "spc", "subject", "renew_before_days", "drain_s", "retention_s", "new_key"});
+  reader.only_keys(*table, "[profile.rotation]",
+                   with_keys({"x5u_base", "spc", "subject", "renew_before_days", "new_key"},
+                             kProfileRotationFields));
   const std::string where = w + " rotation";
   r.enabled = true;
   r.x5u_base = reader.string(*table, "x5u_base", where);
@@ -190,57 +211,45 @@ void read_profile_rotation(const Reader& reader, const toml::table& profile, con
   r.subject = reader.string(*table, "subject", where);
   if (r.subject.empty())
     reader.fail(table, where + ".subject (e.g. \"/C=US/O=Example\") is required");
-  r.renew_before_s = 86400 * reader.integer(*table, "renew_before_days", where, 30, 1, 3650);
-  r.drain_s = reader.integer(*table, "drain_s", where, 300, kMinDrainSeconds, 30 * 86400);
-  r.retention_s = reader.integer(*table, "retention_s", where, 0, 0, 3650 * 86400);
-  r.new_key = reader.boolean(*table, "new_key", where, true);
+  // Days in the file, seconds in the struct.
+  r.renew_before_s =
+      86400 * reader.integer(*table, "renew_before_days", where, r.renew_before_s / 86400, 1, 3650);
+  read_integers(reader, *table, where, kProfileRotationFields, r);
+  r.new_key = reader.boolean(*table, "new_key", where, r.new_key);
+}
+
+// The [server] settings of sks beyond the listener's (stir/http/listener.h).
+const IntegerField<ServerConfig> kServerFields[] = {
+    {"signing_queue_depth", &ServerConfig::signing_queue_depth, 0, 100000},
+    {"max_iat_skew_s", &ServerConfig::max_iat_skew_s, 1, 3600},
+};
+
+void read_roles(const Reader& reader, const toml::table& server, ServerConfig& s) {
+  if (server.get("roles") == nullptr) return;
+  s.signing = s.verification = false;
+  for (const auto& role : reader.strings(server, "roles", "server")) {
+    if (role == "signing") {
+      s.signing = true;
+    } else if (role == "verification") {
+      s.verification = true;
+    } else {
+      reader.fail(server.get("roles"), "server.roles holds \"signing\" and/or \"verification\"");
+    }
+  }
+  if (!s.signing && !s.verification) reader.fail(server.get("roles"), "server.roles is empty");
 }
 
 void read_server(const Reader& reader, const toml::table& root, ServerConfig& s) {
   const toml::table* server = sub_table(reader, root, "server");
   if (server == nullptr) return;
   s.present = true;
-  reader.only_keys(*server, "[server]",
-                   {"listen",
-                    "port",
-                    "tls_cert",
-                    "tls_key",
-                    "client_ca",
-                    "lab_plain_http",
-                    "lab_no_client_cert",
-                    "api_root",
-                    "threads",
-                    "max_body_bytes",
-                    "read_timeout_ms",
-                    "write_timeout_ms",
-                    "keep_alive_timeout_s",
-                    "keep_alive_max_requests",
-                    "max_iat_skew_s",
-                    "default_profile",
-                    "roles",
-                    "backlog",
-                    "max_connections",
-                    "io_threads",
-                    "handshake_timeout_ms",
-                    "header_timeout_ms",
-                    "body_timeout_ms",
-                    "signing_queue_depth",
-                    "first_byte_timeout_ms",
-                    "max_handshakes_per_address",
-                    "reserved_connection_percent",
-                    "tls_session_lifetime_s",
-                    "client_verify_depth",
-                    "admins",
-                    "verification_clients",
-                    "metrics_clients"});
+  const stir::http::ListenerKeys listener;  // sks offers every listener setting
+  std::set<std::string> keys = stir::http::listener_keys(listener);
+  keys.insert({"api_root", "default_profile", "roles", "admins", "verification_clients",
+               "metrics_clients"});
+  reader.only_keys(*server, "[server]", with_keys(std::move(keys), kServerFields));
   const std::string w = "server";
-  if (auto listen = reader.string(*server, "listen", w); !listen.empty()) s.listen = listen;
-  s.port = static_cast<int>(reader.integer(*server, "port", w, s.port, 0, 65535));
-  s.tls_cert = reader.path(*server, "tls_cert", w);
-  s.tls_key = reader.path(*server, "tls_key", w);
-  s.client_ca = reader.path(*server, "client_ca", w);
-  s.lab_plain_http = reader.boolean(*server, "lab_plain_http", w, false);
-  s.lab_no_client_cert = reader.boolean(*server, "lab_no_client_cert", w, false);
+  stir::http::read_listener(reader, *server, w, listener, s);
   if (auto root_path = reader.string(*server, "api_root", w); !root_path.empty()) {
     if (root_path.front() != '/' || root_path.back() == '/') {
       reader.fail(server->get("api_root"),
@@ -248,43 +257,7 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
     }
     s.api_root = root_path;
   }
-  s.threads = static_cast<std::size_t>(reader.integer(*server, "threads", w, 0, 0, 1024));
-  s.max_body_bytes = static_cast<std::size_t>(
-      reader.integer(*server, "max_body_bytes", w, 16 * 1024, 256, 1024 * 1024));
-  s.read_timeout_ms =
-      static_cast<int>(reader.integer(*server, "read_timeout_ms", w, 5000, 10, 600000));
-  s.write_timeout_ms =
-      static_cast<int>(reader.integer(*server, "write_timeout_ms", w, 5000, 10, 600000));
-  s.keep_alive_timeout_s =
-      static_cast<int>(reader.integer(*server, "keep_alive_timeout_s", w, 30, 1, 3600));
-  s.keep_alive_max_requests = static_cast<std::size_t>(
-      reader.integer(*server, "keep_alive_max_requests", w, 100000, 1, 100000000));
-  s.backlog = static_cast<int>(reader.integer(*server, "backlog", w, 0, 0, 65535));
-  s.max_connections =
-      static_cast<std::size_t>(reader.integer(*server, "max_connections", w, 4096, 1, 1000000));
-  // `threads` is the older name of io_threads.
-  s.io_threads = static_cast<std::size_t>(
-      reader.integer(*server, "io_threads", w, static_cast<std::int64_t>(s.threads), 0, 1024));
-  s.handshake_timeout_ms =
-      static_cast<int>(reader.integer(*server, "handshake_timeout_ms", w, 5000, 10, 600000));
-  // A request's header and body default to read_timeout_ms.
-  s.header_timeout_ms = static_cast<int>(
-      reader.integer(*server, "header_timeout_ms", w, s.read_timeout_ms, 10, 600000));
-  s.body_timeout_ms = static_cast<int>(
-      reader.integer(*server, "body_timeout_ms", w, s.read_timeout_ms, 10, 600000));
-  s.signing_queue_depth =
-      static_cast<std::size_t>(reader.integer(*server, "signing_queue_depth", w, 256, 0, 100000));
-  s.first_byte_timeout_ms =
-      static_cast<int>(reader.integer(*server, "first_byte_timeout_ms", w, 2000, 10, 600000));
-  s.max_handshakes_per_address = static_cast<std::size_t>(
-      reader.integer(*server, "max_handshakes_per_address", w, 256, 0, 1000000));
-  s.reserved_connection_percent =
-      static_cast<int>(reader.integer(*server, "reserved_connection_percent", w, 25, 0, 90));
-  s.tls_session_lifetime_s =
-      static_cast<int>(reader.integer(*server, "tls_session_lifetime_s", w, 300, 0, 86400));
-  s.client_verify_depth =
-      static_cast<int>(reader.integer(*server, "client_verify_depth", w, 4, 1, 10));
-  s.max_iat_skew_s = reader.integer(*server, "max_iat_skew_s", w, 60, 1, 3600);
+  read_integers(reader, *server, w, kServerFields, s);
   s.default_profile = reader.string(*server, "default_profile", w);
   s.admins = reader.strings(*server, "admins", w);
   if (server->get("verification_clients") != nullptr) {
@@ -293,32 +266,7 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
   if (server->get("metrics_clients") != nullptr) {
     s.metrics_clients = reader.strings(*server, "metrics_clients", w);
   }
-  if (server->get("roles") != nullptr) {
-    s.signing = s.verification = false;
-    for (const auto& role : reader.strings(*server, "roles", w)) {
-      if (role == "signing") {
-        s.signing = true;
-      } else if (role == "verification") {
-        s.verification = true;
-      } else {
-        reader.fail(server->get("roles"), "server.roles holds \"signing\" and/or \"verification\"");
-      }
-    }
-    if (!s.signing && !s.verification) reader.fail(server->get("roles"), "server.roles is empty");
-  }
-
-  if (!s.lab_plain_http) {
-    if (s.tls_cert.empty() || s.tls_key.empty()) {
-      reader.fail(server,
-                  "server.tls_cert and server.tls_key are required (or, in a lab only, "
-                  "server.lab_plain_http = true)");
-    }
-    if (s.client_ca.empty() && !s.lab_no_client_cert) {
-      reader.fail(server,
-                  "server.client_ca is required for mutual TLS (or, in a lab only, "
-                  "server.lab_no_client_cert = true)");
-    }
-  }
+  read_roles(reader, *server, s);
 }
 
 bool is_attestation(const std::string& a) { return a == "A" || a == "B" || a == "C"; }
@@ -326,9 +274,13 @@ bool is_attestation(const std::string& a) { return a == "A" || a == "B" || a == 
 void read_rate_limit(const Reader& reader, const toml::table& root, RateLimitConfig& r) {
   const toml::table* table = sub_table(reader, root, "rate_limit");
   if (table == nullptr) return;
-  reader.only_keys(*table, "[rate_limit]", {"per_client_per_s", "burst"});
-  r.per_client_per_s = reader.integer(*table, "per_client_per_s", "rate_limit", 0, 0, 10000000);
-  r.burst = reader.integer(*table, "burst", "rate_limit", r.per_client_per_s, 0, 10000000);
+  reader.only_keys(*table, "[rate_limit]", with_keys({}, kRateLimitFields));
+  // burst defaults to per_client_per_s.
+  if (table->get("burst") == nullptr) {
+    r.burst =
+        reader.integer(*table, "per_client_per_s", "rate_limit", r.per_client_per_s, 0, 10000000);
+  }
+  read_integers(reader, *table, "rate_limit", kRateLimitFields, r);
   if (r.per_client_per_s > 0 && r.burst == 0) {
     reader.fail(table->get("burst"), "rate_limit.burst must be at least 1 when the limit is on");
   }
@@ -337,14 +289,10 @@ void read_rate_limit(const Reader& reader, const toml::table& root, RateLimitCon
 void read_audit(const Reader& reader, const toml::table& root, AuditConfig& a) {
   const toml::table* table = sub_table(reader, root, "audit");
   if (table == nullptr) return;
-  reader.only_keys(*table, "[audit]", {"file", "max_file_bytes", "keep_files", "queue_depth"});
+  reader.only_keys(*table, "[audit]", with_keys({"file"}, kAuditFields));
   a.file = reader.path(*table, "file", "audit");
   if (a.file.empty()) reader.fail(table, "audit.file is required in [audit]");
-  a.max_file_bytes =
-      reader.integer(*table, "max_file_bytes", "audit", a.max_file_bytes, 4096, 1LL << 40);
-  a.keep_files = static_cast<int>(reader.integer(*table, "keep_files", "audit", 10, 1, 1000));
-  a.queue_depth =
-      static_cast<std::size_t>(reader.integer(*table, "queue_depth", "audit", 65536, 1, 10000000));
+  read_integers(reader, *table, "audit", kAuditFields, a);
 }
 
 void read_profiles(const Reader& reader, const toml::table& root, Config& config) {
@@ -367,10 +315,10 @@ void read_profiles(const Reader& reader, const toml::table& root, Config& config
       if (!names.insert(p.name).second)
         reader.fail(&table, "two profiles are named '" + p.name + "'");
       read_profile_rotation(reader, table, w, p.rotation);
-      p.key = reader.string(table, "key", w);
+      p.key_label = reader.string(table, "key", w);
       // With rotation, the key and x5u come from the rotation state.
       const bool from_state = p.rotation.enabled && table.get("key") == nullptr;
-      if (p.key.empty() && !from_state) {
+      if (p.key_label.empty() && !from_state) {
         reader.fail(&table, w + " needs key (a key label in the token)");
       }
       p.x5u = reader.string(table, "x5u", w);
@@ -408,35 +356,15 @@ void read_profiles(const Reader& reader, const toml::table& root, Config& config
 void read_verifier(const Reader& reader, const toml::table& root, Config& config) {
   const toml::table* table = sub_table(reader, root, "verifier");
   if (table == nullptr) return;
-  reader.only_keys(*table, "[verifier]",
-                   {"trust_anchors",
-                    "trust_anchor_files",
-                    "crl_files",
-                    "crl_dir",
-                    "fetch_crl_from_dp",
-                    "crl_check_all",
-                    "max_crl_bytes",
-                    "crl_refresh_s",
-                    "allowed_ports",
-                    "allow_loopback",
-                    "allow_private",
-                    "connect_timeout_ms",
-                    "total_timeout_ms",
-                    "max_body_bytes",
-                    "tls_ca_file",
-                    "max_iat_age_s",
-                    "max_iat_future_s",
-                    "max_request_time_skew_s",
-                    "require_spc",
-                    "allowed_spcs",
-                    "cache_dir",
-                    "min_cache_s",
-                    "failure_cache_s",
-                    "max_fetches_in_flight",
-                    "max_fetches_per_host",
-                    "max_cache_entries",
-                    "once_per_day_reason_policy",
-                    "reason_policy_max_tns"});
+  std::set<std::string> keys = {"trust_anchors",     "trust_anchor_files",
+                                "crl_files",         "crl_dir",
+                                "fetch_crl_from_dp", "crl_check_all",
+                                "allowed_ports",     "allow_loopback",
+                                "allow_private",     "tls_ca_file",
+                                "require_spc",       "allowed_spcs",
+                                "cache_dir",         "once_per_day_reason_policy"};
+  const auto limits = stir::vs::verifier_limits();
+  reader.only_keys(*table, "[verifier]", with_keys(std::move(keys), limits));
   const std::string w = "verifier";
   stir::vs::VerifierConfig v;
   if (auto anchors = reader.path(*table, "trust_anchors", w); !anchors.empty()) {
@@ -457,9 +385,6 @@ void read_verifier(const Reader& reader, const toml::table& root, Config& config
   v.crl_dir = reader.path(*table, "crl_dir", w);
   v.fetch_crl_from_dp = reader.boolean(*table, "fetch_crl_from_dp", w, v.fetch_crl_from_dp);
   v.crl_check_all = reader.boolean(*table, "crl_check_all", w, v.crl_check_all);
-  v.max_crl_bytes = static_cast<std::size_t>(reader.integer(
-      *table, "max_crl_bytes", w, static_cast<std::int64_t>(v.max_crl_bytes), 1024, 64 << 20));
-  v.crl_refresh_s = reader.integer(*table, "crl_refresh_s", w, v.crl_refresh_s, 60, 7 * 86400);
   if (const toml::node* node = table->get("allowed_ports")) {
     const auto* ports = node->as_array();
     if (ports == nullptr) reader.fail(node, "verifier.allowed_ports must be an array");
@@ -474,35 +399,13 @@ void read_verifier(const Reader& reader, const toml::table& root, Config& config
   }
   v.allow_loopback = reader.boolean(*table, "allow_loopback", w, v.allow_loopback);
   v.allow_private = reader.boolean(*table, "allow_private", w, v.allow_private);
-  v.connect_timeout_ms = static_cast<int>(
-      reader.integer(*table, "connect_timeout_ms", w, v.connect_timeout_ms, 10, 60000));
-  v.total_timeout_ms = static_cast<int>(
-      reader.integer(*table, "total_timeout_ms", w, v.total_timeout_ms, 10, 120000));
-  v.max_body_bytes = static_cast<std::size_t>(reader.integer(
-      *table, "max_body_bytes", w, static_cast<std::int64_t>(v.max_body_bytes), 1024, 1 << 20));
   v.tls_ca_file = reader.path(*table, "tls_ca_file", w);
-  v.max_iat_age_s = reader.integer(*table, "max_iat_age_s", w, v.max_iat_age_s, 1, 86400);
-  v.max_iat_future_s = reader.integer(*table, "max_iat_future_s", w, v.max_iat_future_s, 0, 86400);
-  v.max_request_time_skew_s =
-      reader.integer(*table, "max_request_time_skew_s", w, v.max_request_time_skew_s, 1, 86400);
   v.require_spc = reader.boolean(*table, "require_spc", w, v.require_spc);
   v.allowed_spcs = reader.strings(*table, "allowed_spcs", w);
   v.cache_dir = reader.path(*table, "cache_dir", w);
-  v.min_cache_s = reader.integer(*table, "min_cache_s", w, v.min_cache_s, 86400, 30 * 86400);
-  v.failure_cache_s = reader.integer(*table, "failure_cache_s", w, v.failure_cache_s, 0, 3600);
-  v.max_fetches_in_flight = static_cast<std::size_t>(
-      reader.integer(*table, "max_fetches_in_flight", w,
-                     static_cast<std::int64_t>(v.max_fetches_in_flight), 1, 1024));
-  v.max_fetches_per_host = static_cast<std::size_t>(
-      reader.integer(*table, "max_fetches_per_host", w,
-                     static_cast<std::int64_t>(v.max_fetches_per_host), 1, 1024));
-  v.max_cache_entries = static_cast<std::size_t>(reader.integer(
-      *table, "max_cache_entries", w, static_cast<std::int64_t>(v.max_cache_entries), 1, 10000000));
   v.once_per_day_reason_policy =
       reader.boolean(*table, "once_per_day_reason_policy", w, v.once_per_day_reason_policy);
-  v.reason_policy_max_tns = static_cast<std::size_t>(
-      reader.integer(*table, "reason_policy_max_tns", w,
-                     static_cast<std::int64_t>(v.reason_policy_max_tns), 1, 100000000));
+  read_integers(reader, *table, w, limits, v);
   try {
     stir::vs::validate_config(v);
   } catch (const stir::Error& e) {

@@ -122,7 +122,7 @@ TEST_F(ConfigTest, RotationSettingsAndTheirLimits) {
   EXPECT_EQ(config.rotation.issue_command, (std::vector<std::string>{"issue", "{csr}", "{chain}"}));
   const SigningProfile& p = config.profiles.at(0);
   EXPECT_TRUE(p.rotation.enabled);
-  EXPECT_TRUE(p.key.empty());  // from the rotation state
+  EXPECT_TRUE(p.key_label.empty());  // from the rotation state
   EXPECT_EQ(p.rotation.drain_s, 150);
   EXPECT_EQ(p.rotation.renew_before_s, 30 * 86400);
   EXPECT_EQ(error_of(token + profile + "drain_s = 60\n"),
@@ -188,6 +188,9 @@ TEST_F(ConfigTest, ServerLimitsHaveDefaultsRangesAndTheOlderThreadsName) {
   EXPECT_EQ(defaults.handshake_timeout_ms, 5000);
   EXPECT_EQ(defaults.header_timeout_ms, 5000);
   EXPECT_EQ(defaults.body_timeout_ms, 5000);
+  EXPECT_EQ(defaults.port, 8444);  // sks's own listener defaults
+  EXPECT_EQ(defaults.keep_alive_timeout_s, 30);
+  EXPECT_EQ(defaults.keep_alive_max_requests, 100000u);
   EXPECT_EQ(defaults.signing_queue_depth, 256u);
 
   const ServerConfig set =

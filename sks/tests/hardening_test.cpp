@@ -19,6 +19,7 @@
 
 #include "raw_clients.h"
 #include "signing_server_setup.h"
+#include "sks/server/api_error.h"
 #include "sks/server/audit_log.h"
 #include "sks/server/rate_limiter.h"
 #include "sks/server/server.h"
@@ -110,7 +111,7 @@ class HardeningTest : public SoftHsmTest {
   }
 
   void start_server() {
-    server = std::make_unique<server::SigningServer>(config, keys.get());
+    server = std::make_unique<server::ApiServer>(config, keys.get());
     port = server->bind();
     thread = std::thread([this] { server->serve(); });
   }
@@ -159,7 +160,7 @@ class HardeningTest : public SoftHsmTest {
 
   stir::testing::TlsPki tls;
   Config config;
-  std::unique_ptr<server::SigningServer> server;
+  std::unique_ptr<server::ApiServer> server;
   std::thread thread;
   int port = 0;
 };
@@ -351,7 +352,7 @@ TEST_F(HardeningTest, TlsFilesOfAnotherOwnerOrWritableOrReadableKeysAreRefused) 
   // The server refuses to start with such a file, before it listens.
   ASSERT_EQ(::chown(s.tls_cert.c_str(), 65534, 0), 0);
   try {
-    server::SigningServer refused(config, keys.get());
+    server::ApiServer refused(config, keys.get());
     ADD_FAILURE() << "the server started with a certificate owned by uid 65534";
   } catch (const stir::Error& e) {
     EXPECT_EQ(e.code(), stir::ErrorCode::kPermission);
@@ -549,7 +550,7 @@ TEST_F(HardeningTest, AuditDropsAreCountedWhileTheWriterIsBlockedAndRequestsAreS
 TEST_F(HardeningTest, AuditFolderThatDoesNotExistIsRefusedAtStart) {
   config.audit.file = dir.path() + "/missing/audit.jsonl";
   try {
-    server::SigningServer refused(config, keys.get());
+    server::ApiServer refused(config, keys.get());
     ADD_FAILURE() << "started without the audit folder";
   } catch (const stir::Error& e) {
     EXPECT_EQ(e.code(), stir::ErrorCode::kNotFound);

@@ -68,7 +68,7 @@ class HostilePeerServerTest : public SoftHsmTest {
   std::string prefix(const std::string& name) const { return dir.path() + "/tls/" + name; }
 
   void start_server() {
-    server = std::make_unique<server::SigningServer>(config, keys.get());
+    server = std::make_unique<server::ApiServer>(config, keys.get());
     port = server->bind();
     thread = std::thread([this] { server->serve(); });
   }
@@ -96,7 +96,7 @@ class HostilePeerServerTest : public SoftHsmTest {
 
   stir::testing::TlsPki tls;
   Config config;
-  std::unique_ptr<server::SigningServer> server;
+  std::unique_ptr<server::ApiServer> server;
   std::thread thread;
   int port = 0;
 };

@@ -176,7 +176,7 @@ class HostileTest : public SoftHsmTest {
   }
 
   void start_server() {
-    server = std::make_unique<server::SigningServer>(config, keys.get());
+    server = std::make_unique<server::ApiServer>(config, keys.get());
     port = server->bind();
     thread = std::thread([this] { server->serve(); });
   }
@@ -269,7 +269,7 @@ class HostileTest : public SoftHsmTest {
   std::atomic<int> x5u_hits{0};
   std::vector<std::unique_ptr<Tarpit>> tarpits;
   Config config;
-  std::unique_ptr<server::SigningServer> server;
+  std::unique_ptr<server::ApiServer> server;
   std::thread thread;
   int port = 0;
 };

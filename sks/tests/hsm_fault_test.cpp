@@ -117,7 +117,7 @@ class HsmFaultTest : public ::testing::Test {
     hsm = Hsm::open(token_config);
     hsm->keys().generate("key-a");
     public_key = stir::load_public_key_pem(hsm->keys().public_key_pem("key-a"));
-    server = std::make_unique<server::SigningServer>(config, &hsm->keys());
+    server = std::make_unique<server::ApiServer>(config, &hsm->keys());
     port = server->bind();
     server_thread = std::thread([this] { server->serve(); });
     hsm->start_recovery();
@@ -237,7 +237,7 @@ class HsmFaultTest : public ::testing::Test {
   stir::testing::TlsPki tls;
   std::unique_ptr<Hsm> hsm;
   stir::EvpPkeyPtr public_key;
-  std::unique_ptr<server::SigningServer> server;
+  std::unique_ptr<server::ApiServer> server;
   std::thread server_thread;
   int port = 0;
   Seen seen;

@@ -23,6 +23,7 @@
 #include "sks/rotation/state.h"
 #include "sks/rotation/steps.h"
 #include "sks/server/admin_api.h"
+#include "sks/server/api_error.h"
 #include "sks/server/key_ring.h"
 #include "sks/server/signing_api.h"
 #include "softhsm_token.h"
@@ -277,7 +278,7 @@ TEST_F(KeyRingSwapTest, NoResponseMixesOneKeysSignatureWithAnothersX5u) {
   std::map<std::string, stir::EvpPkeyPtr> key_of_x5u;
   std::vector<std::shared_ptr<const server::KeyRing>> rings;
   for (const std::string label : {"key-a", "key-b"}) {
-    profile.key = label;
+    profile.key_label = label;
     profile.x5u = "https://cr.example.net/" + label + ".pem";
     config.profiles = {profile};
     rings.push_back(server::KeyRing::build(config, *keys));
@@ -299,8 +300,10 @@ TEST_F(KeyRingSwapTest, NoResponseMixesOneKeysSignatureWithAnothersX5u) {
                                            {"iat", now},
                                            {"orig", {{"tn", "12155550121"}}}}}}
                                         .dump();
-        const auto result = server::sign_request(request, {"sbc"}, *ring, now, 60);
-        if (result.error) {
+        server::SigningResult result;
+        try {
+          result = server::sign_request(request, {"sbc"}, *ring, now, 60);
+        } catch (const stir::Error&) {
           ++failures;
           continue;
         }
@@ -336,7 +339,7 @@ TEST_F(KeyRingSwapTest, AdminKeysOnlyForAdmins) {
   Config config;
   SigningProfile profile;
   profile.name = "p";
-  profile.key = "key-a";
+  profile.key_label = "key-a";
   profile.x5u = "https://cr.example.net/a.pem";
   profile.not_after = 1000 + 86400;
   config.profiles = {profile};
@@ -347,13 +350,18 @@ TEST_F(KeyRingSwapTest, AdminKeysOnlyForAdmins) {
   report.since["p"] = 800;
   report.reload_ok = false;
   report.error = "a later reload failed";
-  const auto refused = server::admin_keys({"sbc"}, *ring, report, {"ops.example.net"}, 1000);
-  EXPECT_EQ(refused.status, 403);
-  EXPECT_EQ(json::parse(refused.body)["requestError"]["policyException"]["messageId"], "POL4003");
-  const auto shown =
+  try {
+    (void)server::admin_keys({"sbc"}, *ring, report, {"ops.example.net"}, 1000);
+    ADD_FAILURE() << "an unlisted client read the admin API";
+  } catch (const stir::Error& e) {
+    const server::ApiAnswer refused = server::api_answer(e);
+    EXPECT_EQ(refused.status, 403);
+    EXPECT_EQ(refused.message_id, "POL4003");
+    EXPECT_EQ(json::parse(refused.body)["requestError"]["policyException"]["messageId"], "POL4003");
+  }
+  const std::string shown =
       server::admin_keys({"x", "ops.example.net"}, *ring, report, {"ops.example.net"}, 1000);
-  EXPECT_EQ(shown.status, 200);
-  EXPECT_EQ(json::parse(shown.body),
+  EXPECT_EQ(json::parse(shown),
             json::parse(R"({"generation":12,"loaded_at":900,"reload_ok":false,)"
                         R"("error":"a later reload failed","reload_time":900,)"
                         R"("profiles":[{"profile":"p","key":"key-a","since":800,)"

@@ -47,7 +47,7 @@ inline void configure_signing_server(Config& config, const std::string& dir,
   config.server.client_ca = dir + "/tls/clients-ca.pem";
   SigningProfile a;
   a.name = "subscribers-a";
-  a.key = "key-a";
+  a.key_label = "key-a";
   a.x5u = kX5u;
   a.origid = kOrigid;
   a.attest = {"A", "B"};

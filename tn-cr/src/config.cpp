@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "stir/http/listener_reader.h"
 #include "stir/toml_config.h"
 #include "tn_cr/http_rules.h"
 
@@ -51,10 +52,6 @@ class Reader {
     return file_.strings(table_, key, name_);
   }
 
-  bool boolean(const std::string& key, bool fallback) const {
-    return file_.boolean(table_, key, name_, fallback);
-  }
-
   std::int64_t integer(const std::string& key, std::int64_t fallback, std::int64_t min,
                        std::int64_t max, const std::string& why = "") const {
     return file_.integer(table_, key, name_, fallback, min, max, why);
@@ -66,33 +63,15 @@ class Reader {
   std::string name_;
 };
 
-void read_server(const Reader& r, ServerOptions& s) {
-  r.only_keys({"listen",
-               "port",
-               "tls_cert",
-               "tls_key",
-               "client_ca",
-               "metrics_clients",
-               "lab_plain_http",
-               "max_age_s",
-               "path_prefix",
-               "threads",
-               "handshake_timeout_ms",
-               "read_timeout_ms",
-               "write_timeout_ms",
-               "keep_alive_timeout_s",
-               "keep_alive_max_requests",
-               "max_connections",
-               "backlog",
-               "first_byte_timeout_ms",
-               "max_handshakes_per_address",
-               "reserved_connection_percent",
-               "tls_session_lifetime_s"});
-  s.listen = r.string("listen", s.listen);
-  s.port = static_cast<int>(r.integer("port", s.port, 0, 65535));
-  s.tls_cert = r.path("tls_cert");
-  s.tls_key = r.path("tls_key");
-  s.lab_plain_http = r.boolean("lab_plain_http", false);
+void read_server(const Reader& r, const stir::config::Reader& file, const toml::table& table,
+                 ServerOptions& s) {
+  // Client certificates only for /metrics (client_ca, metrics_clients), and
+  // request bodies are never used (a fixed limit).
+  const stir::http::ListenerKeys listener{.client_certificates = false, .body_limit = false};
+  std::set<std::string> keys = stir::http::listener_keys(listener);
+  keys.insert({"max_age_s", "path_prefix", "client_ca", "metrics_clients"});
+  r.only_keys(keys);
+  stir::http::read_listener(file, table, "server", listener, s);
   // Upward only: verifiers cache for 24 h whatever the server says.
   s.max_age_s =
       r.integer("max_age_s", kMinMaxAgeSeconds, kMinMaxAgeSeconds, std::int64_t{366} * 86400,
@@ -103,32 +82,12 @@ void read_server(const Reader& r, ServerOptions& s) {
                "must start and end with '/' and hold only plain segments of "
                "[A-Za-z0-9._-] (\"/\" or \"/certs/\")");
   }
-  s.threads = static_cast<std::size_t>(r.integer("threads", 0, 0, 4096));
-  s.handshake_timeout_ms = static_cast<int>(r.integer("handshake_timeout_ms", 5000, 10, 600000));
-  s.read_timeout_ms = static_cast<int>(r.integer("read_timeout_ms", 5000, 10, 600000));
-  s.write_timeout_ms = static_cast<int>(r.integer("write_timeout_ms", 5000, 10, 600000));
-  s.keep_alive_timeout_s = static_cast<int>(r.integer("keep_alive_timeout_s", 5, 1, 3600));
-  s.keep_alive_max_requests =
-      static_cast<std::size_t>(r.integer("keep_alive_max_requests", 10000, 1, 100000000));
-  s.max_connections = static_cast<std::size_t>(r.integer("max_connections", 4096, 1, 1000000));
-  s.backlog = static_cast<int>(r.integer("backlog", 0, 0, 65535));
-  s.first_byte_timeout_ms = static_cast<int>(r.integer("first_byte_timeout_ms", 2000, 10, 600000));
-  s.max_handshakes_per_address =
-      static_cast<std::size_t>(r.integer("max_handshakes_per_address", 256, 0, 1000000));
-  s.reserved_connection_percent =
-      static_cast<int>(r.integer("reserved_connection_percent", 25, 0, 90));
-  s.tls_session_lifetime_s = static_cast<int>(r.integer("tls_session_lifetime_s", 300, 0, 86400));
   s.client_ca = r.path("client_ca");
   s.metrics_clients = r.strings("metrics_clients");
   if (!s.metrics_clients.empty() && (s.client_ca.empty() || s.lab_plain_http)) {
     r.fail_key("metrics_clients",
                "needs server.client_ca and TLS: /metrics is served only to clients that show a "
                "certificate from client_ca");
-  }
-  if (!s.lab_plain_http && (s.tls_cert.empty() || s.tls_key.empty())) {
-    r.fail_key(s.tls_cert.empty() ? "tls_cert" : "tls_key",
-               "is required: server.tls_cert and server.tls_key (or, in a lab only, "
-               "server.lab_plain_http = true)");
   }
 }
 
@@ -154,7 +113,7 @@ Config load_config(const std::string& path) {
   }
   if (const toml::table* server = stir::config::sub_table(file, root, "server")) {
     config.has_server = true;
-    read_server(Reader(file, *server, "server"), config.server);
+    read_server(Reader(file, *server, "server"), file, *server, config.server);
   }
   config.server.repository_dir = config.repository_dir;
   return config;

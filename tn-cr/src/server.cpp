@@ -17,9 +17,8 @@
 #include <unordered_map>
 
 #include "stir/error.h"
+#include "stir/http/listener.h"
 #include "stir/http/server.h"
-#include "stir/http/tls.h"
-#include "stir/http/tls_files.h"
 #include "tn_cr/http_rules.h"
 #include "tn_cr/metrics.h"
 #include "tn_cr/repository.h"
@@ -231,27 +230,11 @@ stir::http::Response Server::Impl::serve_metrics(const stir::http::RequestContex
 }
 
 stir::http::Options Server::Impl::http_options(std::shared_ptr<boost::asio::ssl::context> tls) {
-  stir::http::Options o;
-  o.listen = options.listen;
-  o.port = options.port;
-  o.tls = std::move(tls);
-  o.backlog = options.backlog;
-  o.max_connections = options.max_connections;
-  o.io_threads = options.threads;
-  o.handshake_timeout = std::chrono::milliseconds(options.handshake_timeout_ms);
-  o.first_byte_timeout = std::chrono::milliseconds(options.first_byte_timeout_ms);
-  o.max_handshakes_per_address = options.max_handshakes_per_address;
-  o.reserved_connections =
-      options.max_connections * static_cast<std::size_t>(options.reserved_connection_percent) / 100;
+  stir::http::Options o = stir::http::listener_options(options, std::move(tls));
   // No route takes a body: Transfer-Encoding is refused on every request.
   o.request_bodies = false;
-  o.header_timeout = std::chrono::milliseconds(options.read_timeout_ms);
-  o.body_timeout = std::chrono::milliseconds(options.read_timeout_ms);
-  o.write_timeout = std::chrono::milliseconds(options.write_timeout_ms);
-  o.idle_timeout = std::chrono::seconds(options.keep_alive_timeout_s);
-  o.keep_alive_max_requests = options.keep_alive_max_requests;
-  // Request bodies are never used; a small bound keeps a 405 cheap.
-  o.body_limit = std::size_t{16} * 1024;
+  // Request bodies are never used: max_body_bytes is not a tn-cr key and
+  // keeps its 16 KiB default, a small bound that keeps a 405 cheap.
   o.default_headers = {{"X-Content-Type-Options", "nosniff"}};
   // Routing is decided by resolve_target() on the raw target.
   o.router.fallback([this](const stir::http::Request& request, const stir::http::RequestContext&) {
@@ -325,21 +308,15 @@ Server::Server(ServerOptions options, LogSink log)
   }
   impl_->cache = std::make_unique<ChainCache>(impl_->dir_fd);
 
-  std::shared_ptr<boost::asio::ssl::context> tls;
-  if (o.lab_plain_http) {
-    impl_->log("WARNING: lab_plain_http: serving plain HTTP; verifiers require HTTPS");
-  } else {
+  if (!o.lab_plain_http) {
     for (const auto* path : {&o.tls_cert, &o.tls_key}) {
       if (path->empty() || !std::filesystem::is_regular_file(*path)) {
         throw Error(ErrorCode::kConfig, "TLS file '" + *path + "' does not exist");
       }
     }
-    stir::http::TlsSettings files{o.tls_cert, o.tls_key, o.client_ca};
-    files.client_certificate_optional = true;
-    files.session_lifetime_s = o.tls_session_lifetime_s;
-    stir::http::check_tls_files(files, ::geteuid(), "tn-cr");
-    tls = stir::http::make_server_tls_context(files);
   }
+  auto tls = stir::http::make_listener_tls(
+      o, "tn-cr", [this](std::string_view warning) { impl_->log(warning); });
   impl_->http = std::make_unique<stir::http::Server>(impl_->http_options(std::move(tls)));
 }
 
@@ -361,10 +338,7 @@ std::uint64_t Server::accepted_connections() const {
 }
 
 std::string Server::url() const {
-  const auto& o = impl_->options;
-  const bool v6 = o.listen.find(':') != std::string::npos;
-  return std::string(o.lab_plain_http ? "http" : "https") + "://" +
-         (v6 ? "[" + o.listen + "]" : o.listen) + ":" + std::to_string(impl_->port) + o.path_prefix;
+  return stir::http::listener_url(impl_->options, impl_->port) + impl_->options.path_prefix;
 }
 
 }  // namespace tn_cr

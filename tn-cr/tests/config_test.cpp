@@ -45,6 +45,9 @@ TEST_F(ConfigTest, DefaultsAndRelativePaths) {
   EXPECT_EQ(c.server.max_age_s, 86400);
   EXPECT_EQ(c.server.path_prefix, "/");
   EXPECT_FALSE(c.server.lab_plain_http);
+  // tn-cr's own listener defaults (the shared reader keeps them).
+  EXPECT_EQ(c.server.keep_alive_timeout_s, 5);
+  EXPECT_EQ(c.server.keep_alive_max_requests, 10000u);
 }
 
 TEST_F(ConfigTest, EverySetting) {
@@ -57,8 +60,10 @@ TEST_F(ConfigTest, EverySetting) {
   EXPECT_EQ(c.server.port, 0);
   EXPECT_EQ(c.server.max_age_s, 172800);
   EXPECT_EQ(c.server.path_prefix, "/certs/");
-  EXPECT_EQ(c.server.threads, 4u);
-  EXPECT_EQ(c.server.read_timeout_ms, 100);
+  EXPECT_EQ(c.server.io_threads, 4u);          // from the older name
+  EXPECT_EQ(c.server.header_timeout_ms, 100);  // read_timeout_ms: header and body
+  EXPECT_EQ(c.server.body_timeout_ms, 100);
+  EXPECT_EQ(c.server.keep_alive_timeout_s, 2);
   EXPECT_EQ(c.server.keep_alive_max_requests, 50u);
 }
 

@@ -73,7 +73,7 @@ class ServerTest : public ::testing::Test {
                  tls_->server.certificate_pem() + tls_->server_ca.certificate_pem());
     options_.tls_key =
         put_file(temp_.path() + "/tls/server.key", tls_->server.private_key_pem(), 0600);
-    options_.threads = 4;
+    options_.io_threads = 4;
     chain_ = canonical(pki_->chain_pem());
     ASSERT_EQ(Repository(repo_).publish(kName, chain_), PublishOutcome::kPublished);
   }

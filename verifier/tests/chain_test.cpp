@@ -126,6 +126,18 @@ TEST_F(Chain, ConfigErrors) {
   c = config();
   c.total_timeout_ms = 0;
   EXPECT_THROW(Verifier{c}, Error);
+  // One set of bounds (verifier_limits()) for the config file and the
+  // library: 512 bytes of CRL passed here once and not in sks.toml.
+  c = config();
+  c.max_crl_bytes = 512;
+  try {
+    validate_config(c);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "verifier.max_crl_bytes: must be from 1024 to 67108864");
+  }
+  c.max_crl_bytes = 1024;
+  EXPECT_NO_THROW(validate_config(c));
 }
 
 TEST_F(Chain, RevokedLeafIs437) {

@@ -76,6 +76,7 @@
 
 #include "sks/pkcs11/signature_check.h"
 #include "sks/secret.h"
+#include "stir/http/listener.h"
 #include "stir/verifier/config.h"
 
 namespace sks {
@@ -168,41 +169,19 @@ inline std::int64_t drain_floor_s(std::int64_t max_iat_skew_s) {
   return max_iat_skew_s + kVerifierFreshnessSeconds + kClockSkewSeconds + kDrainMarginSeconds;
 }
 
-// `sks serve`. Lab-only switches log a warning at start and are never for
-// production. HTTP limits are those of stir::http::Options
-// (http/include/stir/http/server.h); each is validated with its range.
-struct ServerConfig {
-  bool present = false;              // a [server] table was given
-  std::string listen = "127.0.0.1";  // IPv4 or IPv6 address
-  int port = 8444;                   // 0 = ephemeral
-  std::string tls_cert;              // PEM chain, leaf first
-  std::string tls_key;               // PEM private key for TLS (not a signing key), mode 0600
-  std::string client_ca;             // PEM CA certificates trusted for client certificates
-  bool lab_plain_http = false;       // lab only: no TLS at all
-  bool lab_no_client_cert = false;   // lab only: TLS without client certificates
+// `sks serve`. The listener (address, TLS files, threads, deadlines,
+// limits, and their bounds) is stir::http::ListenerConfig
+// (http/include/stir/http/listener.h), read by the one listener reader both
+// servers share; the sks defaults are its own (port 8444, keep-alive 30 s
+// and 100,000 requests per connection). Lab-only switches log a warning at
+// start and are never for production. Memory per connection is at most
+// read buffer (header 8 KiB + 4 KiB) + header and trailer fields (20 KiB)
+// + max_body_bytes + responses (2 x 8 KiB) + TLS (64 KiB): 128 KiB with the
+// defaults, so max_connections x 128 KiB (512 MiB for 4096) is what
+// MemoryMax must allow beyond the process's base.
+struct ServerConfig : stir::http::ListenerConfig {
+  bool present = false;  // a [server] table was given
   std::string api_root = "/stir/v1";
-  std::size_t threads = 0;                 // older name of io_threads (0..1024)
-  std::size_t io_threads = 0;              // I/O threads; 0 = CPU cores (0..1024)
-  std::size_t max_body_bytes = 16 * 1024;  // request body limit, 413 SVC4006 (256..1 MiB)
-  int backlog = 0;                         // listen queue; 0 = min(4096, somaxconn) (0..65535)
-  std::size_t max_connections = 4096;      // open at once; more closed at once (1..1000000)
-  int handshake_timeout_ms = 5000;         // accept to TLS handshake done (10..600000)
-  int read_timeout_ms = 5000;              // default of the two below (10..600000)
-  int header_timeout_ms = 5000;            // a request's header once it began (10..600000)
-  int body_timeout_ms = 5000;              // a request's body (10..600000)
-  int write_timeout_ms = 5000;             // a response (10..600000)
-  int keep_alive_timeout_s = 30;           // idle wait for the next request (1..3600)
-  std::size_t keep_alive_max_requests = 100000;  // per connection (1..100000000)
-  // Hostile peers (README "Security"). Memory per connection is at most
-  // read buffer (header 8 KiB + 4 KiB) + header and trailer fields (20 KiB)
-  // + max_body_bytes + responses (2 x 8 KiB) + TLS (64 KiB): 128 KiB with
-  // the defaults, so max_connections x 128 KiB (512 MiB for 4096) is what
-  // MemoryMax must allow beyond the process's base.
-  int first_byte_timeout_ms = 2000;  // accept to the ClientHello's first byte (10..600000)
-  std::size_t max_handshakes_per_address = 256;  // pending from one address; 0 = no cap
-  int reserved_connection_percent = 25;          // slots kept for authenticated clients (0..90)
-  int tls_session_lifetime_s = 300;  // session cache and tickets; 0 = no resumption (0..86400)
-  int client_verify_depth = 4;       // CAs above a client's leaf (1..10)
   // Signing requests waiting for a signing worker (one worker per token
   // session); beyond this they are answered 503 POL5003 with Retry-After.
   std::size_t signing_queue_depth = 256;  // (0..100000)
@@ -238,7 +217,7 @@ struct AuditConfig {
 
 struct SigningProfile {
   std::string name;
-  std::string key;                   // key label in the token
+  std::string key_label;             // key label in the token (config key: `key`)
   std::string x5u;                   // URL of the key's certificate chain
   std::string origid;                // default origid (UUID) for requests without one
   std::vector<std::string> attest;   // allowed attestation levels

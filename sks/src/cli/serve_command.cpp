@@ -31,7 +31,7 @@ namespace {
 // server is told apart), beside the rotation state: the local instance's
 // report to `sks rotate`. Best effort: a server that cannot write it still
 // serves.
-void write_server_status(const Config& config, const server::SigningServer& server) {
+void write_server_status(const Config& config, const server::ApiServer& server) {
   if (!config.rotation.present || !config.server.signing) return;
   nlohmann::json status = server.ring_report();
   status["pid"] = ::getpid();
@@ -60,7 +60,7 @@ void run_serve(const Context& context) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const Config config = rotation::apply_rotation_state(load_cli_config(context));
+  const Config config = load_cli_config(context);
   // A verification-only server has no token to open.
   std::unique_ptr<Hsm> hsm;
   if (config.server.signing) hsm = Hsm::open(config.token);
@@ -76,7 +76,7 @@ void run_serve(const Context& context) {
               " s; exiting so that the supervisor starts sks afresh");
     });
   }
-  server::SigningServer server(config, hsm ? &hsm->keys() : nullptr);
+  server::ApiServer server(config, hsm ? &hsm->keys() : nullptr);
   const int port = server.bind();
   const std::string ready = server.readiness();
   if (!ready.empty()) throw stir::Error(stir::ErrorCode::kPkcs11, "self-test failed: " + ready);
@@ -95,7 +95,7 @@ void run_serve(const Context& context) {
       if (signal == SIGHUP) {
         bool reached_reload = false;  // reload() records its own failure
         try {
-          Config fresh = rotation::apply_rotation_state(load_config(path));
+          Config fresh = load_config(path);
           reached_reload = true;
           server.reload(fresh);
           std::fprintf(stderr, "reloaded signing profiles from %s and the rotation state\n",

@@ -115,4 +115,28 @@ void SessionPool::Lease::discard() noexcept {
   fresh_ = true;
 }
 
+std::string SessionPool::readiness() {
+  if (!breaker().allow()) return "token unavailable: " + breaker().reason();
+  CK_SESSION_INFO info{};
+  CK_RV rv = CKR_OK;
+  const Module& module = token().module();
+  try {
+    // No reconnect while the anchor session is used; bounded, as every
+    // wait on the token (a reconnect stuck in the module holds the gate).
+    const auto gate = try_shared_for(module.policy().timeout);
+    if (!gate.owns_lock()) return "token reconnecting";
+    const Token& t = token();
+    rv = module.call("C_GetSessionInfo",
+                     [&] { return t.api()->C_GetSessionInfo(t.anchor_session(), &info); });
+  } catch (const stir::Error& e) {
+    return e.what();  // the module busy with a call that does not return
+  }
+  if (is_token_down(rv) || is_device_fault(rv)) breaker().trip("C_GetSessionInfo " + ckr_name(rv));
+  if (rv != CKR_OK) return "token session: " + ckr_name(rv);
+  if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS) {
+    return "token is not logged in";
+  }
+  return {};
+}
+
 }  // namespace sks::p11

@@ -65,20 +65,20 @@ std::string entry_name(const KeyEntry& e) {
 // comes from the certificate store when one is installed there.
 void record_config_key(RotationState& state, const SigningProfile& p,
                        const std::string& certificates_dir, std::int64_t now) {
-  if (p.key.empty() || p.x5u.empty()) return;
+  if (p.key_label.empty() || p.x5u.empty()) return;
   for (const auto& k : state.profiles[p.name].keys) {
-    if (k.label == p.key) return;
+    if (k.label == p.key_label) return;
   }
   KeyEntry e;
   e.id = state.next_id++;
-  e.label = p.key;
+  e.label = p.key_label;
   e.x5u = p.x5u;
   e.name = p.x5u.substr(p.x5u.rfind('/') + 1);
   const x509::KeyCertificates store(certificates_dir);
-  if (const auto chain = store.chain_pem(p.key)) {
+  if (const auto chain = store.chain_pem(p.key_label)) {
     const auto parsed = stir::parse_pem_chain(*chain);
-    e.chain_path = store.chain_path(p.key);
-    e.serial = store.show(p.key).serial;
+    e.chain_path = store.chain_path(p.key_label);
+    e.serial = store.show(p.key_label).serial;
     e.not_before = epoch_of(X509_get0_notBefore(parsed.front().get()));
     e.not_after = epoch_of(X509_get0_notAfter(parsed.front().get()));
   }
@@ -554,7 +554,7 @@ void Manager::do_destroy(RotationState& state, const std::string& profile, KeyEn
   // So may a profile still signing with the key its config names.
   for (const auto& p : config_.profiles) {
     const auto it = state.profiles.find(p.name);
-    shared = shared || (p.name != profile && p.key == entry.label &&
+    shared = shared || (p.name != profile && p.key_label == entry.label &&
                         (it == state.profiles.end() || it->second.active() == nullptr));
   }
   std::string what = "certificate forgotten; the key stays: another entry or profile uses it";
@@ -774,7 +774,7 @@ namespace {
 std::vector<const SigningProfile*> fixed_profiles(const Config& config, const std::string& label) {
   std::vector<const SigningProfile*> fixed;
   for (const auto& p : config.profiles) {
-    if (!p.rotation.enabled && p.key == label) fixed.push_back(&p);
+    if (!p.rotation.enabled && p.key_label == label) fixed.push_back(&p);
   }
   return fixed;
 }
@@ -787,7 +787,7 @@ std::vector<std::string> Manager::mark_compromised(RotationState& state, const s
   // A key the config names but the state does not know (from before
   // rotation): recorded, so the server drops it too.
   for (const auto& p : config_.profiles) {
-    if (p.key == label && p.rotation.enabled) {
+    if (p.key_label == label && p.rotation.enabled) {
       record_config_key(state, p, config_.certificates.dir, now_);
     }
   }
@@ -1182,7 +1182,7 @@ json Manager::status(const std::string& only) const {
     p["keys"] =
         key_rows(state, profile.name, profile.rotation.enabled ? &profile.rotation : nullptr, now_);
     if (!profile.rotation.enabled) {
-      p["key"] = profile.key;
+      p["key"] = profile.key_label;
       p["x5u"] = profile.x5u;
     }
     profiles.push_back(p);
@@ -1209,39 +1209,6 @@ json Manager::status(const std::string& only) const {
 
 std::string server_status_path(const Config& config) {
   return (fs::path(config.rotation.state_file).parent_path() / "server-status.json").string();
-}
-
-Config apply_rotation_state(const Config& config) {
-  Config out = config;
-  const RotationState state = StateFile(config.rotation.state_file).load();
-  out.rotation.loaded_generation = state.generation;
-  for (auto& p : out.profiles) {
-    const auto it = p.rotation.enabled ? state.profiles.find(p.name) : state.profiles.end();
-    if (it != state.profiles.end()) {
-      // Once a key of the state has been active, the state has taken over
-      // the profile and the config's key no longer signs.
-      bool taken_over = false;
-      for (const auto& k : it->second.keys) {
-        taken_over = taken_over || k.entered(KeyState::kActive) != 0 ||
-                     (k.label == p.key && k.state == KeyState::kCompromised);
-      }
-      if (const KeyEntry* active = it->second.active()) {
-        p.key = active->label;
-        p.x5u = active->x5u;
-        p.not_after = active->not_after;
-      } else if (taken_over) {
-        p.key.clear();
-        p.x5u.clear();
-      }
-    }
-    // A compromised key signs for no profile, rotating or not.
-    if (std::find(state.compromised_keys.begin(), state.compromised_keys.end(), p.key) !=
-        state.compromised_keys.end()) {
-      p.key.clear();
-      p.x5u.clear();
-    }
-  }
-  return out;
 }
 
 }  // namespace sks::rotation

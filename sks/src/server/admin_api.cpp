@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "sks/server/api_error.h"
+#include "stir/request_error.h"
 
 namespace sks::server {
 
@@ -17,17 +17,16 @@ nlohmann::json describe_ring(const KeyRing& ring, const RingReport& report, std:
           {"reload_time", report.reload_time}, {"profiles", profiles}};
 }
 
-AdminResponse admin_keys(const std::vector<std::string>& client_names, const KeyRing& ring,
-                         const RingReport& report, const std::vector<std::string>& admins,
-                         std::int64_t now) {
+std::string admin_keys(const std::vector<std::string>& client_names, const KeyRing& ring,
+                       const RingReport& report, const std::vector<std::string>& admins,
+                       std::int64_t now) {
   const bool allowed = std::any_of(client_names.begin(), client_names.end(), [&](const auto& n) {
     return std::find(admins.begin(), admins.end(), n) != admins.end();
   });
   if (!allowed) {
-    const ApiError error = ApiError::forbidden("this client identity is not in server.admins");
-    return {error.http_status, error.body()};
+    throw stir::RequestError::forbidden("this client identity is not in server.admins");
   }
-  return {200, describe_ring(ring, report, now).dump()};
+  return describe_ring(ring, report, now).dump();
 }
 
 }  // namespace sks::server

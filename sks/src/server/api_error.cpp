@@ -1,67 +1,111 @@
 #include "sks/server/api_error.h"
 
 #include <nlohmann/json.hpp>
+#include <vector>
+
+#include "sks/pkcs11/circuit_breaker.h"
 
 namespace sks::server {
 
-std::string ApiError::body() const {
-  nlohmann::json exception = {{"messageId", message_id}, {"text", text}};
+namespace {
+
+using Problem = stir::RequestError::Problem;
+
+// One row of the table: the ATIS answer of a failure.
+struct Row {
+  const char* message_id;
+  int status;
+  const char* text;  // with %1, %2 placeholders
+};
+
+constexpr Row kInternal{"POL5000", 500, "Internal server error, please try again later"};
+constexpr Row kUnavailable{"POL5003", 503,
+                           "Service temporarily unavailable, please try again later"};
+
+// The table: every refusal, its message id, status and text
+// (PROTOCOL.md section 3).
+Row row_of(Problem problem) {
+  switch (problem) {
+    case Problem::kMissingBody:
+      return {"SVC4000", 400, "Missing request body"};
+    case Problem::kMissingParameter:
+      return {"SVC4001", 400, "Missing mandatory parameter '%1'"};
+    case Problem::kNotAcceptable:
+      return {"SVC4002", 406, "Requested response body type '%1' is not supported"};
+    case Problem::kNotFound:
+      return {"SVC4003", 404, "Resource '%1' not found"};
+    case Problem::kUnsupportedMediaType:
+      return {"SVC4004", 415, "Unsupported request body type, expected '%1'"};
+    case Problem::kInvalidValue:
+      return {"SVC4005", 400, "Invalid '%1' parameter value: %2"};
+    case Problem::kParseFailure:
+      return {"SVC4006", 400, "Failed to parse message body: %1"};
+    case Problem::kBodyTooLarge:
+      return {"SVC4006", 413, "Failed to parse message body: %1"};
+    case Problem::kHeaderTooLarge:
+      return {"SVC4006", 431, "Failed to parse message body: %1"};
+    case Problem::kMissingContentLength:
+      return {"SVC4007", 411, "Missing Content-Length header"};
+    case Problem::kForbidden:
+      return {"POL4003", 403, "Not permitted: %1"};
+    case Problem::kTooManyRequests:
+      return {"POL4029", 429, "Too many requests: %1"};
+    case Problem::kMethodNotAllowed:
+      return {"POL4050", 405, "Method not allowed: '%1'"};
+    case Problem::kUnavailable:
+      return kUnavailable;
+  }
+  return kInternal;
+}
+
+// The values of the row's placeholders.
+std::vector<std::string> variables_of(const stir::RequestError& e) {
+  switch (e.problem()) {
+    case Problem::kMissingParameter:
+    case Problem::kNotAcceptable:
+    case Problem::kNotFound:
+    case Problem::kUnsupportedMediaType:
+    case Problem::kMethodNotAllowed:
+      return {e.subject()};
+    case Problem::kInvalidValue:
+      return {e.subject(), e.why()};
+    case Problem::kParseFailure:
+    case Problem::kBodyTooLarge:
+    case Problem::kHeaderTooLarge:
+    case Problem::kForbidden:
+    case Problem::kTooManyRequests:
+      return {e.why()};
+    case Problem::kMissingBody:
+    case Problem::kMissingContentLength:
+    case Problem::kUnavailable:
+      break;
+  }
+  return {};
+}
+
+std::string body_of(const Row& row, const std::vector<std::string>& variables) {
+  nlohmann::json exception = {{"messageId", row.message_id}, {"text", row.text}};
   if (!variables.empty()) exception["variables"] = variables;
-  const char* kind = is_policy() ? "policyException" : "serviceException";
+  const char* kind = row.message_id[0] == 'P' ? "policyException" : "serviceException";
   // Variables echo request bytes (Accept, path) that need not be UTF-8: they
-  // become U+FFFD, since a throw here would escape httplib's error handler.
+  // become U+FFFD rather than a throw on the error path itself.
   return nlohmann::json{{"requestError", {{kind, exception}}}}.dump(
       -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-ApiError ApiError::missing_body() { return {"SVC4000", 400, "Missing request body", {}}; }
+}  // namespace
 
-ApiError ApiError::missing_parameter(const std::string& name) {
-  return {"SVC4001", 400, "Missing mandatory parameter '%1'", {name}};
-}
-
-ApiError ApiError::not_acceptable(const std::string& accept) {
-  return {"SVC4002", 406, "Requested response body type '%1' is not supported", {accept}};
-}
-
-ApiError ApiError::not_found(const std::string& path) {
-  return {"SVC4003", 404, "Resource '%1' not found", {path}};
-}
-
-ApiError ApiError::unsupported_media_type() {
-  return {"SVC4004", 415, "Unsupported request body type, expected '%1'", {"application/json"}};
-}
-
-ApiError ApiError::invalid_value(const std::string& name, const std::string& why) {
-  return {"SVC4005", 400, "Invalid '%1' parameter value: %2", {name, why}};
-}
-
-ApiError ApiError::parse_failure(const std::string& why) {
-  return {"SVC4006", 400, "Failed to parse message body: %1", {why}};
-}
-
-ApiError ApiError::missing_content_length() {
-  return {"SVC4007", 411, "Missing Content-Length header", {}};
-}
-
-ApiError ApiError::forbidden(const std::string& why) {
-  return {"POL4003", 403, "Not permitted: %1", {why}};
-}
-
-ApiError ApiError::too_many_requests(const std::string& why) {
-  return {"POL4029", 429, "Too many requests: %1", {why}};
-}
-
-ApiError ApiError::method_not_allowed(const std::string& method) {
-  return {"POL4050", 405, "Method not allowed: '%1'", {method}};
-}
-
-ApiError ApiError::internal() {
-  return {"POL5000", 500, "Internal server error, please try again later", {}};
-}
-
-ApiError ApiError::unavailable() {
-  return {"POL5003", 503, "Service temporarily unavailable, please try again later", {}};
+ApiAnswer api_answer(const stir::Error& error) {
+  if (const auto* refused = dynamic_cast<const stir::RequestError*>(&error)) {
+    const Row row = row_of(refused->problem());
+    return {row.status, row.message_id, body_of(row, variables_of(*refused)),
+            refused->retry_after_s()};
+  }
+  if (error.code() == stir::ErrorCode::kUnavailable) {
+    return {kUnavailable.status, kUnavailable.message_id, body_of(kUnavailable, {}),
+            p11::CircuitBreaker::kRetryAfterSeconds};
+  }
+  return {kInternal.status, kInternal.message_id, body_of(kInternal, {}), 0};
 }
 
 }  // namespace sks::server

@@ -1,16 +1,52 @@
 #include "sks/server/key_ring.h"
 
+#include <algorithm>
+
+#include "sks/rotation/state.h"
 #include "stir/error.h"
 
 namespace sks::server {
 
+Config apply_rotation_state(const Config& config) {
+  Config out = config;
+  const rotation::RotationState state = rotation::StateFile(config.rotation.state_file).load();
+  out.rotation.loaded_generation = state.generation;
+  for (auto& p : out.profiles) {
+    const auto it = p.rotation.enabled ? state.profiles.find(p.name) : state.profiles.end();
+    if (it != state.profiles.end()) {
+      // Once a key of the state has been active, the state has taken over
+      // the profile and the config's key no longer signs.
+      bool taken_over = false;
+      for (const auto& k : it->second.keys) {
+        taken_over = taken_over || k.entered(rotation::KeyState::kActive) != 0 ||
+                     (k.label == p.key_label && k.state == rotation::KeyState::kCompromised);
+      }
+      if (const rotation::KeyEntry* active = it->second.active()) {
+        p.key_label = active->label;
+        p.x5u = active->x5u;
+        p.not_after = active->not_after;
+      } else if (taken_over) {
+        p.key_label.clear();
+        p.x5u.clear();
+      }
+    }
+    // A compromised key signs for no profile, rotating or not.
+    if (std::find(state.compromised_keys.begin(), state.compromised_keys.end(), p.key_label) !=
+        state.compromised_keys.end()) {
+      p.key_label.clear();
+      p.x5u.clear();
+    }
+  }
+  return out;
+}
+
 std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, p11::KeyStore& keys) {
   return build(config, [&keys](const SigningProfile& p) {
     auto entry = std::make_shared<SigningKey>();
-    entry->label = p.key;
+    entry->label = p.key_label;
     entry->x5u = p.x5u;
-    entry->signer = keys.signing_key(p.key);
-    entry->public_key = stir::load_public_key_pem(keys.public_key_pem(p.key));
+    entry->signer = keys.signing_key(p.key_label);
+    entry->public_key = stir::load_public_key_pem(keys.public_key_pem(p.key_label));
     entry->not_after = p.not_after;
     return std::shared_ptr<const SigningKey>(std::move(entry));
   });
@@ -22,8 +58,8 @@ std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, const KeyRes
   std::map<std::pair<std::string, std::string>, std::shared_ptr<const SigningKey>> loaded;
   for (const auto& p : config.profiles) {
     std::shared_ptr<const SigningKey> none;
-    auto& key = p.key.empty() ? none : loaded[{p.key, p.x5u}];  // no active key yet
-    if (!key && !p.key.empty()) key = resolve(p);
+    auto& key = p.key_label.empty() ? none : loaded[{p.key_label, p.x5u}];  // no active key yet
+    if (!key && !p.key_label.empty()) key = resolve(p);
     Profile profile;
     profile.name = p.name;
     profile.origid = p.origid;

@@ -15,8 +15,7 @@
 #include "sks/server/signing_api.h"
 #include "sks/server/verification_api.h"
 #include "stir/error.h"
-#include "stir/http/tls.h"
-#include "stir/http/tls_files.h"
+#include "stir/http/listener.h"
 
 namespace sks::server {
 
@@ -64,11 +63,31 @@ Response begin_response(const Request& request, std::string route) {
   return response;
 }
 
-Response& reply_error(Response& response, const ApiError& error) {
-  response.status = error.http_status;
-  response.body = error.body();
+// The one road from a failure to HTTP: the table in api_error.cpp gives
+// the status, the ATIS body, the outcome the access log records and
+// Retry-After.
+Response& reply_error(Response& response, const stir::Error& error) {
+  const ApiAnswer answer = api_answer(error);
+  response.status = answer.status;
+  response.body = answer.body;
   response.header("Content-Type", "application/json");
-  response.outcome = error.message_id;
+  if (answer.retry_after_s > 0)
+    response.header("Retry-After", std::to_string(answer.retry_after_s));
+  response.outcome = answer.message_id;
+  return response;
+}
+
+// A response begun for `route`, filled by `handle`; a request it refuses
+// (stir::RequestError) is answered by reply_error(). Other exceptions
+// reach the server's internal_error answer.
+template <class Handle>
+Response respond(const Request& request, std::string route, Handle&& handle) {
+  Response response = begin_response(request, std::move(route));
+  try {
+    handle(response);
+  } catch (const stir::RequestError& refused) {
+    reply_error(response, refused);
+  }
   return response;
 }
 
@@ -89,31 +108,31 @@ bool listed(const std::optional<std::vector<std::string>>& list,
   });
 }
 
-// The header rules every JSON POST route shares (signing_api.h).
-std::optional<ApiError> json_header_error(const Request& request) {
+// The header rules every JSON POST route shares (signing_api.h); throws
+// stir::RequestError.
+void require_json_headers(const Request& request) {
   const auto content_type = request.header("Content-Type");
   const auto accept = request.header("Accept");
   const std::string content_type_text(content_type.value_or(""));
   const std::string accept_text(accept.value_or(""));
-  return check_json_headers(request.header("Content-Length").has_value(),
-                            content_type ? &content_type_text : nullptr,
-                            accept ? &accept_text : nullptr);
+  check_json_headers(request.header("Content-Length").has_value(),
+                     content_type ? &content_type_text : nullptr, accept ? &accept_text : nullptr);
 }
 
 }  // namespace
 
-SigningServer::SigningServer(const Config& config, p11::KeyStore* keys)
-    : config_(config), keys_(keys), rate_limiter_(config.rate_limit) {
+ApiServer::ApiServer(const Config& config, p11::KeyStore* keys)
+    : config_(apply_rotation_state(config)), keys_(keys), rate_limiter_(config.rate_limit) {
   check_roles();
   if (!config_.audit.file.empty()) audit_ = std::make_unique<AuditLog>(config_.audit);
   http_ = std::make_unique<stir::http::Server>(http_options());
 }
 
-SigningServer::~SigningServer() = default;
+ApiServer::~ApiServer() = default;
 
 // The roles the config asks for, and what each needs: profiles and the
 // token for signing, a [verifier] table for verification.
-void SigningServer::check_roles() {
+void ApiServer::check_roles() {
   const ServerConfig& s = config_.server;
   if (!s.present) throw Error(ErrorCode::kConfig, config_.path + ": no [server] table");
   if (s.signing && config_.profiles.empty()) {
@@ -137,48 +156,13 @@ void SigningServer::check_roles() {
   }
 }
 
-// The TLS context; null for lab_plain_http.
-std::shared_ptr<boost::asio::ssl::context> SigningServer::make_tls() {
+stir::http::Options ApiServer::http_options() {
   const ServerConfig& s = config_.server;
-  if (s.lab_plain_http) {
-    std::fprintf(stderr, "WARNING: lab_plain_http: serving without TLS. Never in production.\n");
-    scheme_ = "http";
-    return nullptr;
-  }
-  stir::http::TlsSettings files{s.tls_cert, s.tls_key,
-                                s.lab_no_client_cert ? std::string() : s.client_ca};
-  files.verify_depth = s.client_verify_depth;
-  files.session_lifetime_s = s.tls_session_lifetime_s;
-  stir::http::check_tls_files(files, ::geteuid(), "sks");
-  if (s.lab_no_client_cert) {
-    std::fprintf(stderr,
-                 "WARNING: lab_no_client_cert: clients are not authenticated. Never in "
-                 "production.\n");
-  }
-  scheme_ = "https";
-  return stir::http::make_server_tls_context(files);
-}
-
-stir::http::Options SigningServer::http_options() {
-  const ServerConfig& s = config_.server;
-  stir::http::Options o;
-  o.listen = s.listen;
-  o.port = s.port;
-  o.tls = make_tls();
-  o.backlog = s.backlog;
-  o.max_connections = s.max_connections;
-  o.io_threads = s.io_threads;
-  o.handshake_timeout = std::chrono::milliseconds(s.handshake_timeout_ms);
-  o.first_byte_timeout = std::chrono::milliseconds(s.first_byte_timeout_ms);
-  o.max_handshakes_per_address = s.max_handshakes_per_address;
-  o.reserved_connections =
-      s.max_connections * static_cast<std::size_t>(s.reserved_connection_percent) / 100;
-  o.header_timeout = std::chrono::milliseconds(s.header_timeout_ms);
-  o.body_timeout = std::chrono::milliseconds(s.body_timeout_ms);
-  o.write_timeout = std::chrono::milliseconds(s.write_timeout_ms);
-  o.idle_timeout = std::chrono::seconds(s.keep_alive_timeout_s);
-  o.keep_alive_max_requests = s.keep_alive_max_requests;
-  o.body_limit = s.max_body_bytes;
+  scheme_ = s.lab_plain_http ? "http" : "https";
+  stir::http::Options o = stir::http::listener_options(
+      s, stir::http::make_listener_tls(s, "sks", [](std::string_view warning) {
+        std::fprintf(stderr, "%.*s\n", static_cast<int>(warning.size()), warning.data());
+      }));
   // One signing worker per token session: more workers than sessions would
   // only wait for a session. A signature runs on the I/O thread that read
   // the request while a worker (so a session) is idle, without the hop to
@@ -200,33 +184,35 @@ stir::http::Options SigningServer::http_options() {
   o.busy = [this, signing_path = s.api_root + "/signing"](const Request& request,
                                                           const RequestContext& context) {
     Response response = begin_response(request, "busy");
-    reply_error(response, ApiError::unavailable());
-    response.header("Retry-After", "1");
+    reply_error(response, Error(ErrorCode::kUnavailable, "the worker pool's queue is full"));
     if (request.path() == signing_path) audit(request, context, response, {});
     return response;
   };
   o.protocol_error = [max_body = s.max_body_bytes](const stir::http::ProtocolError& refused) {
+    using Problem = stir::RequestError::Problem;
     Response response = begin_response(Request{}, "other");
-    ApiError error = ApiError::parse_failure("malformed HTTP request");
     if (refused.status == 413) {
-      error = ApiError::parse_failure("body larger than " + std::to_string(max_body) + " bytes");
-    } else if (refused.status == 431) {
-      error = ApiError::parse_failure(refused.reason);  // "request header larger than N bytes"
+      return reply_error(
+          response, stir::RequestError(Problem::kBodyTooLarge, "",
+                                       "body larger than " + std::to_string(max_body) + " bytes"));
     }
-    error.http_status = refused.status;
-    return reply_error(response, error);
+    if (refused.status == 431) {  // "request header larger than N bytes"
+      return reply_error(response,
+                         stir::RequestError(Problem::kHeaderTooLarge, "", refused.reason));
+    }
+    return reply_error(response, stir::RequestError::parse_failure("malformed HTTP request"));
   };
   o.internal_error = [this](const Request& request, const RequestContext&, std::string_view what) {
     Response response = begin_response(request, "other");
     log_.write(rfc3339_millis(std::chrono::system_clock::now()) + " request_id=" +
                response.request_id + " internal error: " + std::string(what) + "\n");
-    return reply_error(response, ApiError::internal());
+    return reply_error(response, Error(ErrorCode::kInternal, std::string(what)));
   };
   o.access_log = [this](const stir::http::AccessRecord& record) { log_access(record); };
   return o;
 }
 
-void SigningServer::add_routes(stir::http::Router& router) {
+void ApiServer::add_routes(stir::http::Router& router) {
   using stir::http::Run;
   const ServerConfig& s = config_.server;
   const std::string signing_path = s.api_root + "/signing";
@@ -248,6 +234,31 @@ void SigningServer::add_routes(stir::http::Router& router) {
         },
         Run::kBlocking, "verification");
   }
+  add_operations_routes(router);
+  router.method_not_allowed([signing_path, verification_path](const Request& request,
+                                                              const RequestContext&,
+                                                              const std::string& allow) {
+    const std::string_view path = request.path();
+    std::string route = "other";
+    if (path == signing_path) {
+      route = "signing";
+    } else if (path == verification_path) {
+      route = "verification";
+    } else if (!path.empty()) {
+      route = std::string(path.substr(1));
+    }
+    Response response = begin_response(request, route);
+    reply_error(response, stir::RequestError::method_not_allowed(std::string(request.method)));
+    return response.header("Allow", allow);
+  });
+  router.fallback([](const Request& request, const RequestContext&) {
+    Response response = begin_response(request, "other");
+    return reply_error(response, stir::RequestError::not_found(std::string(request.path())));
+  });
+}
+
+// Health, readiness, metrics and the admin API.
+void ApiServer::add_operations_routes(stir::http::Router& router) {
   router.add("GET", "/healthz", [](const Request& request, const RequestContext&) {
     Response response = begin_response(request, "healthz");
     response.body = "ok\n";
@@ -265,65 +276,52 @@ void SigningServer::add_routes(stir::http::Router& router) {
                           nlohmann::json{{"ready", reason.empty()}, {"reason", reason}}.dump(),
                           reason.empty() ? "ok" : "not_ready");
       },
-      Run::kBlocking, "readiness");
+      stir::http::Run::kBlocking, "readiness");
   router.add("GET", "/metrics", [this](const Request& request, const RequestContext& context) {
-    Response response = begin_response(request, "metrics");
-    if (!listed(config_.server.metrics_clients, context.connection.client_names)) {
-      return reply_error(
-          response, ApiError::forbidden("this client identity is not in server.metrics_clients"));
-    }
-    response.body = metrics_.render() + Metrics::render_connections(http_->stats());
-    if (verifier_) response.body += Metrics::render_verification(verifier_->metrics());
-    if (const auto ring = ring_.get()) response.body += ring->render_metrics(std::time(nullptr));
-    response.body += rate_limiter_.render_metrics();
-    if (audit_) response.body += audit_->render_metrics();
-    if (keys_ != nullptr) {
-      response.body += keys_->pool().breaker().render_metrics();
-      response.body += keys_->signature_check().render_metrics();
-    }
-    response.outcome = "ok";
-    return response.header("Content-Type", "text/plain; version=0.0.4");
+    return respond(request, "metrics", [&](Response& response) {
+      if (!listed(config_.server.metrics_clients, context.connection.client_names)) {
+        throw stir::RequestError::forbidden(
+            "this client identity is not in server.metrics_clients");
+      }
+      response.body = render_metrics();
+      response.outcome = "ok";
+      response.header("Content-Type", "text/plain; version=0.0.4");
+    });
   });
-  router.add(
-      "GET", "/admin/v1/keys", [this](const Request& request, const RequestContext& context) {
-        Response response = begin_response(request, "admin/v1/keys");
-        const auto ring = ring_.get();
-        if (!ring) return reply_error(response, ApiError::not_found(std::string(request.path())));
-        RingReport report;
-        {
-          const std::lock_guard lock(report_mutex_);
-          report = report_;
-        }
-        const AdminResponse answer = admin_keys(context.connection.client_names, *ring, report,
-                                                config_.server.admins, std::time(nullptr));
-        response.status = answer.status;
-        return reply_json(response, answer.body, answer.status == 200 ? "ok" : "forbidden");
-      });
-  router.method_not_allowed([signing_path, verification_path](const Request& request,
-                                                              const RequestContext&,
-                                                              const std::string& allow) {
-    const std::string_view path = request.path();
-    std::string route = "other";
-    if (path == signing_path) {
-      route = "signing";
-    } else if (path == verification_path) {
-      route = "verification";
-    } else if (!path.empty()) {
-      route = std::string(path.substr(1));
-    }
-    Response response = begin_response(request, route);
-    reply_error(response, ApiError::method_not_allowed(std::string(request.method)));
-    return response.header("Allow", allow);
-  });
-  router.fallback([](const Request& request, const RequestContext&) {
-    Response response = begin_response(request, "other");
-    return reply_error(response, ApiError::not_found(std::string(request.path())));
-  });
+  router.add("GET", "/admin/v1/keys",
+             [this](const Request& request, const RequestContext& context) {
+               return respond(request, "admin/v1/keys", [&](Response& response) {
+                 const auto ring = ring_.get();
+                 if (!ring) throw stir::RequestError::not_found(std::string(request.path()));
+                 RingReport report;
+                 {
+                   const std::lock_guard lock(report_mutex_);
+                   report = report_;
+                 }
+                 reply_json(response,
+                            admin_keys(context.connection.client_names, *ring, report,
+                                       config_.server.admins, std::time(nullptr)),
+                            "ok");
+               });
+             });
+}
+
+std::string ApiServer::render_metrics() const {
+  std::string body = metrics_.render() + Metrics::render_connections(http_->stats());
+  if (verifier_) body += Metrics::render_verification(verifier_->metrics());
+  if (const auto ring = ring_.get()) body += ring->render_metrics(std::time(nullptr));
+  body += rate_limiter_.render_metrics();
+  if (audit_) body += audit_->render_metrics();
+  if (keys_ != nullptr) {
+    body += keys_->pool().breaker().render_metrics();
+    body += keys_->signature_check().render_metrics();
+  }
+  return body;
 }
 
 // The name logs, audit records and rate limits know the client by (the
 // one that matched its profile), or the remote address.
-std::string SigningServer::client_identity(const stir::http::ConnectionInfo& connection) const {
+std::string ApiServer::client_identity(const stir::http::ConnectionInfo& connection) const {
   const auto ring = ring_.get();
   const std::string* name =
       ring ? ring->client_identity(connection.client_names)
@@ -331,15 +329,15 @@ std::string SigningServer::client_identity(const stir::http::ConnectionInfo& con
   return name != nullptr ? *name : connection.remote_address;
 }
 
-Response SigningServer::signing_route(const Request& request, const RequestContext& context) {
+Response ApiServer::signing_route(const Request& request, const RequestContext& context) {
   const std::string client = client_identity(context.connection);
   if (const auto wait = rate_limiter_.admit(client)) {
     Response response = begin_response(request, "signing");
     reply_error(response,
-                ApiError::too_many_requests(
+                stir::RequestError::too_many_requests(
                     "client '" + stir::http::loggable(client) + "' is over its rate limit of " +
-                    std::to_string(config_.rate_limit.per_client_per_s) + "/s"));
-    response.header("Retry-After", std::to_string(*wait));
+                        std::to_string(config_.rate_limit.per_client_per_s) + "/s",
+                    static_cast<int>(*wait)));
     audit(request, context, response, {});
     return response;
   }
@@ -350,8 +348,8 @@ Response SigningServer::signing_route(const Request& request, const RequestConte
   return response;
 }
 
-void SigningServer::audit(const Request& request, const RequestContext& context,
-                          const Response& response, AuditRecord record) {
+void ApiServer::audit(const Request& request, const RequestContext& context,
+                      const Response& response, AuditRecord record) {
   if (!audit_) return;
   record.time = std::chrono::system_clock::now();
   record.request_id = response.request_id;
@@ -374,58 +372,67 @@ void SigningServer::audit(const Request& request, const RequestContext& context,
   audit_->submit(std::move(record));
 }
 
-Response SigningServer::sign(const Request& request, const RequestContext& context,
-                             AuditRecord* record) {
-  Response response = begin_response(request, "signing");
-  if (auto error = json_header_error(request)) return reply_error(response, *error);
-  const auto ring = ring_.get();  // this request's snapshot, kept to the end
-  const auto start = Clock::now();
-  SigningResult result;
-  try {
-    result =
-        sign_request(request.body, context.connection.client_names, *ring,
-                     static_cast<std::int64_t>(std::time(nullptr)), config_.server.max_iat_skew_s);
-  } catch (const Error& e) {
-    if (const auto* failure = dynamic_cast<const p11::Pkcs11Error*>(&e)) {
-      metrics_.count_pkcs11_error(failure->function(), failure->rv_name());
+Response ApiServer::sign(const Request& request, const RequestContext& context,
+                         AuditRecord* record) {
+  return respond(request, "signing", [&](Response& response) {
+    require_json_headers(request);
+    const auto ring = ring_.get();  // this request's snapshot, kept to the end
+    // The access log names the profile of a refused request too.
+    if (const Profile* profile = ring->profile_for(context.connection.client_names)) {
+      response.detail = profile->name;
     }
-    // Token down (breaker open): the access log has the 503; the recovery
-    // thread logs the outage once, not once per request.
-    if (e.code() == ErrorCode::kUnavailable) {
-      reply_error(response, ApiError::unavailable());
-      return response.header("Retry-After",
-                             std::to_string(p11::CircuitBreaker::kRetryAfterSeconds));
+    const auto start = Clock::now();
+    SigningResult result;
+    try {
+      result = sign_request(request.body, context.connection.client_names, *ring,
+                            static_cast<std::int64_t>(std::time(nullptr)),
+                            config_.server.max_iat_skew_s);
+    } catch (const stir::RequestError&) {
+      throw;
+    } catch (const Error& e) {
+      token_failed(response, e);
+      return;
     }
-    log_.write(rfc3339_millis(std::chrono::system_clock::now()) +
-               " request_id=" + response.request_id + " signing failed: " + e.what() + "\n");
-    return reply_error(response, ApiError::internal());
-  }
-  if (result.profile != nullptr) response.detail = result.profile->name;
-  if (result.error) return reply_error(response, *result.error);
-  metrics_.sign_duration().observe(Clock::now() - start);
-  if (record != nullptr) {
-    record->profile = result.profile->name;
-    record->key = result.profile->key->label;
-    record->x5u = result.profile->key->x5u;
-    record->claims = std::move(result.claims);
-    record->signing_input = std::move(result.signing_input);
-  }
-  return reply_json(response, std::move(result.response_body), "ok");
+    metrics_.sign_duration().observe(Clock::now() - start);
+    if (record != nullptr) {
+      record->profile = result.profile->name;
+      record->key = result.profile->key->label;
+      record->x5u = result.profile->key->x5u;
+      record->claims = std::move(result.claims);
+      record->signing_input = std::move(result.signing_input);
+    }
+    reply_json(response, std::move(result.response_body), "ok");
+  });
 }
 
-Response SigningServer::verify(const Request& request, const RequestContext& context) {
-  Response response = begin_response(request, "verification");
-  if (!listed(config_.server.verification_clients, context.connection.client_names)) {
-    return reply_error(response, ApiError::forbidden(
-                                     "this client identity is not in server.verification_clients"));
+// A signature the token did not make: counted by CKR name; answered by
+// the one table (503 POL5003 with Retry-After while the token is down,
+// else 500 POL5000, logged). The recovery thread logs an outage once, not
+// once per request.
+void ApiServer::token_failed(Response& response, const Error& error) {
+  if (const auto* failure = dynamic_cast<const p11::Pkcs11Error*>(&error)) {
+    metrics_.count_pkcs11_error(failure->function(), failure->rv_name());
   }
-  if (auto error = json_header_error(request)) return reply_error(response, *error);
-  auto result = verify_request(request.body, *verifier_);
-  if (result.error) return reply_error(response, *result.error);
-  return reply_json(response, std::move(result.response_body), std::move(result.outcome));
+  if (error.code() != ErrorCode::kUnavailable) {
+    log_.write(rfc3339_millis(std::chrono::system_clock::now()) + " request_id=" +
+               response.request_id + " signing failed: " + error.what() + "\n");
+  }
+  reply_error(response, error);
 }
 
-void SigningServer::log_access(const stir::http::AccessRecord& record) {
+Response ApiServer::verify(const Request& request, const RequestContext& context) {
+  return respond(request, "verification", [&](Response& response) {
+    if (!listed(config_.server.verification_clients, context.connection.client_names)) {
+      throw stir::RequestError::forbidden(
+          "this client identity is not in server.verification_clients");
+    }
+    require_json_headers(request);
+    auto result = verify_request(request.body, *verifier_);
+    reply_json(response, std::move(result.response_body), std::move(result.outcome));
+  });
+}
+
+void ApiServer::log_access(const stir::http::AccessRecord& record) {
   const Response& response = record.response;
   const std::string outcome =
       !response.outcome.empty() ? response.outcome : (response.status < 400 ? "ok" : "error");
@@ -445,18 +452,21 @@ void SigningServer::log_access(const stir::http::AccessRecord& record) {
   log_.write(line);  // batched: one write() per batch, not per request
 }
 
-int SigningServer::bind() { return http_->bind(); }
+int ApiServer::bind() { return http_->bind(); }
 
-void SigningServer::serve() { http_->serve(); }
+void ApiServer::serve() { http_->serve(); }
 
-void SigningServer::stop(std::chrono::milliseconds drain_timeout) {
+void ApiServer::stop(std::chrono::milliseconds drain_timeout) {
   draining_.store(true);
   http_->stop(drain_timeout);
 }
 
-stir::http::Stats SigningServer::connection_stats() const { return http_->stats(); }
+stir::http::Stats ApiServer::connection_stats() const { return http_->stats(); }
 
-void SigningServer::reload(const Config& config) {
+void ApiServer::reload(const Config& fresh) {
+  // A state that cannot be read fails the reload before it starts (the
+  // caller reports it with reload_failed()), as a config that cannot be.
+  const Config config = apply_rotation_state(fresh);
   try {
     if (keys_ == nullptr) throw Error(ErrorCode::kConfig, "no signing role to reload");
     auto ring = KeyRing::build(config, *keys_);
@@ -494,7 +504,7 @@ void SigningServer::reload(const Config& config) {
   }
 }
 
-void SigningServer::reload_failed(const std::string& error) {
+void ApiServer::reload_failed(const std::string& error) {
   metrics_.count_reload(false);
   const std::lock_guard lock(report_mutex_);
   report_.reload_ok = false;
@@ -502,7 +512,7 @@ void SigningServer::reload_failed(const std::string& error) {
   report_.reload_time = std::time(nullptr);
 }
 
-nlohmann::json SigningServer::ring_report() const {
+nlohmann::json ApiServer::ring_report() const {
   RingReport report;
   {
     const std::lock_guard lock(report_mutex_);
@@ -513,31 +523,9 @@ nlohmann::json SigningServer::ring_report() const {
   return describe_ring(*ring, report, std::time(nullptr));
 }
 
-std::string SigningServer::readiness() const {
+std::string ApiServer::readiness() const {
   if (keys_ == nullptr) return {};  // a pure verifier has no token to check
-  p11::SessionPool& pool = keys_->pool();
-  if (!pool.breaker().allow()) return "token unavailable: " + pool.breaker().reason();
-  CK_SESSION_INFO info{};
-  CK_RV rv = CKR_OK;
-  const p11::Module& module = pool.token().module();
-  try {
-    // No reconnect while the anchor session is used; bounded, as every
-    // wait on the token (a reconnect stuck in the module holds the gate).
-    const auto gate = pool.try_shared_for(module.policy().timeout);
-    if (!gate.owns_lock()) return "token reconnecting";
-    const p11::Token& token = pool.token();
-    rv = module.call("C_GetSessionInfo",
-                     [&] { return token.api()->C_GetSessionInfo(token.anchor_session(), &info); });
-  } catch (const stir::Error& e) {
-    return e.what();  // the module busy with a call that does not return
-  }
-  if (p11::is_token_down(rv) || p11::is_device_fault(rv)) {
-    pool.breaker().trip("C_GetSessionInfo " + p11::ckr_name(rv));
-  }
-  if (rv != CKR_OK) return "token session: " + p11::ckr_name(rv);
-  if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS) {
-    return "token is not logged in";
-  }
+  if (auto reason = keys_->pool().readiness(); !reason.empty()) return reason;
   const auto ring = ring_.get();
   const stir::Sha256Digest digest = stir::sha256("sks readiness self-test");
   for (const auto& profile : ring->profiles()) {

@@ -8,6 +8,8 @@
 
 namespace sks::server {
 
+using stir::RequestError;
+
 namespace {
 
 std::string lower(std::string_view text) {
@@ -64,70 +66,69 @@ bool accepts_json(std::string_view accept) {
   return false;
 }
 
-std::optional<ApiError> check_json_headers(bool has_content_length, const std::string* content_type,
-                                           const std::string* accept) {
-  if (!has_content_length) return ApiError::missing_content_length();
+void check_json_headers(bool has_content_length, const std::string* content_type,
+                        const std::string* accept) {
+  if (!has_content_length) throw RequestError::missing_content_length();
   if (content_type == nullptr || media_type(*content_type) != "application/json") {
-    return ApiError::unsupported_media_type();
+    throw RequestError::unsupported_media_type("application/json");
   }
   if (accept != nullptr && !trim(*accept).empty() && !accepts_json(*accept)) {
-    return ApiError::not_acceptable(*accept);
+    throw RequestError::not_acceptable(*accept);
   }
-  return std::nullopt;
 }
 
 namespace {
 
 using nlohmann::json;
 
-std::optional<ApiError> read_claims(const json& request, const Profile& profile, std::int64_t now,
-                                    std::int64_t max_skew, stir::ShakenClaims& claims) {
+void read_claims(const json& request, const Profile& profile, std::int64_t now,
+                 std::int64_t max_skew, stir::ShakenClaims& claims) {
   const auto member = [&](const char* name) -> const json* {
     const auto it = request.find(name);
     return it == request.end() || it->is_null() ? nullptr : &*it;
   };
 
   const json* attest = member("attest");
-  if (attest == nullptr) return ApiError::missing_parameter("attest");
+  if (attest == nullptr) throw RequestError::missing_parameter("attest");
   if (!attest->is_string() || (*attest != "A" && *attest != "B" && *attest != "C")) {
-    return ApiError::invalid_value("attest", "must be \"A\", \"B\" or \"C\"");
+    throw RequestError::invalid_value("attest", "must be \"A\", \"B\" or \"C\"");
   }
   claims.attest = attest->get<std::string>();
 
   const json* orig = member("orig");
-  if (orig == nullptr) return ApiError::missing_parameter("orig");
+  if (orig == nullptr) throw RequestError::missing_parameter("orig");
   if (!orig->is_object() || !orig->contains("tn") || !(*orig)["tn"].is_string()) {
-    return ApiError::invalid_value("orig", "must be {\"tn\":\"<canonical TN>\"}");
+    throw RequestError::invalid_value("orig", "must be {\"tn\":\"<canonical TN>\"}");
   }
   claims.orig_tn = (*orig)["tn"].get<std::string>();
   if (!stir::is_canonical_tn(claims.orig_tn)) {
-    return ApiError::invalid_value("orig", "orig.tn must be digits only, country code included");
+    throw RequestError::invalid_value("orig", "orig.tn must be digits only, country code included");
   }
 
   const json* dest = member("dest");
-  if (dest == nullptr) return ApiError::missing_parameter("dest");
+  if (dest == nullptr) throw RequestError::missing_parameter("dest");
   if (!dest->is_object() || !dest->contains("tn") || !(*dest)["tn"].is_array() ||
       (*dest)["tn"].empty()) {
-    return ApiError::invalid_value("dest", "must be {\"tn\":[\"<canonical TN>\", ...]}");
+    throw RequestError::invalid_value("dest", "must be {\"tn\":[\"<canonical TN>\", ...]}");
   }
   if ((*dest)["tn"].size() > kMaxDestTns) {
-    return ApiError::invalid_value("dest",
-                                   "more than " + std::to_string(kMaxDestTns) + " dest.tn entries");
+    throw RequestError::invalid_value(
+        "dest", "more than " + std::to_string(kMaxDestTns) + " dest.tn entries");
   }
   for (const auto& tn : (*dest)["tn"]) {
     if (!tn.is_string() || !stir::is_canonical_tn(tn.get_ref<const std::string&>())) {
-      return ApiError::invalid_value("dest", "dest.tn entries must be digits only");
+      throw RequestError::invalid_value("dest", "dest.tn entries must be digits only");
     }
     claims.dest_tn.push_back(tn.get<std::string>());
   }
 
   if (const json* iat = member("iat")) {
     if (!iat->is_number_integer()) {
-      return ApiError::invalid_value("iat", "must be an integer NumericDate");
+      throw RequestError::invalid_value("iat", "must be an integer NumericDate");
     }
     claims.iat = iat->get<std::int64_t>();
     if (claims.iat > now + max_skew || claims.iat < now - max_skew) {
-      return ApiError::invalid_value(
+      throw RequestError::invalid_value(
           "iat", "more than " + std::to_string(max_skew) + " s from the server's clock");
     }
   } else {
@@ -136,15 +137,14 @@ std::optional<ApiError> read_claims(const json& request, const Profile& profile,
 
   if (const json* origid = member("origid")) {
     if (!origid->is_string() || !stir::is_uuid(origid->get_ref<const std::string&>())) {
-      return ApiError::invalid_value("origid", "must be a UUID");
+      throw RequestError::invalid_value("origid", "must be a UUID");
     }
     claims.origid = origid->get<std::string>();
   } else if (!profile.origid.empty()) {
     claims.origid = profile.origid;
   } else {
-    return ApiError::missing_parameter("origid");
+    throw RequestError::missing_parameter("origid");
   }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -155,48 +155,34 @@ SigningResult sign_request(std::string_view body, const std::vector<std::string>
   // Authorisation before anything else: an unknown client learns nothing.
   result.profile = ring.profile_for(client_names);
   if (result.profile == nullptr) {
-    result.error = ApiError::forbidden(client_names.empty() ? std::string("no client identity")
-                                                            : "client '" + client_names.front() +
-                                                                  "' has no signing profile");
-    return result;
+    throw RequestError::forbidden(client_names.empty() ? std::string("no client identity")
+                                                       : "client '" + client_names.front() +
+                                                             "' has no signing profile");
   }
-  if (body.empty()) {
-    result.error = ApiError::missing_body();
-    return result;
-  }
+  if (body.empty()) throw RequestError::missing_body();
   stir::JsonInput parsed = stir::parse_json_input(body);
   if (parsed.problem == stir::JsonInput::Problem::kDuplicate) {
-    result.error = ApiError::invalid_value(parsed.member, "member appears more than once");
-    return result;
+    throw RequestError::invalid_value(parsed.member, "member appears more than once");
   }
   if (parsed.problem != stir::JsonInput::Problem::kNone) {
-    result.error = ApiError::parse_failure(parsed.why());
-    return result;
+    throw RequestError::parse_failure(parsed.why());
   }
   const json& document = parsed.value;
   if (!document.is_object() || !document.contains("signingRequest")) {
-    result.error = ApiError::missing_parameter("signingRequest");
-    return result;
+    throw RequestError::missing_parameter("signingRequest");
   }
   const json& request = document["signingRequest"];
   if (!request.is_object()) {
-    result.error = ApiError::invalid_value("signingRequest", "must be an object");
-    return result;
+    throw RequestError::invalid_value("signingRequest", "must be an object");
   }
   stir::ShakenClaims claims;
-  if (auto error = read_claims(request, *result.profile, now, max_iat_skew_s, claims)) {
-    result.error = std::move(error);
-    return result;
-  }
+  read_claims(request, *result.profile, now, max_iat_skew_s, claims);
   if (!result.profile->attest.contains(claims.attest)) {
-    result.error =
-        ApiError::forbidden("attestation level '" + claims.attest +
-                            "' is not permitted for profile '" + result.profile->name + "'");
-    return result;
+    throw RequestError::forbidden("attestation level '" + claims.attest +
+                                  "' is not permitted for profile '" + result.profile->name + "'");
   }
   if (!result.profile->key) {  // its key was compromised; no new one is active yet
-    result.error = ApiError::unavailable();
-    return result;
+    throw RequestError(RequestError::Problem::kUnavailable, result.profile->name, "no active key");
   }
   const SigningKey& key = *result.profile->key;
   stir::PassportHeader header;

@@ -7,44 +7,24 @@
 
 namespace sks::server {
 
-ParsedVerification parse_verification_body(std::string_view body) {
-  ParsedVerification out;
-  if (body.empty()) {
-    out.error = ApiError::missing_body();
-    return out;
-  }
+using stir::RequestError;
+
+stir::vs::VerificationRequest parse_verification_body(std::string_view body) {
+  if (body.empty()) throw RequestError::missing_body();
   const stir::JsonInput input = stir::parse_json_input(body);
   if (input.problem == stir::JsonInput::Problem::kDuplicate) {
-    out.error = ApiError::invalid_value(input.member, "member appears more than once");
-    return out;
+    throw RequestError::invalid_value(input.member, "member appears more than once");
   }
   if (input.problem != stir::JsonInput::Problem::kNone) {
-    out.error = ApiError::parse_failure(input.why());
-    return out;
+    throw RequestError::parse_failure(input.why());
   }
-  auto parsed = stir::vs::parse_verification_request(input.value);
-  if (parsed.error) {
-    const auto& problem = *parsed.error;
-    out.error = problem.kind == stir::vs::RequestProblem::Kind::kMissing
-                    ? ApiError::missing_parameter(problem.parameter)
-                    : ApiError::invalid_value(problem.parameter, problem.why);
-    return out;
-  }
-  out.request = std::move(parsed.request);
-  return out;
+  return stir::vs::parse_verification_request(input.value);
 }
 
 VerificationOutcome verify_request(std::string_view body, stir::vs::Verifier& verifier) {
-  VerificationOutcome out;
-  auto parsed = parse_verification_body(body);
-  if (parsed.error) {
-    out.error = std::move(parsed.error);
-    return out;
-  }
-  const auto result = verifier.verify(*parsed.request);
-  out.response_body = stir::vs::to_verification_response(result).dump();
-  out.outcome = result.passed() ? "ok" : result.error_case_id();
-  return out;
+  const auto result = verifier.verify(parse_verification_body(body));
+  return {stir::vs::to_verification_response(result).dump(),
+          result.passed() ? "ok" : result.error_case_id()};
 }
 
 }  // namespace sks::server

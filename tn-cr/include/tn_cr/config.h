@@ -8,16 +8,22 @@
 //   [repository]
 //   dir = "certs"                 # published chains; default: "certs" beside the config
 //
-//   [server]                      # `tn-cr serve`; needed by serve only
+//   [server]                      # `tn-cr serve`; needed by serve only. The listener
+//                                 # keys are stir::http::ListenerConfig's
+//                                 # (http/include/stir/http/listener.h), read by
+//                                 # the reader sks uses too, without client_ca,
+//                                 # lab_no_client_cert, client_verify_depth and
+//                                 # max_body_bytes
 //   listen = "0.0.0.0"
 //   port = 8443                   # 443 or 8443 for verifiers; 0 = any free port
 //   tls_cert = "tls/server.pem"   # chain, leaf first
 //   tls_key = "tls/server.key"
 //   max_age_s = 86400             # Cache-Control max-age; 86400 or more
 //   path_prefix = "/"             # x5u https://host:8443/certs/x.pem -> "/certs/"
-//   threads = 0                   # I/O threads; 0 = one per CPU core
+//   io_threads = 0                # I/O threads; 0 = one per CPU core (old name: threads)
 //   handshake_timeout_ms = 5000   # accept to TLS handshake done (idle connections close)
-//   read_timeout_ms = 5000        # a request's header, and its body
+//   header_timeout_ms = 5000      # a request's header (old name of both: read_timeout_ms)
+//   body_timeout_ms = 5000        # a request's body
 //   write_timeout_ms = 5000
 //   keep_alive_timeout_s = 5
 //   keep_alive_max_requests = 10000

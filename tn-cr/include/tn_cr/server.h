@@ -42,39 +42,33 @@
 #include <string_view>
 #include <vector>
 
+#include "stir/http/listener.h"
+
 namespace tn_cr {
 
 inline constexpr std::int64_t kMinMaxAgeSeconds = 86400;
 
-struct ServerOptions {
+// The listener is stir::http::ListenerConfig (http/include/stir/http/listener.h),
+// read by the listener reader both servers share, without client
+// certificates (tn-cr serves anyone) and with a fixed 16 KiB body limit. The
+// tn-cr defaults are its own: port 8443, keep-alive 5 s and 10,000 requests
+// per connection. Memory per connection is at most read buffer (12 KiB) +
+// fields (20 KiB) + request body (16 KiB) + the chain answered
+// (2 x kMaxChainBytes) + TLS (64 KiB).
+struct ServerOptions : stir::http::ListenerConfig {
+  ServerOptions() {
+    port = 8443;
+    keep_alive_timeout_s = 5;
+    keep_alive_max_requests = 10000;
+    client_certificate_optional = true;
+  }
   std::string repository_dir;                  // the folder of published chains
-  std::string listen = "127.0.0.1";            // address to bind
-  int port = 8443;                             // 0 = any free port (bind() says which)
-  std::string tls_cert;                        // PEM chain, leaf first
-  std::string tls_key;                         // PEM private key of the TLS certificate
-  bool lab_plain_http = false;                 // lab only: plain HTTP, no TLS
   std::int64_t max_age_s = kMinMaxAgeSeconds;  // Cache-Control max-age; never below the minimum
   std::string path_prefix = "/";               // URL path before the names, "/" or "/a/b/"
-  std::size_t threads = 0;                     // I/O threads; 0 = one per CPU core
-  int handshake_timeout_ms = 5000;             // TCP accept to TLS handshake done
-  int read_timeout_ms = 5000;                  // a request's header, and its body
-  int write_timeout_ms = 5000;
-  int keep_alive_timeout_s = 5;                 // idle keep-alive connections close after this
-  std::size_t keep_alive_max_requests = 10000;  // per connection
-  std::size_t max_connections = 4096;           // open at once; more are closed at once
-  int backlog = 0;                              // listen queue; 0 = min(4096, somaxconn)
-  // Hostile peers (README "Security"): memory per connection is at most
-  // read buffer (12 KiB) + fields (20 KiB) + request body (16 KiB) + the
-  // chain answered (2 x kMaxChainBytes) + TLS (64 KiB).
-  int first_byte_timeout_ms = 2000;              // accept to the ClientHello's first byte
-  std::size_t max_handshakes_per_address = 256;  // pending from one address; 0 = no cap
-  int reserved_connection_percent = 25;          // slots kept for completed handshakes
-  int tls_session_lifetime_s = 300;              // session cache and tickets; 0 = none
   // GET /metrics (metrics.h) is served only when metrics_clients is set, to
   // clients whose certificate, issued by a CA in client_ca, has one of these
   // names as CN or DNS SAN (exact bytes); 403 for any other client. The
   // certificate is asked for, never required: verifiers stay anonymous.
-  std::string client_ca;                     // PEM CAs of the metrics clients
   std::vector<std::string> metrics_clients;  // empty: no /metrics (404)
 };
 

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "stir/config_field.h"
+
 namespace stir::config {
 
 // Parses the file at `path`. A file that does not exist is
@@ -79,5 +81,21 @@ class Reader {
 // table" when it is something else.
 const toml::table* sub_table(const Reader& reader, const toml::table& parent,
                              const std::string& name);
+
+// Reads every field of `fields` present in `table` into `s`.
+template <class S, class Fields>
+void read_integers(const Reader& reader, const toml::table& table, const std::string& where,
+                   const Fields& fields, S& s) {
+  for (const IntegerField<S>& field : fields) {
+    field.set(s, reader.integer(table, field.key, where, field.get(s), field.min, field.max));
+  }
+}
+
+// The keys of `fields`, added to `keys`.
+template <class Fields>
+std::set<std::string> with_keys(std::set<std::string> keys, const Fields& fields) {
+  for (const auto& field : fields) keys.insert(field.key);
+  return keys;
+}
 
 }  // namespace stir::config

@@ -113,6 +113,12 @@ class SessionPool {
   std::uint64_t replaced() const noexcept { return replaced_.load(); }
   Token& token() const noexcept { return token_; }
 
+  // Why the token cannot sign now, or empty: the breaker is open, the
+  // anchor session is lost (C_GetSessionInfo; a token found down or
+  // faulty trips the breaker) or the token is not logged in. For /readyz.
+  // Bounded: waits for the gate and the module at most the call timeout.
+  std::string readiness();
+
  private:
   struct Idle {
     CK_SESSION_HANDLE session;  // CK_INVALID_HANDLE: reopen before use

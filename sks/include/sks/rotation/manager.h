@@ -181,14 +181,6 @@ class Manager {
   std::int64_t now_;  // read after the lock is held (begin), else at construction
 };
 
-// The server-side view: `config` with each rotation-enabled profile's key
-// and x5u taken from the state's active key (the config's own key/x5u only
-// while the state has none for it), keys the state marks compromised
-// dropped from every profile (rotating or not), and
-// rotation.loaded_generation set to the state's generation. Reads the state file without the lock
-// (it is replaced atomically). A profile left without a key signs nothing (503).
-Config apply_rotation_state(const Config& config);
-
 // Where `sks serve` reports its last reload, beside the state file.
 std::string server_status_path(const Config& config);
 

@@ -5,7 +5,7 @@
 // server does, not on what it was told. Only client identities listed in
 // server.admins may ask; the answer holds no key material.
 //
-// Threads: a stateless function; safe from any thread.
+// Threads: stateless functions; safe from any thread.
 #pragma once
 
 #include <cstdint>
@@ -17,11 +17,6 @@
 #include "sks/server/key_ring.h"
 
 namespace sks::server {
-
-struct AdminResponse {
-  int status = 200;
-  std::string body;  // application/json
-};
 
 // What a running server loaded (observed generation, in Kubernetes terms).
 struct RingReport {
@@ -39,10 +34,12 @@ struct RingReport {
 //  "profiles": [{"profile", "key", "x5u", "since", "expires_in_s"}]}.
 nlohmann::json describe_ring(const KeyRing& ring, const RingReport& report, std::int64_t now);
 
-// `client_names` are the caller's certificate CN and DNS SANs; `admins` is
-// server.admins. 403 (POL4003) when no name is an admin.
-AdminResponse admin_keys(const std::vector<std::string>& client_names, const KeyRing& ring,
-                         const RingReport& report, const std::vector<std::string>& admins,
-                         std::int64_t now);
+// The body (application/json) of GET /admin/v1/keys. `client_names` are
+// the caller's certificate CN and DNS SANs; `admins` is server.admins.
+// Throws stir::RequestError kForbidden (403 POL4003) when no name is an
+// admin.
+std::string admin_keys(const std::vector<std::string>& client_names, const KeyRing& ring,
+                       const RingReport& report, const std::vector<std::string>& admins,
+                       std::int64_t now);
 
 }  // namespace sks::server

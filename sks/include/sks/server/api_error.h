@@ -17,37 +17,32 @@
 //   POL5000 500 internal error, try again later
 //   POL5003 503 service unavailable, try again later (ours: token down)
 //
-// Value type; no threads, no failures.
+// Every failure of a route reaches HTTP by this one road: it is a
+// stir::Error (a stir::RequestError for a request the service refuses,
+// stir/request_error.h), and api_answer() gives its status, body, log
+// outcome (the message id) and Retry-After from the one table in
+// api_error.cpp. A stir::Error that is not a RequestError is POL5003 with
+// Retry-After when its code is kUnavailable (the token is down, a queue is
+// full), else POL5000; so is any other exception.
+//
+// Value types and a stateless function; no threads, no failures.
 #pragma once
 
 #include <string>
-#include <vector>
+
+#include "stir/error.h"
+#include "stir/request_error.h"
 
 namespace sks::server {
 
-struct ApiError {
-  std::string message_id;              // "SVC4001"
-  int http_status = 500;               // from the table above
-  std::string text;                    // with %1, %2 placeholders
-  std::vector<std::string> variables;  // values for the placeholders
-
-  bool is_policy() const { return message_id.rfind("POL", 0) == 0; }
-  // {"requestError":{"serviceException"|"policyException":{...}}}
-  std::string body() const;
-
-  static ApiError missing_body();
-  static ApiError missing_parameter(const std::string& name);
-  static ApiError not_acceptable(const std::string& accept);
-  static ApiError not_found(const std::string& path);
-  static ApiError unsupported_media_type();
-  static ApiError invalid_value(const std::string& name, const std::string& why);
-  static ApiError parse_failure(const std::string& why);
-  static ApiError missing_content_length();
-  static ApiError forbidden(const std::string& why);
-  static ApiError too_many_requests(const std::string& why);
-  static ApiError method_not_allowed(const std::string& method);
-  static ApiError internal();
-  static ApiError unavailable();
+// What a failure is answered with.
+struct ApiAnswer {
+  int status = 500;
+  std::string message_id;  // "SVC4001": the access log's outcome too
+  std::string body;        // {"requestError":{"serviceException"|"policyException":{...}}}
+  int retry_after_s = 0;   // 0: no Retry-After header
 };
+
+ApiAnswer api_answer(const stir::Error& error);
 
 }  // namespace sks::server

@@ -48,6 +48,16 @@ struct Profile {
   std::shared_ptr<const SigningKey> key;  // null: the profile has no active key
 };
 
+// The server's view of `config`: each rotation-enabled profile's key and
+// x5u taken from the rotation state's active key (the config's own key/x5u
+// only while the state has none for it), keys the state marks compromised
+// dropped from every profile (rotating or not), and
+// rotation.loaded_generation set to the state's generation. Reads the state
+// file without the lock (it is replaced atomically). A profile left without
+// a key signs nothing (503). The server applies it in its own load and
+// reload (server.h); applying it twice gives the same config.
+Config apply_rotation_state(const Config& config);
+
 class KeyRing {
  public:
   // Resolves every profile's key once (handles cached in the KeyStore).

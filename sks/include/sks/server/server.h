@@ -1,4 +1,5 @@
-// `sks serve`: the HTTPS signing API (ATIS-1000082) on stir::http
+// `sks serve`: ApiServer, every HTTPS route of sks on stir::http: the
+// signing API (ATIS-1000082), verification, health, metrics and admin
 // (http/include/stir/http/server.h: Boost.Beast, event-driven).
 //
 //   POST {api_root}/signing   sign a PASSporT for the client's profile
@@ -46,7 +47,8 @@
 // `drain_timeout` whatever is left is closed too. /readyz answers 503 while
 // draining, so a load balancer stops sending.
 // Errors: the constructor and bind() throw stir::Error (kConfig, kIo,
-// kPermission); request failures become ATIS error bodies, never exceptions.
+// kPermission); every request failure is a stir::Error answered by the one
+// table in api_error.h (status, ATIS body, log outcome), never an exception.
 #pragma once
 
 #include <atomic>
@@ -62,18 +64,19 @@
 #include "sks/server/key_ring.h"
 #include "sks/server/metrics.h"
 #include "sks/server/rate_limiter.h"
+#include "stir/error.h"
 #include "stir/http/server.h"
 #include "stir/verifier/verifier.h"
 
 namespace sks::server {
 
-class SigningServer {
+class ApiServer {
  public:
   // `keys` may be null when the signing role is off (a pure verifier).
-  SigningServer(const Config& config, p11::KeyStore* keys);
-  ~SigningServer();
-  SigningServer(const SigningServer&) = delete;
-  SigningServer& operator=(const SigningServer&) = delete;
+  ApiServer(const Config& config, p11::KeyStore* keys);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
 
   // Binds the listening socket; returns the port (config port 0 = ephemeral).
   int bind();
@@ -83,6 +86,10 @@ class SigningServer {
   // Connection counters of the HTTP layer (also in /metrics).
   stir::http::Stats connection_stats() const;
 
+  // The server applies the rotation state (apply_rotation_state, key_ring.h)
+  // to `config` itself, here and in reload(): the CLI passes the config as
+  // read.
+  //
   // Rebuilds the key ring from a (re-read) config and swaps it in once every
   // key passed its self-test; requests in flight finish with the old one.
   // Server and token settings are not changed by a reload. Throws
@@ -105,9 +112,10 @@ class SigningServer {
 
  private:
   void check_roles();
-  std::shared_ptr<boost::asio::ssl::context> make_tls();
   stir::http::Options http_options();
   void add_routes(stir::http::Router& router);
+  void add_operations_routes(stir::http::Router& router);
+  std::string render_metrics() const;
   // The signing route: the client's rate limit (429 POL4029), then sign(),
   // then the audit record.
   std::string client_identity(const stir::http::ConnectionInfo& connection) const;
@@ -119,6 +127,7 @@ class SigningServer {
   // Queues the audit record of a signing request answered with `response`.
   void audit(const stir::http::Request& request, const stir::http::RequestContext& context,
              const stir::http::Response& response, AuditRecord record);
+  void token_failed(stir::http::Response& response, const stir::Error& error);
   stir::http::Response verify(const stir::http::Request& request,
                               const stir::http::RequestContext& context);
   void log_access(const stir::http::AccessRecord& record);

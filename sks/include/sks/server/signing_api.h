@@ -16,8 +16,9 @@
 //   stir::kMaxJsonDepth (SVC4006) or repeats a member within one object
 //   (SVC4005 naming the member): the verifier refuses repeated members too.
 //
-// Threads: stateless functions; safe from any thread. Errors: request
-// problems come back as ApiError; a token failure throws stir::Error.
+// Threads: stateless functions; safe from any thread. Errors: a request the
+// service refuses throws stir::RequestError (answered by the one table,
+// api_error.h); a token failure throws stir::Error.
 #pragma once
 
 #include <cstdint>
@@ -26,9 +27,9 @@
 #include <string_view>
 #include <vector>
 
-#include "sks/server/api_error.h"
 #include "sks/server/key_ring.h"
 #include "stir/passport.h"
+#include "stir/request_error.h"
 
 namespace sks::server {
 
@@ -45,15 +46,14 @@ inline constexpr std::size_t kMaxDestTns = 100;
 bool accepts_json(std::string_view accept);
 
 // Content-Length present, Content-Type application/json, Accept allowing
-// JSON. nullptr means the header is absent.
-std::optional<ApiError> check_json_headers(bool has_content_length, const std::string* content_type,
-                                           const std::string* accept);
+// JSON, else throws stir::RequestError. nullptr means the header is absent.
+void check_json_headers(bool has_content_length, const std::string* content_type,
+                        const std::string* accept);
 
 struct SigningResult {
-  std::optional<ApiError> error;
-  std::string response_body;         // {"signingResponse":{"identity":"..."}} on success
-  const Profile* profile = nullptr;  // the profile used, when one was found
-  // Signed: the claims as signed and the JWS signing input
+  std::string response_body;         // {"signingResponse":{"identity":"..."}}
+  const Profile* profile = nullptr;  // the profile used
+  // The claims as signed and the JWS signing input
   // (BASE64URL(header) "." BASE64URL(payload)), for the audit record.
   stir::ShakenClaims claims;
   std::string signing_input;

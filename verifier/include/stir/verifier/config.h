@@ -11,8 +11,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "stir/config_field.h"
 
 namespace stir::vs {
 
@@ -116,7 +119,14 @@ struct VerifierConfig {
   std::size_t reason_policy_max_tns = 100000;
 };
 
-// Throws stir::Error(kConfig) for the first unusable field. Does not read
+// Every integer setting of VerifierConfig with its bounds: the one place
+// they are written. validate_config() checks them; sks's config reader
+// reads [verifier] by them (the same bounds, with file and line).
+using VerifierLimit = stir::config::IntegerField<VerifierConfig>;
+std::span<const VerifierLimit> verifier_limits();
+
+// Throws stir::Error(kConfig) for the first unusable field (a value outside
+// verifier_limits(), no trust anchor, no port, an empty SPC). Does not read
 // files; the Verifier does that when it is built.
 void validate_config(const VerifierConfig& config);
 
