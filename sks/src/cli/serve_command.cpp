@@ -73,8 +73,10 @@ void run_serve(const Context& context) {
       int signal = 0;
       if (sigwait(&signals, &signal) != 0) continue;
       if (signal == SIGHUP) {
+        bool reported = false;  // reload() reports its own failure
         try {
           Config fresh = rotation::apply_rotation_state(load_config(path));
+          reported = true;
           server.reload(fresh);
           std::fprintf(stderr, "reloaded signing profiles from %s and the rotation state\n",
                        path.c_str());
@@ -82,7 +84,7 @@ void run_serve(const Context& context) {
           current = std::move(fresh);
         } catch (const std::exception& e) {
           std::fprintf(stderr, "reload failed, keeping the current key ring: %s\n", e.what());
-          server.reload_failed(e.what());
+          if (!reported) server.reload_failed(e.what());
           write_server_status(current, server);
         }
         continue;

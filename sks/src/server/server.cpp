@@ -486,6 +486,7 @@ void SigningServer::reload(const Config& config) {
     report_.loaded_at = report_.reload_time = now;
     report_.reload_ok = true;
     report_.error.clear();
+    ++report_.reloads;
     metrics_.count_reload(true);
   } catch (const std::exception& e) {
     metrics_.count_reload(false);
@@ -499,6 +500,7 @@ void SigningServer::reload_failed(const std::string& error) {
   report_.reload_ok = false;
   report_.error = error;
   report_.reload_time = std::time(nullptr);
+  ++report_.reloads;
 }
 
 nlohmann::json SigningServer::ring_report() const {

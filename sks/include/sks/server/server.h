@@ -90,7 +90,8 @@ class SigningServer {
   // The report's generation becomes config.rotation.loaded_generation.
   void reload(const Config& config);
   // A reload that failed before it reached reload() (the config or the
-  // rotation state could not be read): the report says so.
+  // rotation state could not be read): the report says so. Each attempt
+  // counts once in the report's `reloads`: reload() reports its own failure.
   void reload_failed(const std::string& error);
   // What the process signs with and loaded (GET /admin/v1/keys).
   nlohmann::json ring_report() const;
