@@ -169,7 +169,7 @@ allow_loopback = true
 TOML
 } >"$VERIFY_CONFIG"
 chmod 600 "$VERIFY_CONFIG"
-SKS=$STATE/prefix/bin/sks
+SKS=$STATE/sks1/bin/sks
 
 verify_identities() { # file of JSON lines {identity, orig, dest[, iat]}; checks every Nth
   local file=$1 every=$2 n=0 checked=0 identity orig dest iat
