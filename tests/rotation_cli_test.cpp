@@ -349,6 +349,8 @@ TEST_F(RotationCliTest, ServeSwitchesOnReloadShowsKeysAndKeepsTheRingWhenAReload
   const json report = json::parse(admin->body);
   EXPECT_EQ(report["generation"], status()["generation"]);
   EXPECT_TRUE(report["reload_ok"].get<bool>());
+  const std::int64_t reloads = report["reloads"].get<std::int64_t>();
+  EXPECT_GE(reloads, 1) << report;
   const json shown = report["profiles"][0];
   EXPECT_GT(shown["since"].get<std::int64_t>(), 0);
   EXPECT_EQ(shown["key"], state_keys()[1]["label"]);
@@ -374,13 +376,15 @@ TEST_F(RotationCliTest, ServeSwitchesOnReloadShowsKeysAndKeepsTheRingWhenAReload
   }
   write_file(state_path, state, 0640);
   sks->signal(SIGHUP);
+  // The outcome read is this reload's: the count of reloads has moved by one.
   json server_status;
   const auto status_deadline = Clock::now() + std::chrono::seconds(20);
   while (Clock::now() < status_deadline) {
     server_status = status()["server"];
-    if (!server_status["reload_ok"].get<bool>()) break;
+    if (server_status.value("reloads", std::int64_t{0}) > reloads) break;
     std::this_thread::yield();
   }
+  EXPECT_EQ(server_status["reloads"].get<std::int64_t>(), reloads + 1) << server_status;
   EXPECT_FALSE(server_status["reload_ok"].get<bool>());
   EXPECT_NE(server_status["error"].get<std::string>().find("missing-key"), std::string::npos)
       << server_status;

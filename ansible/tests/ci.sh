@@ -37,7 +37,15 @@
 #      same load (key_rotation_replace_x5u): no request fails, both
 #      instances sign with the same key at the new URL, the old URL is gone,
 #      the key stays in the token, a second run changes nothing; and neither
-#      does site.yml.
+#      does site.yml;
+#   6b. (between the two rotation runs, under the same load) the controller's
+#      fleet state and the control node's copy are deleted: rotate.yml must
+#      refuse, -e phase=recover must bring the same generation back from an
+#      instance's adopted state;
+#   8. site.yml --limit sks under ~220 req/s through HAProxy: a profile change
+#      (each instance reloaded once, same processes, the new SBC signs) and an
+#      upgrade (each restarted on the new binary), one instance at a time by
+#      HAProxy's stats, no failed request.
 # Everything it started is stopped on exit, and the state folder removed
 # (SKS_CI_KEEP_LOGS=DIR keeps the logs of a failed run there).
 set -euo pipefail
@@ -64,6 +72,7 @@ cleanup() {
   local rc=$?
   # The load of the rotation runs until a file appears: stop it first.
   [ -z "$LOAD_PID" ] || kill "$LOAD_PID" 2>/dev/null || true
+  [ -z "${WATCH_PID:-}" ] || kill "$WATCH_PID" 2>/dev/null || true
   for pidfile in "$STATE"/*/run/*.pid; do
     [ -f "$pidfile" ] || continue
     start-stop-daemon --stop --quiet --oknodo --pidfile "$pidfile" --retry TERM/10/KILL/2 || true
@@ -116,6 +125,8 @@ make_tls() {
     }
     issue server localhost $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
     issue client ci-sbc.example.net $'subjectAltName=DNS:ci-sbc.example.net\nextendedKeyUsage=clientAuth'
+    # The SBC step 8's profile change adds.
+    issue client2 ci-sbc-2.example.net $'subjectAltName=DNS:ci-sbc-2.example.net\nextendedKeyUsage=clientAuth'
     issue check haproxy-check.example.net $'subjectAltName=DNS:haproxy-check.example.net\nextendedKeyUsage=clientAuth'
     cat check.pem check.key >check-haproxy.pem
     rm -f ./*.csr ca.srl
@@ -401,13 +412,20 @@ OLD_X5U=https://127.0.0.1:8443/$OLD_KEY.pem
 json_field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
 info_of() { sed -n 's/.*;info=<\([^>]*\)>.*/\1/p'; }
 
+# ~220 signing requests/s through HAProxy over mutual TLS (8 keep-alive
+# connections, as SBCs keep them) until STOP-FILE exists; its summary in SUMMARY.
+start_load() { # STOP-FILE SUMMARY [load.py options]
+  local stop=$1 summary=$2
+  shift 2
+  python3 "$HERE/load.py" --port 9440 --cert "$TLS/client.pem" --key "$TLS/client.key" \
+    --ca "$TLS/ca.pem" --rate 220 --workers 8 --until-file "$stop" "$@" >"$summary" &
+  LOAD_PID=$!
+}
+
 STOP=$STATE/rotation-load.stop
 SIGNED=$STATE/signed-rotation.jsonl
 log "rotate.yml under ~220 signing requests/s through HAProxy (mutual TLS), for the whole rotation"
-python3 "$HERE/load.py" --port 9440 --cert "$TLS/client.pem" --key "$TLS/client.key" \
-  --ca "$TLS/ca.pem" --rate 220 --workers 8 --until-file "$STOP" \
-  --identities "$SIGNED" >"$STATE/rotation-load.json" &
-LOAD_PID=$!
+start_load "$STOP" "$STATE/rotation-load.json" --identities "$SIGNED"
 ROTATE_ARGS=(-e key_rotation_replace_key=$OLD_KEY)
 playbook rotate-1 rotate.yml "${ROTATE_ARGS[@]}" -e key_rotation_stop_before_retire=true
 "$SKS" rotate status --config "$FLEET_CONFIG" --json >"$STATE/fleet-status.json"
@@ -437,6 +455,36 @@ print(f"switch: first new-x5u token at {rows[first_new]['t']} s, last old-x5u to
       file=sys.stderr)
 PY
 verify_identities "$STATE/sample-switch.jsonl" 1
+
+# ---- 6b. the controller's fleet state is lost mid-rotation (the new key
+# active, the old one draining), and so is the control node's copy; the
+# load goes on. rotate.yml must refuse to act on what is left; phase
+# recover takes the newest copy (an instance's adopted state) back; the
+# rotation then goes on from it.
+FLEET_STATE=$STATE/sks1/var/fleet-rotation/state.json
+said() { # REGEX FILE: Ansible's output says it (its lines unwrapped)
+  python3 -c 'import re, sys; sys.exit(not re.search(sys.argv[1], " ".join(open(sys.argv[2]).read().split())))' "$@"
+}
+STATE_COPY=$STATE/pki-work/fleet-state.json
+LOST_GENERATION=$(json_field "$FLEET_STATE" "d['generation']")
+[ "$(json_field "$STATE_COPY" "d['generation']")" = "$LOST_GENERATION" ] ||
+  fail "the control node's copy of the fleet state is not at generation $LOST_GENERATION"
+rm -f "$FLEET_STATE" "$STATE_COPY"
+log "the controller's fleet state (generation $LOST_GENERATION) and the control node's copy deleted"
+if (cd "$ANSIBLE_DIR" && nice -n 10 ansible-playbook -i "$INVENTORY" rotate.yml "${ROTATE_ARGS[@]}") \
+  >"$STATE/rotate-lost.out" 2>&1; then
+  fail "rotate.yml ran on a controller that lost its fleet state"
+fi
+said "older than sks[12]:\\S+ at generation $LOST_GENERATION: the state on the controller was lost" "$STATE/rotate-lost.out" ||
+  { tail -n 30 "$STATE/rotate-lost.out" >&2; fail "rotate.yml did not stop on the lost fleet state"; }
+[ ! -e "$FLEET_STATE" ] || fail "the refused run wrote a fleet state"
+log "rotate.yml refused the lost state"
+playbook recover rotate.yml -e phase=recover
+[ "$(json_field "$FLEET_STATE" "d['generation']")" = "$LOST_GENERATION" ] || fail "recover did not bring back generation $LOST_GENERATION"
+cmp -s "$FLEET_STATE" "$STATE_COPY" || fail "the control node's copy is not the recovered state"
+said "recovered the fleet rotation state at generation $LOST_GENERATION from sks[12]:" "$STATE/recover.out" ||
+  fail "recover did not say where the state came from"
+log "recovered generation $LOST_GENERATION from an instance's adopted state"
 
 playbook rotate-2 rotate.yml "${ROTATE_ARGS[@]}"
 touch "$STOP"
@@ -482,10 +530,7 @@ log "rotate.yml --check: changed=0"
 RENEW_STOP=$STATE/renew-load.stop
 RENEW_SIGNED=$STATE/signed-renew.jsonl
 log "rotate.yml --reuse-key: $NEW_KEY renewed under ~220 signing requests/s through HAProxy"
-python3 "$HERE/load.py" --port 9440 --cert "$TLS/client.pem" --key "$TLS/client.key" \
-  --ca "$TLS/ca.pem" --rate 220 --workers 8 --until-file "$RENEW_STOP" \
-  --identities "$RENEW_SIGNED" >"$STATE/renew-load.json" &
-LOAD_PID=$!
+start_load "$RENEW_STOP" "$STATE/renew-load.json" --identities "$RENEW_SIGNED"
 RENEW_ARGS=(-e key_rotation_reuse_key=true -e "key_rotation_replace_x5u=$NEW_X5U")
 playbook renew-1 rotate.yml "${RENEW_ARGS[@]}"
 touch "$RENEW_STOP"
@@ -521,4 +566,111 @@ playbook renew-2 rotate.yml "${RENEW_ARGS[@]}"
 playbook site-3 site.yml
 [ "$RECAP_CHANGED" -eq 0 ] || { grep -B3 '^changed:' "$STATE/site-3.out" >&2 || true; fail "site.yml after the rotation changed $RECAP_CHANGED task(s)"; }
 log "site.yml after the rotation: changed=0"
+
+# ---- 8. rolling changes under load: a profile change, then an upgrade
+# Both through site.yml (serial: 1) under ~220 signing requests/s through
+# HAProxy. The profile change (a second SBC) must reload each instance
+# (same processes, each reports one more reload) and the new SBC must sign
+# on both; the upgrade (a changed binary, with the install method the
+# inventory uses: UPGRADE_ARGS) must restart each one (new processes
+# running the new binary). HAProxy's stats, read every 100 ms, must show
+# each instance taken out (DRAIN) and never both at once; no request fails.
+instance_id() { # pidfile: "pid start-time" of the live process
+  local pid
+  pid=$(cat "$1")
+  echo "$pid $(cut -d' ' -f22 "/proc/$pid/stat")"
+}
+reloads_of() { # port: the count of reloads the instance reports
+  curl -sS --fail --cacert "$TLS/ca.pem" --cert "$TLS/check.pem" --key "$TLS/check.key" \
+    "https://127.0.0.1:$1/admin/v1/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["reloads"])'
+}
+ROLL_STOP=$STATE/roll-load.stop
+log "rolling changes under ~220 signing requests/s through HAProxy"
+start_load "$ROLL_STOP" "$STATE/roll-load.json" --results "$STATE/results-roll.jsonl"
+python3 - "$STATE/haproxy-roll.log" "$ROLL_STOP" <<'PY' &
+import csv, io, os, sys, time, urllib.request
+out, stop = sys.argv[1], sys.argv[2]
+with open(out, "w") as f:
+    while not os.path.exists(stop) and os.path.isdir(os.path.dirname(out)):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:9441/;csv", timeout=1) as r:
+                rows = csv.DictReader(io.StringIO(r.read().decode().lstrip("# ")))
+                f.write(" ".join(r["svname"] + "=" + r["status"].replace(" ", "_") for r in rows
+                                 if r["pxname"] == "sks" and r["svname"] in ("sks1", "sks2")) + "\n")
+                f.flush()
+        except OSError:
+            pass
+        time.sleep(0.1)
+PY
+WATCH_PID=$!
+BEFORE="$(instance_id "$STATE/sks1/run/sks1.pid") $(instance_id "$STATE/sks2/run/sks2.pid")"
+RELOADS_BEFORE="$(reloads_of 9444) $(reloads_of 9445)"
+ROLL_START=$SECONDS
+playbook roll-profile site.yml --limit sks -e '{"ci_extra_clients": ["ci-sbc-2.example.net"]}'
+[ "$(instance_id "$STATE/sks1/run/sks1.pid") $(instance_id "$STATE/sks2/run/sks2.pid")" = "$BEFORE" ] ||
+  fail "the profile change restarted an instance"
+read -r r1 r2 <<<"$RELOADS_BEFORE"
+[ "$(reloads_of 9444) $(reloads_of 9445)" = "$((r1 + 1)) $((r2 + 1))" ] ||
+  fail "the profile change did not reload each instance once ($RELOADS_BEFORE -> $(reloads_of 9444) $(reloads_of 9445))"
+for port in 9444 9445; do
+  python3 "$HERE/load.py" --port "$port" --cert "$TLS/client2.pem" --key "$TLS/client2.key" \
+    --ca "$TLS/ca.pem" --rate 20 --duration 0.5 --workers 1 --expect-no-failures >/dev/null ||
+    fail "ci-sbc-2.example.net does not sign on 127.0.0.1:$port after the profile change"
+done
+log "profile change: both instances reloaded (same processes), ci-sbc-2.example.net signs on both ($((SECONDS - ROLL_START)) s)"
+
+# The upgrade: the next version of the sks package (this build's package
+# repacked: version +ciupgrade1, the binary with trailing bytes so the file a
+# process runs can be told apart), installed through the role's
+# sks_package_file as a repository's new version would be. dpkg replaces
+# /usr/bin/sks for both instances at once; each keeps running the old file
+# until its own turn restarts it.
+UPGRADE_DIR=$STATE/upgrade
+mkdir -p "$UPGRADE_DIR"
+dpkg-deb -R "$STATE"/packages/sks_*.deb "$UPGRADE_DIR/root"
+UPGRADE_VERSION=$PACKAGE_VERSION+ciupgrade1
+sed -i "s/^Version: .*/Version: $UPGRADE_VERSION/" "$UPGRADE_DIR/root/DEBIAN/control"
+printf '\nsks ci upgrade %s\n' "$UPGRADE_VERSION" >>"$UPGRADE_DIR/root/usr/bin/sks"
+(cd "$UPGRADE_DIR/root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | xargs -0 md5sum >DEBIAN/md5sums)
+UPGRADE_DEB=$UPGRADE_DIR/sks_${UPGRADE_VERSION}_amd64.deb
+dpkg-deb -b --root-owner-group "$UPGRADE_DIR/root" "$UPGRADE_DEB" >/dev/null || fail "repacking the sks package as $UPGRADE_VERSION"
+UPGRADE_ARGS=(-e "sks_package_file=$UPGRADE_DEB")
+UPGRADE_START=$SECONDS
+playbook roll-upgrade site.yml --limit sks "${UPGRADE_ARGS[@]}"
+[ "$(dpkg-query -W -f='${Version}' sks)" = "$UPGRADE_VERSION" ] || fail "site.yml did not install sks $UPGRADE_VERSION"
+for n in 1 2; do
+  read -r pid _ <<<"$(instance_id "$STATE/sks$n/run/sks$n.pid")"
+  case " $BEFORE " in *" $pid "*) fail "sks$n was not restarted by the upgrade" ;; esac
+  exe=$(readlink "/proc/$pid/exe")
+  [ "$exe" = /usr/bin/sks ] || fail "sks$n (pid $pid) runs '$exe', not the installed /usr/bin/sks"
+  cmp -s "/proc/$pid/exe" "$UPGRADE_DIR/root/usr/bin/sks" || fail "sks$n (pid $pid) does not run the binary of sks $UPGRADE_VERSION"
+done
+log "upgrade: sks $UPGRADE_VERSION installed, both instances restarted on its binary ($((SECONDS - UPGRADE_START)) s)"
+touch "$ROLL_STOP"
+rc=0
+wait "$LOAD_PID" || rc=$?
+LOAD_PID=
+wait "$WATCH_PID" || true
+WATCH_PID=
+cat "$STATE/roll-load.json" >&2
+[ "$rc" -eq 0 ] || fail "the load during the rolling changes failed"
+[ "$(json_field "$STATE/roll-load.json" "d['failed']")" -eq 0 ] || fail "requests failed during the rolling changes"
+[ "$(json_field "$STATE/roll-load.json" "int(d['rate'] >= 200)")" -eq 1 ] || fail "the load was under 200 requests/s"
+python3 - "$STATE/haproxy-roll.log" <<'PY' >&2 || fail "HAProxy's view of the rolling changes"
+import sys
+samples = [dict(kv.split("=", 1) for kv in line.split()) for line in open(sys.argv[1]) if line.strip()]
+# Out of service: drained, in maintenance or down ("UP_1/2", a check that
+# failed once, still takes connections).
+def out_of_service(s, name):
+    return not s.get(name, "UP").startswith("UP")
+out = {name: sum(1 for s in samples if out_of_service(s, name)) for name in ("sks1", "sks2")}
+both = [s for s in samples if all(out_of_service(s, n) for n in ("sks1", "sks2"))]
+print(f"HAProxy during the rolling changes: {len(samples)} samples, out of service: {out}, both at once: {len(both)}")
+if both:
+    sys.exit(f"both instances out of service at once: {both[:3]}")
+if not all(out.values()):
+    sys.exit("an instance was never taken out of service")
+PY
+log "rolling changes: $(json_field "$STATE/roll-load.json" "f\"{d['requests']} requests, {d['failed']} failed, {d['rate']}/s over {d['seconds']} s\"")"
+
 log "PASS"

@@ -350,6 +350,7 @@ TEST_F(KeyRingSwapTest, AdminKeysOnlyForAdmins) {
   report.since["p"] = 800;
   report.reload_ok = false;
   report.error = "a later reload failed";
+  report.reloads = 3;
   try {
     (void)server::admin_keys({"sbc"}, *ring, report, {"ops.example.net"}, 1000);
     ADD_FAILURE() << "an unlisted client read the admin API";
@@ -363,7 +364,7 @@ TEST_F(KeyRingSwapTest, AdminKeysOnlyForAdmins) {
       server::admin_keys({"x", "ops.example.net"}, *ring, report, {"ops.example.net"}, 1000);
   EXPECT_EQ(json::parse(shown),
             json::parse(R"({"generation":12,"loaded_at":900,"reload_ok":false,)"
-                        R"("error":"a later reload failed","reload_time":900,)"
+                        R"("error":"a later reload failed","reload_time":900,"reloads":3,)"
                         R"("profiles":[{"profile":"p","key":"key-a","since":800,)"
                         R"("x5u":"https://cr.example.net/a.pem","expires_in_s":86400}]})"));
   EXPECT_NE(ring->render_metrics(1000).find(

@@ -14,7 +14,8 @@ nlohmann::json describe_ring(const KeyRing& ring, const RingReport& report, std:
   }
   return {{"generation", report.generation},   {"loaded_at", report.loaded_at},
           {"reload_ok", report.reload_ok},     {"error", report.error},
-          {"reload_time", report.reload_time}, {"profiles", profiles}};
+          {"reload_time", report.reload_time}, {"reloads", report.reloads},
+          {"profiles", profiles}};
 }
 
 std::string admin_keys(const std::vector<std::string>& client_names, const KeyRing& ring,

@@ -464,10 +464,11 @@ void ApiServer::stop(std::chrono::milliseconds drain_timeout) {
 stir::http::Stats ApiServer::connection_stats() const { return http_->stats(); }
 
 void ApiServer::reload(const Config& fresh) {
-  // A state that cannot be read fails the reload before it starts (the
-  // caller reports it with reload_failed()), as a config that cannot be.
-  const Config config = apply_rotation_state(fresh);
+  // Every failure from here on, a rotation state that cannot be read
+  // included, is reported here once; the caller reports only a config it
+  // could not read (reload_failed()).
   try {
+    const Config config = apply_rotation_state(fresh);
     if (keys_ == nullptr) throw Error(ErrorCode::kConfig, "no signing role to reload");
     auto ring = KeyRing::build(config, *keys_);
     ring->self_test();  // a ring whose key fails never replaces a working one
@@ -497,6 +498,7 @@ void ApiServer::reload(const Config& fresh) {
     report_.loaded_at = report_.reload_time = now;
     report_.reload_ok = true;
     report_.error.clear();
+    ++report_.reloads;
     metrics_.count_reload(true);
   } catch (const std::exception& e) {
     reload_failed(e.what());
@@ -510,6 +512,7 @@ void ApiServer::reload_failed(const std::string& error) {
   report_.reload_ok = false;
   report_.error = error;
   report_.reload_time = std::time(nullptr);
+  ++report_.reloads;
 }
 
 nlohmann::json ApiServer::ring_report() const {

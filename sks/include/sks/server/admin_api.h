@@ -25,12 +25,16 @@ struct RingReport {
   bool reload_ok = true;         // the last reload (start-up included) succeeded
   std::string error;             // why it failed; the old ring stays
   std::int64_t reload_time = 0;  // the last reload attempt
+  // Reload attempts answered since the process started (ok or failed): a
+  // caller reads it, sends SIGHUP and waits for it to move, so the outcome
+  // it then reads is its own reload's, never an earlier one's.
+  std::int64_t reloads = 0;
   // Profile -> since when it signs with its current (key, x5u).
   std::map<std::string, std::int64_t> since;
 };
 
 // The document of GET /admin/v1/keys and of `sks serve`'s status file:
-// {"generation", "loaded_at", "reload_ok", "error", "reload_time",
+// {"generation", "loaded_at", "reload_ok", "error", "reload_time", "reloads",
 //  "profiles": [{"profile", "key", "x5u", "since", "expires_in_s"}]}.
 nlohmann::json describe_ring(const KeyRing& ring, const RingReport& report, std::int64_t now);
 

@@ -96,9 +96,10 @@ class ApiServer {
   // stir::Error and keeps the old ring on failure (the report says so).
   // The report's generation becomes config.rotation.loaded_generation.
   void reload(const Config& config);
-  // A reload that failed before it reached reload() (the config or the
-  // rotation state could not be read): the report and
-  // sks_keyring_reloads_total{result="failed"} say so (reload() calls it too).
+  // A reload that failed before it reached reload() (the config could not
+  // be read): the report and sks_keyring_reloads_total{result="failed"} say
+  // so. reload() reports its own failures (the rotation state included), so
+  // each attempt counts once, in the metric and in the report's `reloads`.
   void reload_failed(const std::string& error);
   // What the process signs with and loaded (GET /admin/v1/keys).
   nlohmann::json ring_report() const;
