@@ -394,6 +394,28 @@ TEST_F(RotationCliTest, ServeSwitchesOnReloadShowsKeysAndKeepsTheRingWhenAReload
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("sks_keyring_reloads_total{result=\"failed\"} 1"),
             std::string::npos);
+
+  // A state that cannot be read at all: that attempt counts once too, in
+  // the report (server-status.json beside the state: `sks rotate status`
+  // cannot read the state either) and in the metric; the ring stays.
+  write_file(state_path, "{not json", 0640);
+  sks->signal(SIGHUP);
+  const std::string server_status_path = dir.path() + "/rot/server-status.json";
+  const auto garbled_deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < garbled_deadline) {
+    server_status = json::parse(read_file(server_status_path), nullptr, false);
+    if (server_status.is_discarded()) continue;
+    if (server_status.value("reloads", std::int64_t{0}) > reloads + 1) break;
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(server_status["reloads"].get<std::int64_t>(), reloads + 2) << server_status;
+  EXPECT_FALSE(server_status["reload_ok"].get<bool>());
+  EXPECT_EQ(x5u_signed(*client), second);
+  metrics = client->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("sks_keyring_reloads_total{result=\"failed\"} 2"),
+            std::string::npos)
+      << metrics->body;
 }
 
 TEST_F(RotationCliTest, AdoptTakesTheControllersStateOnlyWhenItsX5uIsServedAndNeverAnOlderOne) {
