@@ -413,8 +413,7 @@ TEST_F(RotationCliTest, ServeSwitchesOnReloadShowsKeysAndKeepsTheRingWhenAReload
   EXPECT_EQ(x5u_signed(*client), second);
   metrics = client->Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("sks_keyring_reloads_total{result=\"failed\"} 2"),
-            std::string::npos)
+  EXPECT_NE(metrics->body.find("sks_keyring_reloads_total{result=\"failed\"} 2"), std::string::npos)
       << metrics->body;
 }
 
