@@ -12,6 +12,9 @@
 #   bench_tls_and_tncr        the dev TLS PKI in WORK/tls (sets TLS) and a
 #                             TN-CR config tn-cr.toml serving WORK/cr
 #   bench_logs                the last lines of each non-empty WORK/*.log
+#   bench_checks NAME         log, fail (report, set FAILED=1, go on) and die
+#                             (fail, bench_logs, exit 1) for a script
+#                             reporting as NAME
 
 bench_configure() {
   local build=$1 launcher=()
@@ -40,7 +43,10 @@ bench_workdir() {
 bench_start() {
   local name=$1
   shift
-  "$@" >"$name.out" 2>"$name.log" </dev/null &
+  # The file exists before the poll reads it: the child's own redirect may
+  # come later, and sed on a missing file would end the script (set -e).
+  : >"$name.out"
+  "$@" >>"$name.out" 2>"$name.log" </dev/null &
   bench_pids+=($!)
   eval "${name}_pid=$!"
   for _ in $(seq 600); do
@@ -72,4 +78,19 @@ bench_logs() {
   [ -n "${WORK:-}" ] || return 0
   for f in "$WORK"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
   return 0
+}
+
+bench_checks() {
+  BENCH_NAME=$1
+  FAILED=0
+  log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "$BENCH_NAME" "$*" >&2; }
+  fail() {
+    echo "$BENCH_NAME: FAILED: $*" >&2
+    FAILED=1
+  }
+  die() {
+    fail "$*"
+    bench_logs
+    exit 1
+  }
 }

@@ -44,19 +44,9 @@ done
 for tool in curl python3 openssl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (scripts/dev.sh installs it)" >&2; exit 69; }
 done
-log() { printf '%s soak: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-FAILED=0
-fail() {
-  echo "soak: FAILED: $*" >&2
-  FAILED=1
-}
-die() {
-  fail "$*"
-  bench_logs
-  exit 1
-}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
+bench_checks soak
 
 bench_configure "$BUILD"
 cmake --build "$BUILD" --parallel "$(nproc)" \

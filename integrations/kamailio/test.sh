@@ -82,19 +82,9 @@ for tool in kamailio kamcmd sipp curl openssl python3; do
   }
 done
 
-log() { printf '%s kamailio-test: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-FAILED=0
-fail() {
-  echo "kamailio-test: FAILED: $*" >&2
-  FAILED=1
-}
-die() {
-  fail "$*"
-  bench_logs
-  exit 1
-}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
+bench_checks kamailio-test
 
 if [ ! -x "$BUILD/sks/sks" ] || [ ! -x "$BUILD/tn-cr/tn-cr" ] || [ ! -x "$BUILD/dev-pki/sti-dev-ca" ]; then
   [ -f "$BUILD/CMakeCache.txt" ] || bench_configure "$BUILD"

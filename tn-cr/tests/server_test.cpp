@@ -763,9 +763,8 @@ TEST_F(MetricsTest, CountsRequestsBytesFetchesChainsAndExpiry) {
   put_file(repo_ + "/huge.pem", std::string(kMaxChainBytes + 1, 'A'));
   start();
   for (int i = 0; i < 2; ++i) ASSERT_EQ(get(std::string("/") + kName)->status, 200);
-  ASSERT_EQ(
-      get(std::string("/") + kName, {{"If-None-Match", http_rules::make_etag(chain_)}})->status,
-      304);
+  ASSERT_EQ(get(std::string("/") + kName, {{"If-None-Match", http_rules::make_etag(chain_)}})->status,
+            304);
   ASSERT_EQ(client()->Head((std::string("/") + kName).c_str())->status, 200);
   ASSERT_EQ(get("/missing.pem")->status, 404);
   ASSERT_EQ(get("/huge.pem")->status, 500);
