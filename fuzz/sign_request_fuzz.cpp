@@ -94,7 +94,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   record.status = 200;
   record.outcome = "ok";
-  record.response_body = result.response_body;
+  record.claims = result.claims;
+  record.signing_input = result.signing_input;
   (void)sks::server::AuditLog::format(record);
   const nlohmann::json response = nlohmann::json::parse(result.response_body);
   const std::string identity = response.at("signingResponse").at("identity");
