@@ -14,6 +14,7 @@
 
 #include "sks/pkcs11/attributes.h"
 #include "stir/error.h"
+#include "stir/hex.h"
 
 namespace sks::p11 {
 
@@ -79,16 +80,6 @@ bool read_bool(const Module& module, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE
   return value == CK_TRUE;
 }
 
-std::string hex(const std::vector<std::uint8_t>& bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string text;
-  for (auto b : bytes) {
-    text += kDigits[b >> 4];
-    text += kDigits[b & 15];
-  }
-  return text;
-}
-
 std::vector<CK_OBJECT_HANDLE> find_by(const Module& module, CK_SESSION_HANDLE session,
                                       CK_OBJECT_CLASS object_class, CK_ATTRIBUTE_TYPE key_type,
                                       const std::vector<std::uint8_t>& key) {
@@ -124,7 +115,7 @@ KeyInfo describe_key(const Module& module, CK_SESSION_HANDLE session, CK_OBJECT_
   check(get_attribute(module, session, key, type_attribute), "C_GetAttributeValue", "CKA_KEY_TYPE");
   if (key_type == CKK_EC) {
     const auto params = read_bytes(module, session, key, CKA_EC_PARAMS, "CKA_EC_PARAMS");
-    info.curve = params == kP256Params ? "P-256" : "EC " + hex(params);
+    info.curve = params == kP256Params ? "P-256" : "EC " + stir::hex(params);
   } else {
     info.curve = "not EC (CKK " + std::to_string(key_type) + ")";
   }

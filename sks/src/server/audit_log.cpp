@@ -15,6 +15,7 @@
 
 #include "sks/server/signing_api.h"
 #include "stir/error.h"
+#include "stir/hex.h"
 #include "stir/json_input.h"
 #include "stir/openssl.h"
 
@@ -25,16 +26,6 @@ namespace {
 using nlohmann::json;
 using stir::Error;
 using stir::ErrorCode;
-
-std::string hex(const stir::Sha256Digest& digest) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (const auto byte : digest) {
-    out += kDigits[byte >> 4];
-    out += kDigits[byte & 0x0F];
-  }
-  return out;
-}
 
 // orig, dest, attest, origid and iat from a PASSporT payload or a
 // signingRequest. Only scalar values are copied (strings, numbers,
@@ -152,7 +143,7 @@ std::string AuditLog::format(const AuditRecord& record) {
   if (record.claims) {
     // The members copy_claims() takes from a signed payload, as signed.
     const stir::ShakenClaims& claims = *record.claims;
-    line["signing_input_sha256"] = hex(stir::sha256(record.signing_input));
+    line["signing_input_sha256"] = stir::hex(stir::sha256(record.signing_input));
     if (!claims.orig_tn.empty()) line["orig"] = claims.orig_tn;
     if (!claims.dest_tn.empty()) {
       const auto end = claims.dest_tn.begin() +
