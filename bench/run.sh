@@ -244,6 +244,10 @@ fi
 half=$(json sks_saturation.json 'max(1, round(j["rate_per_s"] / 2))')
 load sks_half_rate "$sks_pid" --rate "$half" "${MTLS[@]}" "${SKS_REQUEST[@]}" "$SIGNING_URL"
 verify_sample sks_half_rate
+if [ -n "$AGAINST" ]; then # the same rate, so the two p99s compare
+  load against_half_rate "$sks_b_pid" --rate "$half" "${MTLS[@]}" "${SKS_REQUEST[@]}" "$SIGNING_URL_B"
+  verify_sample against_half_rate
+fi
 rss_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sks_pid/status")
 load tncr "$tncr_pid" --cacert "$TLS/ca.pem" --expect-substring 'BEGIN CERTIFICATE' "$X5U"
 log "in process: Verifier::verify with a cached certificate against OpenSSL's raw verify"
@@ -283,6 +287,8 @@ rate("in-process PASSporT, 1 thread", sign["passport_sign_1_thread_per_s"])
 rate("in-process PASSporT, 2 threads (ceiling)", sign["passport_sign_2_threads_per_s"])
 http(f"sks serve POST signing, mTLS, c={connections}", "sks_saturation")
 http(f"sks serve, fixed {half['target_rate_per_s']:.0f}/s (half)", "sks_half_rate")
+if against:
+    http(f"--against, fixed {half['target_rate_per_s']:.0f}/s (the same)", "against_half_rate")
 http(f"secsipidx sign-csv, TLS no client cert, c={connections}", "peer")
 http(f"tn-cr serve GET one chain, c={connections}", "tncr")
 rate("verify, cached certificate, 1 thread", float(vs_verify))

@@ -37,22 +37,28 @@ std::vector<CK_SLOT_ID> slots_with_token(const Module& module) {
   return slots;
 }
 
-// SoftHSM2 rewrites its token file at every C_Login (the PIN counters), and
-// another process reading it in that moment gets CKR_GENERAL_ERROR from
-// C_GetTokenInfo or C_Login, or token info without its label and flags: an
-// `sks` command run while `sks serve` (or a second instance on the same
-// token) logs in. Seen in CI. So these are tried a few times, 10 to 30 ms
-// apart, before they count as failures; a wrong PIN is never retried.
-constexpr int kTokenFileAttempts = 4;
+// SoftHSM2 rewrites its token file at every C_Login (the PIN counters): it
+// truncates the file, then locks and writes it. Another process reading it
+// in that moment gets CKR_GENERAL_ERROR from C_GetTokenInfo or C_Login, or
+// token info without its label and flags: an `sks` command run while
+// `sks serve` (or a second instance on the same token) logs in. Seen in CI.
+// A read that found the file half written marks SoftHSM2's copy of the token
+// invalid until the module reads its files again (C_Initialize), so a retry
+// in place helps only with an empty read; the callers below that can
+// reinitialize the module do so. Tries are 10, 20, 40, 80 and 160 ms apart
+// (310 ms in all, enough for a writer descheduled on a loaded machine); a
+// wrong PIN is never retried.
+constexpr int kTokenFileAttempts = 6;
+constexpr int kInPlaceAttempts = 2;
 
 void token_file_backoff(int attempt) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
+  std::this_thread::sleep_for(std::chrono::milliseconds(10 << (attempt - 1)));
 }
 
 template <typename Call>
 CK_RV retry_general_error(Call call) {
   CK_RV rv = call();
-  for (int attempt = 1; rv == CKR_GENERAL_ERROR && attempt < kTokenFileAttempts; ++attempt) {
+  for (int attempt = 1; rv == CKR_GENERAL_ERROR && attempt < kInPlaceAttempts; ++attempt) {
     token_file_backoff(attempt);
     rv = call();
   }
@@ -187,15 +193,25 @@ Session::~Session() {
 }
 
 namespace {
-TokenDescription require_token(const Module& module, const TokenSelector& selector) {
-  auto token = find_token(module, selector);
-  for (int attempt = 1; !token && attempt < kTokenFileAttempts; ++attempt) {
-    // Perhaps read while another process wrote it; SoftHSM2 reads its token
-    // files again only at C_Initialize.
+// find_token, read again from the files after a token file was caught half
+// written (CKR_GENERAL_ERROR) or a token was missing: perhaps read while
+// another process wrote it.
+std::optional<TokenDescription> find_token_settled(const Module& module,
+                                                   const TokenSelector& selector) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      auto token = find_token(module, selector);
+      if (token || attempt >= kTokenFileAttempts) return token;
+    } catch (const Pkcs11Error& e) {
+      if (e.rv() != CKR_GENERAL_ERROR || attempt >= kTokenFileAttempts) throw;
+    }
     token_file_backoff(attempt);
     module.reinitialize();
-    token = find_token(module, selector);
   }
+}
+
+TokenDescription require_token(const Module& module, const TokenSelector& selector) {
+  auto token = find_token_settled(module, selector);
   if (!token && list_tokens(module).empty()) {
     // Not one slot holds a token: the HSM is down or unreachable (a remote
     // module such as p11-kit-client.so, or a network HSM's client, lists
