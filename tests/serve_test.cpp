@@ -1,6 +1,7 @@
 // `sks serve` as an operator runs it: the real binary with a config file,
 // its "listening on" line, SIGTERM draining a request that is still being
-// sent before exiting 0, and SIGHUP swapping the key ring without restart.
+// sent before exiting 0, and SIGHUP swapping the key ring without restart;
+// /metrics on a listener of its own ([metrics]).
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -70,6 +71,34 @@ class ServeTest : public ::testing::Test {
     return match.empty() ? 0 : std::stoi(match[1]);
   }
 
+  // After start() with [metrics]: the port of its "metrics on" line.
+  int metrics_port(const std::string& scheme) {
+    const auto line = server->read_line(20000);
+    EXPECT_TRUE(line) << "no 'metrics on' line; log:\n" << read_file(dir.path() + "/serve.log");
+    if (!line) return 0;
+    std::smatch match;
+    const std::regex pattern("^metrics on " + scheme + R"(://127\.0\.0\.1:(\d+)/metrics$)");
+    EXPECT_TRUE(std::regex_match(*line, match, pattern)) << *line;
+    return match.empty() ? 0 : std::stoi(match[1]);
+  }
+
+  // The config of write_profile() with `metrics` (a [metrics] table) added.
+  void write_metrics(const std::string& metrics) {
+    write_profile("key-a", "https://cr.example.net/a.pem");
+    write_file(config_path, read_file(config_path) + "\n[metrics]\n" + metrics);
+  }
+
+  // A client of its own CA (the ops CA of the metrics listener, say).
+  std::unique_ptr<httplib::SSLClient> client_of(int port, const std::string& name) {
+    const std::string d = dir.path() + "/tls/";
+    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port, d + name + ".pem",
+                                                  d + name + ".key");
+    c->set_ca_cert_path((d + "server-ca.pem").c_str());
+    c->enable_server_certificate_verification(true);
+    c->set_read_timeout(20);
+    return c;
+  }
+
   std::unique_ptr<httplib::SSLClient> client(int port) {
     const std::string d = dir.path() + "/tls/";
     auto c =
@@ -79,6 +108,9 @@ class ServeTest : public ::testing::Test {
     c->set_read_timeout(20);
     return c;
   }
+
+  static constexpr const char* kMetrics404 =
+      R"({"requestError":{"serviceException":{"messageId":"SVC4003","text":"Resource '%1' not found","variables":["/metrics"]}}})";
 
   static std::string request_body() {
     return json{
@@ -276,6 +308,192 @@ TEST_F(ServeTest, TlsKeyOfAnotherOwnerStopsServeWithExit77BeforeListening) {
                             "(uid 0) or root"),
             std::string::npos)
       << result.err;
+}
+
+}  // namespace
+}  // namespace stir::testing
+
+namespace stir::testing {
+namespace {
+
+// ---- [metrics]: /metrics on a listener of its own ----------------------------
+
+// Plain HTTP on loopback: the metrics listener answers with the server's
+// metrics (the signing request just made is counted there), and the SBCs'
+// port answers /metrics 404 like any unknown path.
+TEST_F(ServeTest, MetricsListenerOnLoopbackServesTheMetricsAndTheSigningPort404s) {
+  write_metrics("listen = \"127.0.0.1\"\nport = 0\n");
+  const auto check = sks({"check-config"});
+  ASSERT_EQ(check.exit_code, 0) << check.describe();
+  const int port = start();
+  ASSERT_GT(port, 0);
+  const int metrics = metrics_port("http");
+  ASSERT_GT(metrics, 0);
+  auto c = client(port);
+  const auto signed_ok = c->Post("/stir/v1/signing", request_body(), "application/json");
+  ASSERT_TRUE(signed_ok);
+  ASSERT_EQ(signed_ok->status, 200) << signed_ok->body;
+  const auto on_signing_port = c->Get("/metrics");
+  ASSERT_TRUE(on_signing_port);
+  EXPECT_EQ(on_signing_port->status, 404);
+  EXPECT_EQ(on_signing_port->body, kMetrics404);
+
+  httplib::Client scraper("127.0.0.1", metrics);
+  // The access log counts a request after its response is written: poll.
+  const std::string counted =
+      "sks_requests_total{route=\"signing\",code=\"200\",outcome=\"ok\"} 1\n";
+  auto scraped = scraper.Get("/metrics");
+  for (int attempt = 0; attempt < 400; ++attempt) {
+    ASSERT_TRUE(scraped);
+    ASSERT_EQ(scraped->status, 200) << scraped->body;
+    if (scraped->body.find(counted) != std::string::npos) break;
+    ::poll(nullptr, 0, 10);
+    scraped = scraper.Get("/metrics");
+  }
+  ASSERT_TRUE(scraped);
+  EXPECT_EQ(scraped->get_header_value("Content-Type"), "text/plain; version=0.0.4");
+  EXPECT_NE(scraped->body.find(counted), std::string::npos) << scraped->body;
+  EXPECT_NE(scraped->body.find("sks_profile_active_key{profile=\"subscribers\",key=\"key-a\""),
+            std::string::npos);
+  // Nothing else is served there.
+  const auto other = scraper.Get("/readyz");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 404);
+  server->signal(SIGTERM);
+  EXPECT_EQ(server->wait(20000), 0);
+  // Both listeners are closed once it exited.
+  EXPECT_FALSE(httplib::Client("127.0.0.1", metrics).Get("/metrics"));
+}
+
+// Mutual TLS with the listener's own CA and allow-list: a listed identity
+// reads the metrics, another of that CA gets 403 POL4003 naming
+// metrics.clients, an SBC (another CA) cannot even connect.
+TEST_F(ServeTest, MetricsListenerWithMutualTlsServesOnlyItsAllowList) {
+  CertSpec ca_spec;
+  ca_spec.common_name = "ops CA";
+  ca_spec.ca = true;
+  const auto ops_ca = issue(ca_spec, nullptr);
+  for (const std::string name : {"prom", "grafana"}) {
+    CertSpec spec;
+    spec.common_name = name + ".example.net";
+    spec.dns_names = {spec.common_name};
+    spec.tls_client = true;
+    const auto client_cert = issue(spec, &ops_ca);
+    write_file(dir.path() + "/tls/" + name + ".pem", client_cert.certificate_pem());
+    write_file(dir.path() + "/tls/" + name + ".key", client_cert.private_key_pem());
+  }
+  write_file(dir.path() + "/tls/ops-ca.pem", ops_ca.certificate_pem());
+  const std::string d = dir.path() + "/tls/";
+  write_metrics("listen = \"127.0.0.1\"\nport = 0\ntls_cert = \"" + d +
+                "server.pem\"\ntls_key = \"" + d + "server.key\"\nclient_ca = \"" + d +
+                "ops-ca.pem\"\nclients = [\"prom.example.net\"]\n");
+  const int port = start();
+  ASSERT_GT(port, 0);
+  const int metrics = metrics_port("https");
+  ASSERT_GT(metrics, 0);
+
+  const auto scraped = client_of(metrics, "prom")->Get("/metrics");
+  ASSERT_TRUE(scraped);
+  EXPECT_EQ(scraped->status, 200) << scraped->body;
+  EXPECT_NE(scraped->body.find("sks_requests_total"), std::string::npos);
+  const auto refused = client_of(metrics, "grafana")->Get("/metrics");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 403);
+  EXPECT_EQ(
+      refused->body,
+      R"({"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["this client identity is not in metrics.clients"]}}})");
+  EXPECT_FALSE(client(metrics)->Get("/metrics"));  // the SBCs' CA is not this listener's
+  // The SBC port: 404, for Prometheus's identity too (it cannot connect there).
+  const auto on_signing_port = client(port)->Get("/metrics");
+  ASSERT_TRUE(on_signing_port);
+  EXPECT_EQ(on_signing_port->status, 404);
+  EXPECT_EQ(on_signing_port->body, kMetrics404);
+  EXPECT_FALSE(client_of(port, "prom")->Get("/metrics"));
+  server->signal(SIGTERM);
+  EXPECT_EQ(server->wait(20000), 0);
+}
+
+// Refused [metrics] tables: exit 78 naming the key, before anything listens.
+TEST_F(ServeTest, MetricsListenerConfigErrorsExit78BeforeAnythingListens) {
+  const std::string d = dir.path() + "/tls/";
+  const std::pair<std::string, std::string> cases[] = {
+      {"listen = \"0.0.0.0\"\nport = 0\n",
+       "metrics.listen = \"0.0.0.0\" is not a loopback address: plain HTTP is served on loopback "
+       "only; give metrics.tls_cert, metrics.tls_key and metrics.client_ca (mutual TLS) and "
+       "metrics.clients"},
+      {"listen = \"127.0.0.1\"\nport = 0\ntls_cert = \"" + d + "server.pem\"\ntls_key = \"" + d +
+           "server.key\"\n",
+       "metrics.tls_cert, metrics.tls_key and metrics.client_ca go together (mutual TLS), or "
+       "none of them (plain HTTP, on a loopback address only)"},
+      {"port = 0\nclients = [\"prom.example.net\"]\n",
+       "metrics.clients needs mutual TLS (metrics.tls_cert, metrics.tls_key and "
+       "metrics.client_ca): plain HTTP has no client identities"},
+      {"port = 0\nlab_plain_http = true\n", "unknown key 'lab_plain_http' in [metrics]"},
+  };
+  for (const auto& [table, message] : cases) {
+    write_metrics(table);
+    for (const char* command : {"serve", "check-config"}) {
+      const auto result = sks({command});
+      EXPECT_EQ(result.exit_code, 78) << command << ": " << result.describe();
+      EXPECT_EQ(result.out, "") << command;
+      EXPECT_NE(result.err.find(message), std::string::npos) << command << ": " << result.err;
+    }
+  }
+  // server.metrics_clients is for the signing port's /metrics only.
+  write_profile("key-a", "https://cr.example.net/a.pem");
+  std::string text = read_file(config_path);
+  text.insert(text.find("\n[[profile]]"), "\nmetrics_clients = [\"prom.example.net\"]\n");
+  write_file(config_path, text + "\n[metrics]\nport = 0\n");
+  const auto both = sks({"check-config"});
+  EXPECT_EQ(both.exit_code, 78) << both.describe();
+  EXPECT_NE(both.err.find("server.metrics_clients is for /metrics on the signing port; with "
+                          "[metrics] /metrics is on its own listener: list the identities in "
+                          "metrics.clients"),
+            std::string::npos)
+      << both.err;
+}
+
+// A reload never touches the listeners: a refused [metrics] fails the
+// reload (counted) and changes nothing; a valid new one is reported to take
+// effect at the next restart, and the running listener keeps answering.
+TEST_F(ServeTest, SighupKeepsTheMetricsListenerAndARefusedMetricsTableChangesNothing) {
+  write_metrics("listen = \"127.0.0.1\"\nport = 0\n");
+  const int port = start();
+  ASSERT_GT(port, 0);
+  const int metrics = metrics_port("http");
+  ASSERT_GT(metrics, 0);
+  httplib::Client scraper("127.0.0.1", metrics);
+  auto wait_for = [&](const std::string& needle) {
+    std::string body;
+    for (int attempt = 0; attempt < 400; ++attempt) {
+      const auto scraped = scraper.Get("/metrics");
+      if (scraped && scraped->status == 200) body = scraped->body;
+      if (body.find(needle) != std::string::npos) return true;
+      ::poll(nullptr, 0, 10);
+    }
+    ADD_FAILURE() << "no " << needle << " in\n" << body;
+    return false;
+  };
+  write_metrics("listen = \"0.0.0.0\"\nport = 0\n");
+  server->signal(SIGHUP);
+  ASSERT_TRUE(wait_for("sks_keyring_reloads_total{result=\"failed\"} 1\n"));
+  const auto after = client(port)->Post("/stir/v1/signing", request_body(), "application/json");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200) << after->body;
+  EXPECT_EQ(client(port)->Get("/metrics")->status, 404);  // still on its own listener only
+
+  write_metrics("listen = \"127.0.0.1\"\nport = 1\n");
+  server->signal(SIGHUP);
+  ASSERT_TRUE(wait_for("sks_keyring_reloads_total{result=\"ok\"} 1\n"));
+  server->signal(SIGTERM);
+  EXPECT_EQ(server->wait(20000), 0);
+  const auto log = read_file(dir.path() + "/serve.log");
+  EXPECT_NE(log.find("metrics.listen = \"0.0.0.0\" is not a loopback address"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("[metrics] differs from the running listener's: it takes effect at the "
+                     "next restart"),
+            std::string::npos)
+      << log;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "stir/http/listener_reader.h"
 #include "stir/http/tls.h"
 #include "stir/http/tls_files.h"
@@ -71,12 +73,13 @@ void require_tls_files(const stir::config::Reader& reader, const toml::table& ta
 
 std::set<std::string> listener_keys(const ListenerKeys& keys) {
   using stir::config::with_keys;
-  auto out = with_keys(with_keys({"listen", "tls_cert", "tls_key", "lab_plain_http"}, kAliases),
-                       kListenerFields);
+  auto out = with_keys(with_keys({"listen", "tls_cert", "tls_key"}, kAliases), kListenerFields);
+  if (keys.tls_required) out.insert("lab_plain_http");
   if (keys.body_limit) out = with_keys(std::move(out), kBodyFields);
   if (keys.client_certificates) {
     out = with_keys(std::move(out), kClientFields);
-    out.insert({"client_ca", "lab_no_client_cert"});
+    out.insert("client_ca");
+    if (keys.tls_required) out.insert("lab_no_client_cert");
   }
   return out;
 }
@@ -87,17 +90,21 @@ void read_listener(const stir::config::Reader& reader, const toml::table& table,
   if (auto listen = reader.string(table, "listen", where); !listen.empty()) config.listen = listen;
   config.tls_cert = reader.path(table, "tls_cert", where);
   config.tls_key = reader.path(table, "tls_key", where);
-  config.lab_plain_http = reader.boolean(table, "lab_plain_http", where, config.lab_plain_http);
+  if (keys.tls_required) {
+    config.lab_plain_http = reader.boolean(table, "lab_plain_http", where, config.lab_plain_http);
+  }
   read_aliases(reader, table, where, config);
   read_integers(reader, table, where, kListenerFields, config);
   if (keys.body_limit) read_integers(reader, table, where, kBodyFields, config);
   if (keys.client_certificates) {
     config.client_ca = reader.path(table, "client_ca", where);
-    config.lab_no_client_cert =
-        reader.boolean(table, "lab_no_client_cert", where, config.lab_no_client_cert);
+    if (keys.tls_required) {
+      config.lab_no_client_cert =
+          reader.boolean(table, "lab_no_client_cert", where, config.lab_no_client_cert);
+    }
     read_integers(reader, table, where, kClientFields, config);
   }
-  require_tls_files(reader, table, where, keys, config);
+  if (keys.tls_required) require_tls_files(reader, table, where, keys, config);
 }
 
 Options listener_options(const ListenerConfig& c, std::shared_ptr<boost::asio::ssl::context> tls) {
@@ -139,6 +146,13 @@ std::shared_ptr<boost::asio::ssl::context> make_listener_tls(
     warn("WARNING: lab_no_client_cert: clients are not authenticated. Never in production.");
   }
   return make_server_tls_context(files);
+}
+
+bool client_listed(const std::vector<std::string>& allowed,
+                   const std::vector<std::string>& client_names) {
+  return std::any_of(client_names.begin(), client_names.end(), [&](const std::string& name) {
+    return std::find(allowed.begin(), allowed.end(), name) != allowed.end();
+  });
 }
 
 std::string listener_url(const ListenerConfig& c, int port) {

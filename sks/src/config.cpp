@@ -1,7 +1,9 @@
 #include "sks/config.h"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -269,6 +271,52 @@ void read_server(const Reader& reader, const toml::table& root, ServerConfig& s)
   read_roles(reader, *server, s);
 }
 
+// [metrics] (MetricsConfig): the listener keys of [server] (no lab
+// switches) and its allow-list; mutual TLS, or plain HTTP on loopback.
+void read_metrics(const Reader& reader, const toml::table& root, const ServerConfig& server,
+                  MetricsConfig& m) {
+  const toml::table* table = sub_table(reader, root, "metrics");
+  if (table == nullptr) return;
+  m.present = true;
+  stir::http::ListenerKeys listener;
+  listener.tls_required = false;
+  listener.body_limit = false;  // GET only
+  std::set<std::string> keys = stir::http::listener_keys(listener);
+  keys.insert("clients");
+  reader.only_keys(*table, "[metrics]", keys);
+  const std::string w = "metrics";
+  stir::http::read_listener(reader, *table, w, listener, m);
+  if (table->get("clients") != nullptr) m.clients = reader.strings(*table, "clients", w);
+  const int given = int{!m.tls_cert.empty()} + int{!m.tls_key.empty()} + int{!m.client_ca.empty()};
+  if (given != 0 && given != 3) {
+    reader.fail(table,
+                "metrics.tls_cert, metrics.tls_key and metrics.client_ca go together (mutual "
+                "TLS), or none of them (plain HTTP, on a loopback address only)");
+  }
+  if (m.plain_http() && !is_loopback_address(m.listen)) {
+    reader.fail(table->get("listen") ? table->get("listen") : table,
+                "metrics.listen = \"" + m.listen +
+                    "\" is not a loopback address: plain HTTP is served on loopback only; give "
+                    "metrics.tls_cert, metrics.tls_key and metrics.client_ca (mutual TLS) and "
+                    "metrics.clients");
+  }
+  if (m.plain_http() && m.clients) {
+    reader.fail(table->get("clients"),
+                "metrics.clients needs mutual TLS (metrics.tls_cert, metrics.tls_key and "
+                "metrics.client_ca): plain HTTP has no client identities");
+  }
+  if (server.metrics_clients) {
+    reader.fail(nullptr,
+                "server.metrics_clients is for /metrics on the signing port; with [metrics] "
+                "/metrics is on its own listener: list the identities in metrics.clients");
+  }
+  if (server.present && m.port == server.port && m.port != 0) {
+    reader.fail(table->get("port") ? table->get("port") : table,
+                "metrics.port " + std::to_string(m.port) +
+                    " is server.port: the metrics listener needs a port of its own");
+  }
+}
+
 bool is_attestation(const std::string& a) { return a == "A" || a == "B" || a == "C"; }
 
 void read_rate_limit(const Reader& reader, const toml::table& root, RateLimitConfig& r) {
@@ -424,12 +472,13 @@ Config load_config(const std::string& path) {
   config.path = path;
   const Reader reader(path);
   reader.only_keys(root, "the top level",
-                   {"token", "keyring", "certificates", "server", "profile", "verifier", "rotation",
-                    "rate_limit", "audit"});
+                   {"token", "keyring", "certificates", "server", "metrics", "profile", "verifier",
+                    "rotation", "rate_limit", "audit"});
 
   read_token(reader, root, config);
   read_keyring(reader, root, config);
   read_server(reader, root, config.server);
+  read_metrics(reader, root, config.server, config.metrics);
   read_profiles(reader, root, config);
   read_verifier(reader, root, config);
   read_rotation(reader, root, config);
@@ -467,6 +516,14 @@ Config load_config(const std::string& path) {
                     std::to_string(floor));
   }
   return config;
+}
+
+bool is_loopback_address(const std::string& address) {
+  unsigned char bytes[16];
+  if (::inet_pton(AF_INET, address.c_str(), bytes) == 1) return bytes[0] == 127;
+  static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return ::inet_pton(AF_INET6, address.c_str(), bytes) == 1 &&
+         std::equal(bytes, bytes + 16, kLoopback6);
 }
 
 void apply_module_env(const TokenConfig& token) {

@@ -266,6 +266,54 @@ TEST_F(ConfigTest, HostilePeerLimitsHaveDefaultsAndRanges) {
       std::string::npos);
 }
 
+// [metrics]: its defaults, the addresses plain HTTP may use (loopback:
+// 127.0.0.0/8 and ::1), and the refusals with the key they name.
+TEST_F(ConfigTest, MetricsListenerHasDefaultsAndServesPlainHttpOnLoopbackOnly) {
+  const std::string head = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +
+                           "\"\nlabel = \"a\"\npin_file = \"p\"\n"
+                           "[server]\nlab_plain_http = true\nroles = [\"verification\"]\n"
+                           "[verifier]\ntrust_anchors = \"root.pem\"\n";
+  const Config absent = load_config(write("a.toml", head));
+  EXPECT_FALSE(absent.metrics.present);
+
+  const Config plain = load_config(write("p.toml", head + "[metrics]\n"));
+  EXPECT_TRUE(plain.metrics.present);
+  EXPECT_TRUE(plain.metrics.plain_http());
+  EXPECT_EQ(plain.metrics.listen, "127.0.0.1");
+  EXPECT_EQ(plain.metrics.port, 9464);
+  EXPECT_EQ(plain.metrics.io_threads, 1u);
+  EXPECT_EQ(plain.metrics.max_connections, 64u);
+  EXPECT_FALSE(plain.metrics.clients.has_value());
+  for (const char* loopback : {"127.0.0.1", "127.1.2.3", "::1"}) {
+    EXPECT_EQ(load_config(write("l.toml", head + "[metrics]\nlisten = \"" + loopback + "\"\n"))
+                  .metrics.listen,
+              loopback);
+  }
+  for (const char* other : {"0.0.0.0", "10.0.0.1", "::", "::ffff:127.0.0.1", "localhost"}) {
+    EXPECT_NE(error_of(head + "[metrics]\nlisten = \"" + other + "\"\n")
+                  .find("metrics.listen = \"" + std::string(other) +
+                        "\" is not a loopback address: plain HTTP is served on loopback only"),
+              std::string::npos)
+        << other;
+  }
+  const Config tls = load_config(write(
+      "t.toml", head + "[metrics]\nlisten = \"0.0.0.0\"\nport = 9999\ntls_cert = \"s.pem\"\n"
+                       "tls_key = \"s.key\"\nclient_ca = \"ops.pem\"\nclients = [\"prom\"]\n"));
+  EXPECT_FALSE(tls.metrics.plain_http());
+  EXPECT_EQ(tls.metrics.port, 9999);
+  EXPECT_EQ(tls.metrics.clients, std::vector<std::string>{"prom"});
+  EXPECT_NE(error_of(head + "[metrics]\nport = 70000\n")
+                .find("metrics.port must be an integer from 0 to 65535"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "[metrics]\nmax_body_bytes = 1024\n")
+                .find("unknown key 'max_body_bytes' in [metrics]"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(head + "[metrics]\nport = 8444\n")
+          .find("metrics.port 8444 is server.port: the metrics listener needs a port of its own"),
+      std::string::npos);
+}
+
 // Issue 22: the bounds on token calls and how the module is called.
 TEST_F(ConfigTest, TokenCallBoundsHaveDefaultsAndRanges) {
   const std::string token = std::string("[token]\nmodule = \"") + STIR_SOFTHSM_MODULE +

@@ -216,12 +216,9 @@ stir::http::Response Server::Impl::serve_chain(const stir::http::Request& reques
 }
 
 stir::http::Response Server::Impl::serve_metrics(const stir::http::RequestContext& context) const {
-  const auto& names = context.connection.client_names;
-  const bool listed = std::any_of(names.begin(), names.end(), [this](const std::string& name) {
-    return std::find(options.metrics_clients.begin(), options.metrics_clients.end(), name) !=
-           options.metrics_clients.end();
-  });
-  if (!listed) return error_response(403, "this client identity is not in server.metrics_clients");
+  if (!stir::http::client_listed(options.metrics_clients, context.connection.client_names)) {
+    return error_response(403, "this client identity is not in server.metrics_clients");
+  }
   auto response = stir::http::Response::text(
       200, metrics.render(options.repository_dir, std::time(nullptr), http->stats()),
       "text/plain; version=0.0.4; charset=utf-8");

@@ -29,6 +29,15 @@
 //   admins = ["ops.example.net"]   # client identities allowed on GET /admin/v1/keys
 //   verification_clients = ["sbc1.example.net"]  # absent: any client of client_ca
 //   metrics_clients = ["prometheus.example.net"]  # absent: any client of client_ca
+//                                # (only without [metrics]: GET /metrics on this port)
+//
+//   [metrics]                    # optional; see MetricsConfig: /metrics on a listener
+//   listen = "127.0.0.1"         #   of its own; the signing port then 404s /metrics
+//   port = 9464
+//   tls_cert = "tls/server.pem"  # all three or none; none: plain HTTP, loopback only
+//   tls_key = "tls/server.key"
+//   client_ca = "tls/ops-ca.pem"
+//   clients = ["prometheus.example.net"]  # absent: any client of metrics.client_ca
 //
 //   [rate_limit]                 # `sks serve`, signing route; see RateLimitConfig
 //   per_client_per_s = 0         # 0 = off (the default)
@@ -198,6 +207,34 @@ struct ServerConfig : stir::http::ListenerConfig {
   std::optional<std::vector<std::string>> metrics_clients;
 };
 
+// [metrics]: GET /metrics on a listener of its own, so the SBCs' signing
+// port serves nothing but the API (it answers /metrics 404 once this table
+// is given; without it /metrics stays on the signing port, gated by
+// server.metrics_clients, as before the table existed). The listener
+// settings are the same keys as [server]'s, read by the same reader, with
+// defaults for a scrape a few times a minute (1 I/O thread, 64 connections,
+// port 9464). Either mutual TLS (tls_cert, tls_key and client_ca: its own
+// CA, e.g. the ops CA of Prometheus's identity; `clients` its allow-list,
+// exact bytes, 403 POL4003 for others) or, with none of the three, plain
+// HTTP, which only a loopback address may serve (a node-local scraper).
+// A reload (SIGHUP) does not change it: a new [metrics] needs a restart;
+// a config whose [metrics] is invalid fails the reload and changes nothing.
+struct MetricsConfig : stir::http::ListenerConfig {
+  MetricsConfig() {
+    port = 9464;
+    io_threads = 1;
+    max_connections = 64;
+  }
+  bool present = false;  // a [metrics] table was given
+  // Client identities allowed (CN or DNS SAN, exact bytes). Absent
+  // (nullopt): any client certificate of metrics.client_ca; [] : nobody.
+  std::optional<std::vector<std::string>> clients;
+  bool plain_http() const { return tls_cert.empty(); }
+};
+
+// Whether `address` (IPv4 or IPv6 text) is a loopback address: 127.0.0.0/8 or ::1.
+bool is_loopback_address(const std::string& address);
+
 // Per-client token buckets on the signing route (sks/server/rate_limiter.h).
 // Off by default: the right rate is the client's busy-hour calls per second
 // with headroom, which only the carrier knows, and a refused signature is a
@@ -231,6 +268,7 @@ struct Config {
   TokenConfig token;
   CertificateStoreConfig certificates;
   ServerConfig server;
+  MetricsConfig metrics;
   std::vector<SigningProfile> profiles;
   std::optional<stir::vs::VerifierConfig> verifier;  // a [verifier] table was given
   RotationConfig rotation;

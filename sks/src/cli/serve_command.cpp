@@ -2,6 +2,7 @@
 // requests and exits 0; SIGHUP re-reads the config's profiles and the
 // rotation state, self-tests every key and swaps the key ring without a
 // restart; a failed reload keeps the old ring (log, /metrics, status file).
+// [server] and [metrics] (the listeners) change only with a restart.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -49,6 +50,14 @@ void write_server_status(const Config& config, const server::ApiServer& server) 
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cannot write the server status file: %s\n", e.what());
   }
+}
+
+// The [metrics] settings a reload cannot change (the listener is bound
+// once, at start).
+bool same_metrics_listener(const MetricsConfig& a, const MetricsConfig& b) {
+  return a.present == b.present && a.listen == b.listen && a.port == b.port &&
+         a.tls_cert == b.tls_cert && a.tls_key == b.tls_key && a.client_ca == b.client_ca &&
+         a.clients == b.clients;
 }
 
 void run_serve(const Context& context) {
@@ -100,6 +109,11 @@ void run_serve(const Context& context) {
           server.reload(fresh);
           std::fprintf(stderr, "reloaded signing profiles from %s and the rotation state\n",
                        path.c_str());
+          if (!same_metrics_listener(fresh.metrics, config.metrics)) {
+            std::fprintf(stderr,
+                         "[metrics] differs from the running listener's: it takes effect at the "
+                         "next restart\n");
+          }
           write_server_status(fresh, server);
           current = std::move(fresh);
         } catch (const std::exception& e) {
@@ -130,6 +144,9 @@ void run_serve(const Context& context) {
                     : config.server.listen)
             << ":" << port << config.server.api_root
             << (config.server.signing ? "/signing" : "/verification") << std::endl;
+  if (const std::string metrics = server.metrics_url(); !metrics.empty()) {
+    std::cout << "metrics on " << metrics << std::endl;
+  }
   server.serve();
   {
     std::lock_guard lock(served.mutex);

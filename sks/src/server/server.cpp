@@ -102,10 +102,11 @@ Response& reply_json(Response& response, std::string body, std::string outcome) 
 // means any client certificate of client_ca; names compare as exact bytes.
 bool listed(const std::optional<std::vector<std::string>>& list,
             const std::vector<std::string>& client_names) {
-  if (!list) return true;
-  return std::any_of(client_names.begin(), client_names.end(), [&](const std::string& name) {
-    return std::find(list->begin(), list->end(), name) != list->end();
-  });
+  return !list || stir::http::client_listed(*list, client_names);
+}
+
+void warn_on_stderr(std::string_view warning) {
+  std::fprintf(stderr, "%.*s\n", static_cast<int>(warning.size()), warning.data());
 }
 
 // The header rules every JSON POST route shares (signing_api.h); throws
@@ -126,6 +127,9 @@ ApiServer::ApiServer(const Config& config, p11::KeyStore* keys)
   check_roles();
   if (!config_.audit.file.empty()) audit_ = std::make_unique<AuditLog>(config_.audit);
   http_ = std::make_unique<stir::http::Server>(http_options());
+  if (config_.metrics.present) {
+    metrics_http_ = std::make_unique<stir::http::Server>(metrics_options());
+  }
 }
 
 ApiServer::~ApiServer() = default;
@@ -159,10 +163,8 @@ void ApiServer::check_roles() {
 stir::http::Options ApiServer::http_options() {
   const ServerConfig& s = config_.server;
   scheme_ = s.lab_plain_http ? "http" : "https";
-  stir::http::Options o = stir::http::listener_options(
-      s, stir::http::make_listener_tls(s, "sks", [](std::string_view warning) {
-        std::fprintf(stderr, "%.*s\n", static_cast<int>(warning.size()), warning.data());
-      }));
+  stir::http::Options o =
+      stir::http::listener_options(s, stir::http::make_listener_tls(s, "sks", warn_on_stderr));
   // One signing worker per token session: more workers than sessions would
   // only wait for a session. A signature runs on the I/O thread that read
   // the request while a worker (so a session) is idle, without the hop to
@@ -188,7 +190,28 @@ stir::http::Options ApiServer::http_options() {
     if (request.path() == signing_path) audit(request, context, response, {});
     return response;
   };
-  o.protocol_error = [max_body = s.max_body_bytes](const stir::http::ProtocolError& refused) {
+  add_error_answers(o);
+  return o;
+}
+
+// [metrics]: GET /metrics alone, with the same answers as the signing port
+// for everything else (404, 405, malformed requests).
+stir::http::Options ApiServer::metrics_options() {
+  const MetricsConfig& m = config_.metrics;
+  stir::http::Options o = stir::http::listener_options(
+      m, m.plain_http() ? nullptr : stir::http::make_listener_tls(m, "sks", warn_on_stderr));
+  o.workers = 1;  // no blocking route: the pool stays idle
+  o.worker_queue = 8;
+  add_metrics_route(o.router, m.clients, "metrics.clients");
+  add_refusals(o.router, {}, {});
+  add_error_answers(o);
+  return o;
+}
+
+// What both listeners answer to a request refused unread, a handler's
+// exception, and the access log (one line and sks_requests_total each).
+void ApiServer::add_error_answers(stir::http::Options& o) {
+  o.protocol_error = [max_body = o.body_limit](const stir::http::ProtocolError& refused) {
     using Problem = stir::RequestError::Problem;
     Response response = begin_response(Request{}, "other");
     if (refused.status == 413) {
@@ -209,7 +232,6 @@ stir::http::Options ApiServer::http_options() {
     return reply_error(response, Error(ErrorCode::kInternal, std::string(what)));
   };
   o.access_log = [this](const stir::http::AccessRecord& record) { log_access(record); };
-  return o;
 }
 
 void ApiServer::add_routes(stir::http::Router& router) {
@@ -235,26 +257,52 @@ void ApiServer::add_routes(stir::http::Router& router) {
         Run::kBlocking, "verification");
   }
   add_operations_routes(router);
-  router.method_not_allowed([signing_path, verification_path](const Request& request,
-                                                              const RequestContext&,
-                                                              const std::string& allow) {
-    const std::string_view path = request.path();
-    std::string route = "other";
-    if (path == signing_path) {
-      route = "signing";
-    } else if (path == verification_path) {
-      route = "verification";
-    } else if (!path.empty()) {
-      route = std::string(path.substr(1));
-    }
-    Response response = begin_response(request, route);
-    reply_error(response, stir::RequestError::method_not_allowed(std::string(request.method)));
-    return response.header("Allow", allow);
-  });
+  add_refusals(router, signing_path, verification_path);
+}
+
+// 405 with Allow for a known path (the access log's route: the API route's
+// name, else the path), 404 SVC4003 for any other.
+void ApiServer::add_refusals(stir::http::Router& router, std::string signing_path,
+                             std::string verification_path) {
+  router.method_not_allowed(
+      [signing_path = std::move(signing_path), verification_path = std::move(verification_path)](
+          const Request& request, const RequestContext&, const std::string& allow) {
+        const std::string_view path = request.path();
+        std::string route = "other";
+        if (!signing_path.empty() && path == signing_path) {
+          route = "signing";
+        } else if (!verification_path.empty() && path == verification_path) {
+          route = "verification";
+        } else if (!path.empty()) {
+          route = std::string(path.substr(1));
+        }
+        Response response = begin_response(request, route);
+        reply_error(response, stir::RequestError::method_not_allowed(std::string(request.method)));
+        return response.header("Allow", allow);
+      });
   router.fallback([](const Request& request, const RequestContext&) {
     Response response = begin_response(request, "other");
     return reply_error(response, stir::RequestError::not_found(std::string(request.path())));
   });
+}
+
+// GET /metrics for the clients `clients` lists (absent: any client
+// certificate); others get 403 POL4003 naming `list_name`.
+void ApiServer::add_metrics_route(stir::http::Router& router,
+                                  const std::optional<std::vector<std::string>>& clients,
+                                  const std::string& list_name) {
+  router.add("GET", "/metrics",
+             [this, clients, refusal = "this client identity is not in " + list_name](
+                 const Request& request, const RequestContext& context) {
+               return respond(request, "metrics", [&](Response& response) {
+                 if (!listed(clients, context.connection.client_names)) {
+                   throw stir::RequestError::forbidden(refusal);
+                 }
+                 response.body = render_metrics();
+                 response.outcome = "ok";
+                 response.header("Content-Type", "text/plain; version=0.0.4");
+               });
+             });
 }
 
 // Health, readiness, metrics and the admin API.
@@ -277,17 +325,10 @@ void ApiServer::add_operations_routes(stir::http::Router& router) {
                           reason.empty() ? "ok" : "not_ready");
       },
       stir::http::Run::kBlocking, "readiness");
-  router.add("GET", "/metrics", [this](const Request& request, const RequestContext& context) {
-    return respond(request, "metrics", [&](Response& response) {
-      if (!listed(config_.server.metrics_clients, context.connection.client_names)) {
-        throw stir::RequestError::forbidden(
-            "this client identity is not in server.metrics_clients");
-      }
-      response.body = render_metrics();
-      response.outcome = "ok";
-      response.header("Content-Type", "text/plain; version=0.0.4");
-    });
-  });
+  // With [metrics], /metrics is on its own listener only: 404 here.
+  if (!config_.metrics.present) {
+    add_metrics_route(router, config_.server.metrics_clients, "server.metrics_clients");
+  }
   router.add("GET", "/admin/v1/keys",
              [this](const Request& request, const RequestContext& context) {
                return respond(request, "admin/v1/keys", [&](Response& response) {
@@ -414,8 +455,8 @@ void ApiServer::token_failed(Response& response, const Error& error) {
     metrics_.count_pkcs11_error(failure->function(), failure->rv_name());
   }
   if (error.code() != ErrorCode::kUnavailable) {
-    log_.write(rfc3339_millis(std::chrono::system_clock::now()) + " request_id=" +
-               response.request_id + " signing failed: " + error.what() + "\n");
+    log_.write(rfc3339_millis(std::chrono::system_clock::now()) +
+               " request_id=" + response.request_id + " signing failed: " + error.what() + "\n");
   }
   reply_error(response, error);
 }
@@ -452,13 +493,35 @@ void ApiServer::log_access(const stir::http::AccessRecord& record) {
   log_.write(line);  // batched: one write() per batch, not per request
 }
 
-int ApiServer::bind() { return http_->bind(); }
+int ApiServer::bind() {
+  const int port = http_->bind();
+  if (metrics_http_) metrics_port_ = metrics_http_->bind();
+  return port;
+}
 
-void ApiServer::serve() { http_->serve(); }
+void ApiServer::serve() {
+  // The metrics listener on a thread of its own, stopped with the signing
+  // one (stop(), or the signing listener's serve() ending by itself).
+  std::thread metrics;
+  if (metrics_http_) metrics = std::thread([this] { metrics_http_->serve(); });
+  http_->serve();
+  if (metrics_http_) {
+    metrics_http_->stop(std::chrono::seconds(1));
+    metrics.join();
+  }
+}
 
 void ApiServer::stop(std::chrono::milliseconds drain_timeout) {
   draining_.store(true);
   http_->stop(drain_timeout);
+  if (metrics_http_) metrics_http_->stop(drain_timeout);
+}
+
+std::string ApiServer::metrics_url() const {
+  if (!metrics_http_ || metrics_port_ < 0) return {};
+  stir::http::ListenerConfig shown = config_.metrics;
+  shown.lab_plain_http = config_.metrics.plain_http();  // the URL's scheme
+  return stir::http::listener_url(shown, metrics_port_) + "/metrics";
 }
 
 stir::http::Stats ApiServer::connection_stats() const { return http_->stats(); }

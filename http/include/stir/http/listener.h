@@ -28,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "stir/http/server.h"
 
@@ -74,6 +75,12 @@ Options listener_options(const ListenerConfig& config,
 std::shared_ptr<boost::asio::ssl::context> make_listener_tls(
     const ListenerConfig& config, std::string_view program,
     const std::function<void(std::string_view)>& warn);
+
+// Whether one of a client's certificate names (CN or DNS SAN, as the TLS
+// layer read them) is in `allowed`, compared as exact bytes: the allow-list
+// check of both servers' /metrics and of sks's role lists.
+bool client_listed(const std::vector<std::string>& allowed,
+                   const std::vector<std::string>& client_names);
 
 // "https://127.0.0.1:8443" (scheme, listen address in brackets when IPv6,
 // `port`).

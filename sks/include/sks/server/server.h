@@ -11,7 +11,9 @@
 //                             verifies a self-test digest (200, else 503;
 //                             503 at once while the token's breaker is open)
 //   GET  /metrics             Prometheus text (see metrics.h), with the active
-//                             key per profile and seconds to notAfter
+//                             key per profile and seconds to notAfter; with
+//                             [metrics] on that listener only (MetricsConfig,
+//                             config.h), and 404 here
 //   GET  /admin/v1/keys       the keys this process signs with (admin_api.h;
 //                             server.admins only)
 //
@@ -55,7 +57,9 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "sks/config.h"
 #include "sks/pkcs11/key_store.h"
@@ -78,9 +82,14 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  // Binds the listening socket; returns the port (config port 0 = ephemeral).
+  // Binds the listening socket, and the metrics listener's with [metrics];
+  // returns the signing port (config port 0 = ephemeral).
   int bind();
-  // Serves until stop(); returns once in-flight requests have finished.
+  // After bind(): "http://127.0.0.1:9464/metrics" of the metrics listener
+  // (its bound port); empty without [metrics].
+  std::string metrics_url() const;
+  // Serves until stop(), both listeners (the metrics one on a thread of its
+  // own); returns once in-flight requests have finished on both.
   void serve();
   void stop(std::chrono::milliseconds drain_timeout = std::chrono::seconds(10));
   // Connection counters of the HTTP layer (also in /metrics).
@@ -114,7 +123,14 @@ class ApiServer {
  private:
   void check_roles();
   stir::http::Options http_options();
+  stir::http::Options metrics_options();
+  void add_error_answers(stir::http::Options& options);
   void add_routes(stir::http::Router& router);
+  void add_refusals(stir::http::Router& router, std::string signing_path,
+                    std::string verification_path);
+  void add_metrics_route(stir::http::Router& router,
+                         const std::optional<std::vector<std::string>>& clients,
+                         const std::string& list_name);
   void add_operations_routes(stir::http::Router& router);
   std::string render_metrics() const;
   // The signing route: the client's rate limit (429 POL4029), then sign(),
@@ -146,6 +162,8 @@ class ApiServer {
   std::unique_ptr<AuditLog> audit_;               // with [audit]; outlives http_
   LineWriter log_{2};  // stderr: access and request error lines; outlives http_
   std::unique_ptr<stir::http::Server> http_;
+  std::unique_ptr<stir::http::Server> metrics_http_;  // with [metrics]
+  int metrics_port_ = -1;                             // bound by bind()
 };
 
 }  // namespace sks::server
