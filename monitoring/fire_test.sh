@@ -9,8 +9,9 @@
 #                    signature_check = "always", audit log on /dev/full
 #   sks serve  B     signing and verification, the same token directly; a
 #                    second rotation profile that never got a key
-#   prometheus       scrapes A and B (job sks) and the TN-CR (job tn-cr)
-#                    every second, evaluates the rules every second
+#   prometheus       scrapes A and B (job sks: their [metrics] listeners,
+#                    mutual TLS, the scrape identity alone) and the TN-CR
+#                    (job tn-cr) every second, evaluates the rules every second
 #
 # Each instance keeps its own copy of the rotation state, as on separate
 # hosts; the STI-CA is sti-dev-ca, whose certificates here live 2 days.
@@ -151,6 +152,14 @@ tls_cert = "$TLS/server.pem"
 tls_key = "$TLS/server.key"
 client_ca = "$TLS/ca.pem"
 roles = [$1]
+
+[metrics]
+listen = "127.0.0.1"
+port = 0
+tls_cert = "$TLS/server.pem"
+tls_key = "$TLS/server.key"
+client_ca = "$TLS/ca.pem"
+clients = ["$SCRAPER"]
 TOML
 }
 
@@ -187,13 +196,30 @@ chmod 600 a.toml b.toml
 log "first key of profile shaken: sks rotate run (issue, 2-day certificate, publish, activate)"
 "$SKS" rotate run --config a.toml --profile shaken >rotate-first.log 2>&1 || { cat rotate-first.log >&2; fail "sks rotate run"; }
 cp -a rotation-a rotation-b
+# metrics_base NAME: the base URL of the "metrics on" line of NAME's
+# `sks serve` (printed just after its "listening on" line).
+metrics_base() {
+  local url=''
+  for _ in $(seq 100); do
+    url=$(sed -n 's|^metrics on \(.*\)/metrics$|\1|p' "$1.out")
+    [ -n "$url" ] && { echo "$url"; return; }
+    sleep 0.05
+  done
+  fail "$1 printed no 'metrics on' line"
+}
+# *_BASE: the signing listener; *_METRICS and *_HOST (Prometheus's instance
+# label): the metrics listener.
 bench_start sksa "$SKS" serve --config a.toml
 A_BASE=${URL%/stir/v1/signing}
-A_HOST=${A_BASE#https://}
+A_METRICS=$(metrics_base sksa)
+A_HOST=${A_METRICS#https://}
 bench_start sksb "$SKS" serve --config b.toml
 B_BASE=${URL%/stir/v1/signing}
-B_HOST=${B_BASE#https://}
-log "tn-cr $TNCR_HOST, sks A $A_HOST, sks B $B_HOST"
+B_METRICS=$(metrics_base sksb)
+B_HOST=${B_METRICS#https://}
+log "tn-cr $TNCR_HOST, sks A ${A_BASE#https://} (metrics $A_HOST), sks B ${B_BASE#https://} (metrics $B_HOST)"
+code=$(curl -s -o /dev/null -w '%{http_code}' "${MTLS[@]}" "$A_BASE/metrics")
+[ "$code" = 404 ] || fail "A's signing port answered /metrics $code, not 404"
 
 PROM=$HERE/prometheus.sh
 "$PROM" start "$WORK/prom" "$TLS/ca.pem" "$TLS/client.pem" "$TLS/client.key" \
@@ -224,7 +250,7 @@ firing SksCertificateExpiringSoon "$A_HOST"
 firing SksProfileWithoutKey "$B_HOST"
 
 log "a verifier fetches the 2-day chain from the TN-CR"
-X5U=$(metrics "$A_BASE" | sed -n 's/^sks_profile_active_key{profile="shaken",key="[^"]*",x5u="\([^"]*\)"} 1$/\1/p')
+X5U=$(metrics "$A_METRICS" | sed -n 's/^sks_profile_active_key{profile="shaken",key="[^"]*",x5u="\([^"]*\)"} 1$/\1/p')
 [ -n "$X5U" ] || fail "A exports no active key for profile shaken"
 curl -sS --fail --cacert "$TLS/ca.pem" -o /dev/null "$X5U" || fail "cannot fetch $X5U"
 firing TnCrFetchedChainExpiring "$TNCR_HOST"
@@ -241,7 +267,7 @@ OLD_X5U=$X5U
 "$SKS" rotate run --config a.toml --profile shaken >rotate-run.log 2>&1 || { cat rotate-run.log >&2; fail "sks rotate run"; }
 a_moved_on() {
   local x5u
-  x5u=$(metrics "$A_BASE" | sed -n 's/^sks_profile_active_key{profile="shaken",key="[^"]*",x5u="\([^"]*\)"} 1$/\1/p')
+  x5u=$(metrics "$A_METRICS" | sed -n 's/^sks_profile_active_key{profile="shaken",key="[^"]*",x5u="\([^"]*\)"} 1$/\1/p')
   [ -n "$x5u" ] && [ "$x5u" != "$OLD_X5U" ]
 }
 until_true 30 "A does not sign with the renewed certificate after SIGHUP" a_moved_on
@@ -279,13 +305,13 @@ for i in 1 2 3 4; do
   set_faults "# no faults"
   until_true 30 "A's /readyz does not come back ($i)" readyz 200
 done
-log "token pulled 4 times on A (breaker trips: $(metrics "$A_BASE" | sed -n 's/^sks_token_breaker_trips_total //p'))"
+log "token pulled 4 times on A (breaker trips: $(metrics "$A_METRICS" | sed -n 's/^sks_token_breaker_trips_total //p'))"
 firing SksTokenFlapping "$A_HOST"
 firing SksTokenBreakerOpen "$A_HOST"
 
 # ---- verification: x5u the TN-CR does not serve
 log "B verifies 8 tokens whose x5u answer 404"
-KEY=$(metrics "$A_BASE" | sed -n 's/^sks_profile_active_key{profile="shaken",key="\([^"]*\)".* 1$/\1/p')
+KEY=$(metrics "$A_METRICS" | sed -n 's/^sks_profile_active_key{profile="shaken",key="\([^"]*\)".* 1$/\1/p')
 for i in $(seq 8); do
   identity=$("$SKS" sign --config "$TOKEN_CONFIG" --label "$KEY" --x5u "${TNCR_URL}missing-$i.pem" \
     --orig 12155550121 --dest 12155550131 --attest A)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ansible/tests/ci.sh BUILD_DIR: the Ansible roles and playbooks, end to end,
-# on this machine only (127.0.0.1; tn-cr on 8443, sks on 9444/9445, HAProxy
-# on 9440 with stats on 9441), in a temporary state folder:
+# on this machine only (127.0.0.1; tn-cr on 8443, sks on 9444/9445 with
+# their metrics listeners on 9464/9465, HAProxy on 9440 with stats on
+# 9441), in a temporary state folder:
 #   1. site.yml against the CI inventory installs (the Debian packages cpack
 #      makes from the build, with dpkg) and starts everything;
 #   2. a second run reports changed=0; a --check run changes nothing;
@@ -45,7 +46,11 @@
 #   8. site.yml --limit sks under ~220 req/s through HAProxy: a profile change
 #      (each instance reloaded once, same processes, the new SBC signs) and an
 #      upgrade (each restarted on the new binary), one instance at a time by
-#      HAProxy's stats, no failed request.
+#      HAProxy's stats, no failed request;
+#   9. a rebuilt repository host under ~220 req/s through HAProxy: a chain
+#      the fleet signs with is deleted from the TN-CR's folder, its x5u
+#      answers 404; rotate.yml -e phase=republish serves every active x5u
+#      again with the same bytes; no failed request.
 # Everything it started is stopped on exit, and the state folder removed
 # (SKS_CI_KEEP_LOGS=DIR keeps the logs of a failed run there).
 set -euo pipefail
@@ -101,7 +106,7 @@ trap 'exit 130' INT TERM
 
 # The ports the CI inventory binds must be free (the demo of scripts/dev.sh
 # uses 8443 too: it must be stopped first).
-for port in 8443 9440 9441 9444 9445; do
+for port in 8443 9440 9441 9444 9445 9464 9465; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     fail "127.0.0.1:$port is in use; the CI inventory needs it"
   fi
@@ -254,14 +259,32 @@ REMOTES=$(pgrep -c -P "$P11_PID" -x p11-kit-remote || true)
 [ "$REMOTES" -ge 2 ] || fail "p11-kit server $P11_PID holds $REMOTES connection(s); both sks instances should hold one"
 log "both instances sign on the remote token: p11-kit server $P11_PID serves $REMOTES connection(s)"
 
-# A real Prometheus scrapes both instances and the TN-CR (its /metrics for
-# the check identity, tn_cr_metrics_clients) with monitoring/sks.rules.yml:
-# the kill below must fire SksInstanceDown for sks2, and site.yml clear it.
+# /metrics is on each instance's metrics listener only ([metrics], mutual
+# TLS, its own allow-list): the SBCs' ports and HAProxy answer it 404, an
+# SBC identity is refused there, the check identity (the CI's Prometheus)
+# reads it.
+metrics_code() { # URL CERT-NAME: the status code of GET URL with that client certificate
+  curl -sS -o /dev/null -w '%{http_code}' --cacert "$TLS/ca.pem" --cert "$TLS/$2.pem" \
+    --key "$TLS/$2.key" "$1" || true
+}
+for url in https://127.0.0.1:9440/metrics https://127.0.0.1:9444/metrics https://127.0.0.1:9445/metrics; do
+  [ "$(metrics_code "$url" client)" = 404 ] || fail "$url does not answer 404 to an SBC"
+done
+for port in 9464 9465; do
+  [ "$(metrics_code "https://127.0.0.1:$port/metrics" check)" = 200 ] || fail "the metrics listener on :$port does not serve the check identity"
+  [ "$(metrics_code "https://127.0.0.1:$port/metrics" client)" = 403 ] || fail "the metrics listener on :$port does not refuse an SBC"
+done
+log "/metrics: 404 through HAProxy and on the SBCs' ports; 200 on the metrics listeners (9464, 9465) for Prometheus's identity, 403 for an SBC"
+
+# A real Prometheus scrapes both instances' metrics listeners and the TN-CR
+# (its /metrics for the check identity, tn_cr_metrics_clients) with
+# monitoring/sks.rules.yml: the kill below must fire SksInstanceDown for
+# sks2, and site.yml clear it.
 PROM=$ANSIBLE_DIR/../monitoring/prometheus.sh
 "$PROM" start "$STATE/prometheus" "$TLS/ca.pem" "$TLS/check.pem" "$TLS/check.key" \
-  127.0.0.1:9444 127.0.0.1:9445 tn-cr=127.0.0.1:8443 || fail "Prometheus does not scrape both instances and the TN-CR"
+  127.0.0.1:9464 127.0.0.1:9465 tn-cr=127.0.0.1:8443 || fail "Prometheus does not scrape both instances and the TN-CR"
 "$PROM" alert "$STATE/prometheus" TnCrDown 127.0.0.1:8443 inactive 5 || fail "TnCrDown with the TN-CR up"
-"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9445 inactive 5 || fail "SksInstanceDown before the kill"
+"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9465 inactive 5 || fail "SksInstanceDown before the kill"
 
 log "kill sks2 under load (~200 req/s through HAProxy for 10 s)"
 set +e
@@ -276,14 +299,14 @@ set -e
 log "failed requests before HAProxy marked sks2 down: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["failed_before_marked_down"])' "$STATE/kill.json")"
 verify_identities "$STATE/signed-kill.jsonl" 100
 
-"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9445 firing 30 || fail "no SksInstanceDown for the killed sks2"
+"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9465 firing 30 || fail "no SksInstanceDown for the killed sks2"
 
 log "site.yml --limit sks2 brings sks2 back"
 playbook site-heal site.yml --limit sks2
 [ "$RECAP_CHANGED" -ge 1 ] || fail "site.yml did not start sks2 again"
 curl -sS --fail --cacert "$TLS/ca.pem" --cert "$TLS/check.pem" --key "$TLS/check.key" \
   https://127.0.0.1:9445/readyz >/dev/null || fail "sks2 is not ready after site.yml"
-"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9445 inactive 30 || fail "SksInstanceDown stays after sks2 is back"
+"$PROM" alert "$STATE/prometheus" SksInstanceDown 127.0.0.1:9465 inactive 30 || fail "SksInstanceDown stays after sks2 is back"
 
 # ---- 5b. the HSM goes away under load, and comes back (issue 19)
 # The p11-kit server and its p11-kit-remote children (one process group:
@@ -357,7 +380,7 @@ done
 log "both instances answer 503 POL5003 with Retry-After: 1 ($(head -c 200 "$STATE/hsm-503-9444.body"))"
 wait_for 30 "HAProxy does not mark both instances down: $(haproxy_state)" haproxy_is DOWN
 log "HAProxy: $(haproxy_state) ($(python3 -c 'import sys,time; print(round(time.time() - float(sys.argv[1]), 2))' "$HSM_KILLED") s after the kill)"
-for port in 9444 9445; do
+for port in 9464 9465; do
   "$PROM" alert "$STATE/prometheus" SksTokenBreakerOpen "127.0.0.1:$port" firing 30 || fail "no SksTokenBreakerOpen for 127.0.0.1:$port"
 done
 
@@ -399,7 +422,7 @@ if after:
     sys.exit(f"{len(after)} request(s) failed after the first one signed: {after[:3]}")
 PY
 log "signing came back without restarting sks1 or sks2 (pids $SKS_BEFORE)"
-for port in 9444 9445; do
+for port in 9464 9465; do
   "$PROM" alert "$STATE/prometheus" SksTokenBreakerOpen "127.0.0.1:$port" inactive 30 || fail "SksTokenBreakerOpen stays for 127.0.0.1:$port"
 done
 verify_identities "$HSM_SIGNED" 1
@@ -672,5 +695,52 @@ if not all(out.values()):
     sys.exit("an instance was never taken out of service")
 PY
 log "rolling changes: $(json_field "$STATE/roll-load.json" "f\"{d['requests']} requests, {d['failed']} failed, {d['rate']}/s over {d['seconds']} s\"")"
+
+# ---- 9. a rebuilt repository host: rotate.yml -e phase=republish
+# The chain of the key the fleet signs with is deleted from the TN-CR's
+# folder, as on a repository host rebuilt from scratch, under ~220 signing
+# requests/s through HAProxy: its x5u answers 404. rotate.yml -e
+# phase=republish must put back every chain the fleet state says is served
+# (published, active, draining): each x5u answers 200 with the same bytes
+# as before. No request fails (signing never waits on the repository).
+STEP9_START=$SECONDS
+CR_DIR=$STATE/cr1/certs
+"$SKS" rotate status --config "$FLEET_CONFIG" --json >"$STATE/fleet-status-9.json"
+mapfile -t SERVED_X5U < <(json_field "$STATE/fleet-status-9.json" \
+  "'\\n'.join(k['x5u'] for p in d['profiles'] for k in p['keys'] if k['state'] in ('published', 'active', 'draining') and k.get('x5u'))")
+ACTIVE_X5U=$(json_field "$STATE/fleet-status-9.json" "[k['x5u'] for k in d['profiles'][0]['keys'] if k['state'] == 'active'][0]")
+[ "${#SERVED_X5U[@]}" -ge 1 ] || fail "the fleet state names no served x5u"
+x5u_code() { curl -sS -o "${2:-/dev/null}" -w '%{http_code}' --cacert "$TLS/ca.pem" "$1" || true; }
+n=0
+for x5u in "${SERVED_X5U[@]}"; do
+  n=$((n + 1))
+  [ "$(x5u_code "$x5u" "$STATE/x5u-before-$n.pem")" = 200 ] || fail "$x5u is not served before the deletion"
+done
+REPUB_STOP=$STATE/republish-load.stop
+log "a rebuilt repository host under ~220 signing requests/s through HAProxy: ${#SERVED_X5U[@]} served x5u (${SERVED_X5U[*]})"
+start_load "$REPUB_STOP" "$STATE/republish-load.json"
+CHAIN_FILE=$CR_DIR/$(basename "$ACTIVE_X5U")
+[ -f "$CHAIN_FILE" ] || fail "the TN-CR's folder has no $CHAIN_FILE"
+rm -f "$CHAIN_FILE"
+wait_for 10 "$ACTIVE_X5U is still served after its chain was deleted" eval '[ "$(x5u_code "$ACTIVE_X5U")" = 404 ]'
+log "$CHAIN_FILE deleted: $ACTIVE_X5U answers 404"
+REPUB_PLAY=$SECONDS
+playbook republish rotate.yml -e phase=republish
+[ "$RECAP_CHANGED" -ge 1 ] || fail "rotate.yml -e phase=republish changed nothing"
+REPUB_PLAY=$((SECONDS - REPUB_PLAY))
+n=0
+for x5u in "${SERVED_X5U[@]}"; do
+  n=$((n + 1))
+  [ "$(x5u_code "$x5u" "$STATE/x5u-after-$n.pem")" = 200 ] || fail "$x5u is not served after phase=republish"
+  cmp -s "$STATE/x5u-before-$n.pem" "$STATE/x5u-after-$n.pem" || fail "$x5u serves other bytes after phase=republish"
+done
+touch "$REPUB_STOP"
+rc=0
+wait "$LOAD_PID" || rc=$?
+LOAD_PID=
+cat "$STATE/republish-load.json" >&2
+[ "$rc" -eq 0 ] || fail "the load during the republish failed"
+[ "$(json_field "$STATE/republish-load.json" "d['failed']")" -eq 0 ] || fail "requests failed during the republish"
+log "republished: every served x5u answers 200 with the same bytes (rotate.yml -e phase=republish: $REPUB_PLAY s); $(json_field "$STATE/republish-load.json" "f\"{d['requests']} requests, {d['failed']} failed, {d['rate']}/s\"") (step 9: $((SECONDS - STEP9_START)) s)"
 
 log "PASS"
