@@ -444,6 +444,16 @@ start_load() { # STOP-FILE SUMMARY [load.py options]
     --ca "$TLS/ca.pem" --rate 220 --workers 8 --until-file "$stop" "$@" >"$summary" &
   LOAD_PID=$!
 }
+# Ends start_load's load and fails unless it ran and no request failed.
+stop_load() { # STOP-FILE SUMMARY WHAT
+  local rc=0
+  touch "$1"
+  wait "$LOAD_PID" || rc=$?
+  LOAD_PID=
+  cat "$2" >&2
+  [ "$rc" -eq 0 ] || fail "the load during $3 failed"
+  [ "$(json_field "$2" "d['failed']")" -eq 0 ] || fail "requests failed during $3"
+}
 
 STOP=$STATE/rotation-load.stop
 SIGNED=$STATE/signed-rotation.jsonl
@@ -556,13 +566,7 @@ log "rotate.yml --reuse-key: $NEW_KEY renewed under ~220 signing requests/s thro
 start_load "$RENEW_STOP" "$STATE/renew-load.json" --identities "$RENEW_SIGNED"
 RENEW_ARGS=(-e key_rotation_reuse_key=true -e "key_rotation_replace_x5u=$NEW_X5U")
 playbook renew-1 rotate.yml "${RENEW_ARGS[@]}"
-touch "$RENEW_STOP"
-rc=0
-wait "$LOAD_PID" || rc=$?
-LOAD_PID=
-cat "$STATE/renew-load.json" >&2
-[ "$rc" -eq 0 ] || fail "the load during the --reuse-key renewal failed"
-[ "$(json_field "$STATE/renew-load.json" "d['failed']")" -eq 0 ] || fail "requests failed during the --reuse-key renewal"
+stop_load "$RENEW_STOP" "$STATE/renew-load.json" "the --reuse-key renewal"
 [ "$(json_field "$STATE/renew-load.json" "len(d['x5u'])")" -eq 2 ] || fail "the load did not see both x5u of the renewal"
 "$SKS" rotate status --config "$FLEET_CONFIG" --json >"$STATE/fleet-status-renew.json"
 RENEW_KEY=$(json_field "$STATE/fleet-status-renew.json" "[k['label'] for k in d['profiles'][0]['keys'] if k['state'] == 'active'][0]")
@@ -734,13 +738,7 @@ for x5u in "${SERVED_X5U[@]}"; do
   [ "$(x5u_code "$x5u" "$STATE/x5u-after-$n.pem")" = 200 ] || fail "$x5u is not served after phase=republish"
   cmp -s "$STATE/x5u-before-$n.pem" "$STATE/x5u-after-$n.pem" || fail "$x5u serves other bytes after phase=republish"
 done
-touch "$REPUB_STOP"
-rc=0
-wait "$LOAD_PID" || rc=$?
-LOAD_PID=
-cat "$STATE/republish-load.json" >&2
-[ "$rc" -eq 0 ] || fail "the load during the republish failed"
-[ "$(json_field "$STATE/republish-load.json" "d['failed']")" -eq 0 ] || fail "requests failed during the republish"
+stop_load "$REPUB_STOP" "$STATE/republish-load.json" "the republish"
 log "republished: every served x5u answers 200 with the same bytes (rotate.yml -e phase=republish: $REPUB_PLAY s); $(json_field "$STATE/republish-load.json" "f\"{d['requests']} requests, {d['failed']} failed, {d['rate']}/s\"") (step 9: $((SECONDS - STEP9_START)) s)"
 
 log "PASS"
