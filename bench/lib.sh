@@ -1,6 +1,8 @@
-# What bench/run.sh and bench/soak.sh share; sourced, not run. Needs ROOT
-# (the checkout) set, and a `die MESSAGE` that reports and exits.
+# What the benchmark and end-to-end scripts share (bench/run.sh, bench/soak.sh,
+# integrations/kamailio/test.sh, monitoring/fire_test.sh); sourced, not run.
+# Needs ROOT (the checkout) set, and a `die MESSAGE` that reports and exits.
 #
+#   usage                     "usage: $0 $USAGE" on stderr, exit 64
 #   bench_configure BUILD     configure BUILD (Release at -O2, ccache if
 #                             present) unless it is configured already
 #   bench_workdir PREFIX      WORK=$(mktemp -d /tmp/PREFIX.XXXXXX), cd into it,
@@ -11,10 +13,29 @@
 #                             print that line within 30 s
 #   bench_tls_and_tncr        the dev TLS PKI in WORK/tls (sets TLS) and a
 #                             TN-CR config tn-cr.toml serving WORK/cr
+#   bench_sks_server_toml     an sks config's [server] section (on stdout):
+#                             127.0.0.1, a port the kernel picks, mutual TLS
+#                             with the dev TLS PKI ($TLS)
+#   bench_sks_rotation_toml   the [rotation] and [server] sections, for a
+#                             key that rotates through the test STI CA ($CA,
+#                             $TOKEN_CONFIG, WORK/pki) and the TN-CR ($TNCR,
+#                             WORK/cr)
+#   bench_profile_rotation_toml SUBJECT
+#                             a profile's [profile.rotation]: x5u on
+#                             $TNCR_URL, SPC 1234, certificate SUBJECT
+#   bench_start_rotating_sks  check $SKS_CONFIG, make the first key (sks
+#                             rotate run) and start `$SKS serve` (sets URL)
+#   until_true SECONDS CMD... polls CMD until it succeeds or the deadline
+#                             passes (then returns 1)
 #   bench_logs                the last lines of each non-empty WORK/*.log
 #   bench_checks NAME         log, fail (report, set FAILED=1, go on) and die
 #                             (fail, bench_logs, exit 1) for a script
 #                             reporting as NAME
+
+usage() {
+  echo "usage: $0 $USAGE" >&2
+  exit 64
+}
 
 bench_configure() {
   local build=$1 launcher=()
@@ -71,6 +92,55 @@ port = 0
 tls_cert = "$TLS/server.pem"
 tls_key = "$TLS/server.key"
 TOML
+}
+
+bench_sks_server_toml() {
+  cat <<TOML
+[server]
+listen = "127.0.0.1"
+port = 0
+tls_cert = "$TLS/server.pem"
+tls_key = "$TLS/server.key"
+client_ca = "$TLS/ca.pem"
+TOML
+}
+
+bench_sks_rotation_toml() {
+  cat <<TOML
+[rotation]
+state_file = "$WORK/rot/state.json"
+issue_command = ["$CA", "issue", "--config", "$TOKEN_CONFIG", "--dir", "$WORK/pki", "--csr", "{csr}", "--out", "{chain}"]
+publish_command = ["$TNCR", "publish", "--dir", "$WORK/cr", "--chain", "{chain}", "--name", "{name}"]
+unpublish_command = ["$TNCR", "unpublish", "{name}", "--yes", "--dir", "$WORK/cr"]
+x5u_ca_file = "$TLS/ca.pem"
+
+TOML
+  bench_sks_server_toml
+}
+
+bench_profile_rotation_toml() {
+  cat <<TOML
+[profile.rotation]
+x5u_base = "$TNCR_URL"
+spc = "1234"
+subject = "$1"
+drain_s = 150  # the floor: max_iat_skew_s 60 + 60 + 15 + 15
+TOML
+}
+
+bench_start_rotating_sks() {
+  "$SKS" check-config --login >/dev/null
+  "$SKS" rotate run >rotate-first.log 2>&1 || die "sks rotate run (first key) failed"
+  bench_start sks "$SKS" serve
+}
+
+until_true() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
 }
 
 bench_logs() {

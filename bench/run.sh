@@ -29,6 +29,8 @@
 # (the full run prints it too, after the table).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BUILD=$ROOT/build-bench
 SECONDS_EACH=10
 CONNECTIONS=8 # httplib's server: one thread per connection, 16 threads on 2 cores
@@ -39,10 +41,7 @@ ONLY_SIGNATURE_CHECK=0
 ROUNDS=2
 AGAINST=
 NO_BUILD=0
-usage() {
-  echo "usage: $0 [--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke] [--perf DIR] [--rounds R] [--against SKS_BINARY] [--no-build] [--signature-check]" >&2
-  exit 64
-}
+USAGE="[--seconds S] [--connections C] [--keys N] [--build-dir DIR] [--smoke] [--perf DIR] [--rounds R] [--against SKS_BINARY] [--no-build] [--signature-check]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_EACH=${2:-}; shift 2 || usage ;;
@@ -79,8 +78,6 @@ fail() {
   exit 1
 }
 die() { fail "$@"; }
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 
 bench_configure "$BUILD"
 log "build: $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt"))"
@@ -122,14 +119,7 @@ X5U=${URL%/}/bench.pem
 
 # Beside the config `sks init` wrote, so the key ring folder is the same.
 SERVE_CONFIG=$(dirname "$SKS_CONFIG")/serve.toml
-{ cat "$SKS_CONFIG"; cat <<TOML
-
-[server]
-listen = "127.0.0.1"
-port = 0
-tls_cert = "$TLS/server.pem"
-tls_key = "$TLS/server.key"
-client_ca = "$TLS/ca.pem"
+{ cat "$SKS_CONFIG"; echo; bench_sks_server_toml; cat <<TOML
 
 [[profile]]
 name = "bench"

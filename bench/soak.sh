@@ -22,13 +22,12 @@
 # Exit 0 on pass, 1 on any failed condition (the reason on stderr).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BUILD=$ROOT/build-bench
 RUN_SECONDS=600
 CONNECTIONS=8
-usage() {
-  echo "usage: $0 [--seconds S] [--build-dir DIR] [--connections C]" >&2
-  exit 64
-}
+USAGE="[--seconds S] [--build-dir DIR] [--connections C]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) RUN_SECONDS=${2:-}; shift 2 || usage ;;
@@ -44,8 +43,6 @@ done
 for tool in curl python3 openssl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (scripts/dev.sh installs it)" >&2; exit 69; }
 done
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 bench_checks soak
 
 bench_configure "$BUILD"
@@ -75,38 +72,23 @@ set_faults() {
 set_faults "# no faults"
 export SKS_CONFIG=$WORK/token/soak.toml
 sed -e "s|^module = .*|module = \"$FAULTP11\"|" "$TOKEN_CONFIG" >"$SKS_CONFIG"
-cat >>"$SKS_CONFIG" <<TOML
+{ cat <<TOML
 FAULTP11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 FAULTP11_CONFIG = "$FAULTS"
 
-[rotation]
-state_file = "$WORK/rot/state.json"
-issue_command = ["$CA", "issue", "--config", "$TOKEN_CONFIG", "--dir", "$WORK/pki", "--csr", "{csr}", "--out", "{chain}"]
-publish_command = ["$TNCR", "publish", "--dir", "$WORK/cr", "--chain", "{chain}", "--name", "{name}"]
-unpublish_command = ["$TNCR", "unpublish", "{name}", "--yes", "--dir", "$WORK/cr"]
-x5u_ca_file = "$TLS/ca.pem"
-
-[server]
-listen = "127.0.0.1"
-port = 0
-tls_cert = "$TLS/server.pem"
-tls_key = "$TLS/server.key"
-client_ca = "$TLS/ca.pem"
+TOML
+  bench_sks_rotation_toml
+  cat <<TOML
 
 [[profile]]
 name = "soak"
 origid = "123e4567-e89b-12d3-a456-426655440000"
 attest = ["A"]
 clients = ["demo-sbc.example.net"]
-[profile.rotation]
-x5u_base = "$TNCR_URL"
-spc = "1234"
-subject = "/C=US/O=SKS Soak"
-drain_s = 150
 TOML
-"$SKS" check-config --login >/dev/null
-"$SKS" rotate run >rotate-first.log 2>&1 || die "sks rotate run (first key) failed"
-bench_start sks "$SKS" serve
+  bench_profile_rotation_toml "/C=US/O=SKS Soak"
+} >>"$SKS_CONFIG"
+bench_start_rotating_sks
 SIGNING_URL=$URL
 
 MTLS=(--cacert "$TLS/ca.pem" --cert "$TLS/client.pem" --key "$TLS/client.key")
@@ -116,15 +98,6 @@ metrics() { curl -sS "${MTLS[@]}" "$BASE/metrics"; }
 readyz() { curl -s -o /dev/null -w '%{http_code}' "${MTLS[@]}" "$BASE/readyz"; }
 # metric NAME_WITH_LABELS: its value, 0 when absent.
 metric() { metrics | awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'; }
-# until_true SECONDS CMD...: polls CMD until it succeeds or the deadline passes.
-until_true() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
 
 log "saturated rate (5 s, $CONNECTIONS connections)"
 "$LOADGEN" --json -c "$CONNECTIONS" -d 5 --warmup 1 "${MTLS[@]}" -X POST \

@@ -14,12 +14,20 @@ function(stir_test_timeout seconds out)
   set(${out} ${scaled} PARENT_SCOPE)
 endfunction()
 
-function(stir_add_test name)
+# The start of every stir_add_*test: back out when tests are not built, parse
+# the arguments (TIMEOUT and LABELS, and the given keywords) into T_*, and set
+# `timeout`. A macro, so that its return() leaves the calling function.
+macro(stir_test_arguments one_value_keywords multi_value_keywords)
   if(NOT STIR_BUILD_TESTS)
     return()
   endif()
-  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "TIMEOUT;${one_value_keywords}" "LABELS;${multi_value_keywords}"
+    ${ARGN})
   stir_test_timeout("${T_TIMEOUT}" timeout)
+endmacro()
+
+function(stir_add_test name)
+  stir_test_arguments("" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_compile_options(${name} PRIVATE ${STIR_WARNINGS})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
@@ -47,11 +55,7 @@ endfunction()
 # A test that is a script or a command rather than a GoogleTest binary,
 # with the same timeout rule.
 function(stir_add_script_test name)
-  if(NOT STIR_BUILD_TESTS)
-    return()
-  endif()
-  cmake_parse_arguments(T "" "TIMEOUT;PASS_REGULAR_EXPRESSION" "COMMAND;LABELS" ${ARGN})
-  stir_test_timeout("${T_TIMEOUT}" timeout)
+  stir_test_arguments("PASS_REGULAR_EXPRESSION" "COMMAND" ${ARGN})
   add_test(NAME ${name} COMMAND ${T_COMMAND})
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${timeout})
   if(T_PASS_REGULAR_EXPRESSION)

@@ -256,19 +256,32 @@ DIST_POINT_NAME* url_point_name(const std::string& url) {
   return point.release();
 }
 
+// A new element made by `make` and pushed onto a stack made just before
+// (`stack_made`); the stack owns it from then on. On any failure the element,
+// not owned yet, is freed and the failing call reported.
+template <typename Element, typename Push>
+Element* push_new(bool stack_made, Element* (*make)(), void (*free_element)(Element*), Push push,
+                  const char* make_name, const char* push_name) {
+  Element* element = make();
+  if (!stack_made || element == nullptr) {
+    free_element(element);
+    crypto_failure(make_name);
+  }
+  if (push(element) <= 0) {
+    free_element(element);
+    crypto_failure(push_name);
+  }
+  return element;
+}
+
 // One distribution point: the CRL URL, with cRLIssuer naming the root.
 void add_crl_distribution_point(X509* certificate, const std::string& url,
                                 const X509_NAME* crl_issuer) {
   DistPointsPtr points(sk_DIST_POINT_new_null());
-  DIST_POINT* point = DIST_POINT_new();
-  if (!points || point == nullptr) {
-    DIST_POINT_free(point);
-    crypto_failure("DIST_POINT_new");
-  }
-  if (sk_DIST_POINT_push(points.get(), point) <= 0) {
-    DIST_POINT_free(point);
-    crypto_failure("sk_DIST_POINT_push");
-  }
+  DIST_POINT* point = push_new(
+      points != nullptr, DIST_POINT_new, DIST_POINT_free,
+      [&](DIST_POINT* p) { return sk_DIST_POINT_push(points.get(), p); }, "DIST_POINT_new",
+      "sk_DIST_POINT_push");
   point->distpoint = url_point_name(url);
   point->CRLissuer = directory_names(crl_issuer);
   check(X509_add1_ext_i2d(certificate, NID_crl_distribution_points, points.get(), 0,
@@ -278,15 +291,10 @@ void add_crl_distribution_point(X509* certificate, const std::string& url,
 
 void add_policy(X509* certificate, const char* oid) {
   PoliciesPtr policies(sk_POLICYINFO_new_null());
-  POLICYINFO* info = POLICYINFO_new();
-  if (!policies || info == nullptr) {
-    POLICYINFO_free(info);
-    crypto_failure("POLICYINFO_new");
-  }
-  if (sk_POLICYINFO_push(policies.get(), info) <= 0) {
-    POLICYINFO_free(info);
-    crypto_failure("sk_POLICYINFO_push");
-  }
+  POLICYINFO* info = push_new(
+      policies != nullptr, POLICYINFO_new, POLICYINFO_free,
+      [&](POLICYINFO* p) { return sk_POLICYINFO_push(policies.get(), p); }, "POLICYINFO_new",
+      "sk_POLICYINFO_push");
   ASN1_OBJECT_free(info->policyid);
   info->policyid = OBJ_txt2obj(oid, 1);
   check(info->policyid != nullptr && X509_add1_ext_i2d(certificate, NID_certificate_policies,

@@ -52,15 +52,14 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BUILD=$ROOT/build
 CALLS=1000
 RATE=40
 KEEP=
 BENCH=0
-usage() {
-  echo "usage: $0 [--build-dir DIR] [--calls N] [--rate R] [--keep DIR] [--bench]" >&2
-  exit 64
-}
+USAGE="[--build-dir DIR] [--calls N] [--rate R] [--keep DIR] [--bench]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) BUILD=$(cd "${2:-}" && pwd); shift 2 || usage ;;
@@ -82,8 +81,6 @@ for tool in kamailio kamcmd sipp curl openssl python3; do
   }
 done
 
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 bench_checks kamailio-test
 
 if [ ! -x "$BUILD/sks/sks" ] || [ ! -x "$BUILD/tn-cr/tn-cr" ] || [ ! -x "$BUILD/dev-pki/sti-dev-ca" ]; then
@@ -133,21 +130,7 @@ TNCR_PORT=$(printf '%s' "$TNCR_URL" | sed -n 's|^https://127.0.0.1:\([0-9]*\)/.*
 [ -n "$TNCR_PORT" ] || die "cannot read the TN-CR port from $TNCR_URL"
 
 export SKS_CONFIG=$WORK/token/kamailio.toml
-{ cat "$TOKEN_CONFIG"; cat <<TOML
-
-[rotation]
-state_file = "$WORK/rot/state.json"
-issue_command = ["$CA", "issue", "--config", "$TOKEN_CONFIG", "--dir", "$WORK/pki", "--csr", "{csr}", "--out", "{chain}"]
-publish_command = ["$TNCR", "publish", "--dir", "$WORK/cr", "--chain", "{chain}", "--name", "{name}"]
-unpublish_command = ["$TNCR", "unpublish", "{name}", "--yes", "--dir", "$WORK/cr"]
-x5u_ca_file = "$TLS/ca.pem"
-
-[server]
-listen = "127.0.0.1"
-port = 0
-tls_cert = "$TLS/server.pem"
-tls_key = "$TLS/server.key"
-client_ca = "$TLS/ca.pem"
+{ cat "$TOKEN_CONFIG"; echo; bench_sks_rotation_toml; cat <<TOML
 roles = ["signing", "verification"]
 
 # x5u on the TN-CR on loopback, on its ephemeral port: allowed here only.
@@ -162,16 +145,10 @@ name = "sbc"
 origid = "7f6f1e2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 attest = ["A", "B", "C"]
 clients = ["demo-sbc.example.net"]
-[profile.rotation]
-x5u_base = "$TNCR_URL"
-spc = "1234"
-subject = "/C=US/O=SKS Kamailio test"
-drain_s = 150  # the floor: max_iat_skew_s 60 + 60 + 15 + 15
 TOML
+  bench_profile_rotation_toml "/C=US/O=SKS Kamailio test"
 } >"$SKS_CONFIG"
-"$SKS" check-config --login >/dev/null
-"$SKS" rotate run >rotate-first.log 2>&1 || die "sks rotate run (first key) failed"
-bench_start sks "$SKS" serve
+bench_start_rotating_sks
 SKS_BASE=${URL%/stir/v1/signing}
 MTLS=(--cacert "$TLS/ca.pem" --cert "$TLS/client.pem" --key "$TLS/client.key")
 metrics() { curl -sS "${MTLS[@]}" "$SKS_BASE/metrics"; }
@@ -179,15 +156,6 @@ active_key() {
   metrics | sed -n 's/^sks_profile_active_key{profile="sbc",key="\([^"]*\)".* 1$/\1/p'
 }
 
-# until_true SECONDS CMD...: polls CMD until it succeeds or the deadline passes.
-until_true() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
 
 # Kamailio's files: the SBC's client certificate and key for sks, sks's CA,
 # the STI-PA root and STI-CA intermediate for secsipid, its cache. Owned by
@@ -243,33 +211,39 @@ write_site() {
   mkdir -p "$dir"
   for kv in "$@"; do printf '#!substdef "!%s!%s!"\n' "${kv%%=*}" "${kv#*=}"; done >"$dir/$file"
 }
+# hop_site DIR CFG PORT NEXT_HOP_PORT [NAME=VALUE...]: CFG copied into DIR,
+# with the site file every hop has (listen, next hop, children, control
+# socket) and the settings given.
+hop_site() {
+  local dir=$1 cfg=$2 port=$3 next_hop=$4
+  shift 4
+  cp "$cfg" "$dir/"
+  write_site "$dir" "$(basename "$cfg" .cfg)-site.cfg" "SITE_SIP_LISTEN=udp:127.0.0.1:$port" \
+    "SITE_NEXT_HOP=sip:127.0.0.1:$next_hop" SITE_CHILDREN=4 "SITE_CTL_SOCKET=unix:$dir/ctl" "$@"
+}
+# sks_client SKS_URL TIMEOUT_S: the settings of a hop that calls sks, into SKS_CLIENT.
+sks_client() {
+  SKS_CLIENT=("SITE_SKS_URL=$1" "SITE_SKS_CLIENT_CERT=$KAM/tls/client.pem"
+    "SITE_SKS_CLIENT_KEY=$KAM/tls/client.key" "SITE_SKS_CA=$KAM/tls/sks-ca.pem"
+    "SITE_SKS_TIMEOUT_S=$2")
+}
 # An STI-AS instance: DIR PORT SKS_URL FAIL_CLOSED [NEXT_HOP_PORT].
 as_site() {
-  cp "$HERE/sti-as.cfg" "$1/"
-  write_site "$1" sti-as-site.cfg "SITE_SIP_LISTEN=udp:127.0.0.1:$2" \
-    "SITE_NEXT_HOP=sip:127.0.0.1:${5:-$TRANSIT_PORT}" SITE_CHILDREN=4 "SITE_CTL_SOCKET=unix:$1/ctl" \
-    "SITE_SKS_URL=$3" "SITE_SKS_CLIENT_CERT=$KAM/tls/client.pem" \
-    "SITE_SKS_CLIENT_KEY=$KAM/tls/client.key" "SITE_SKS_CA=$KAM/tls/sks-ca.pem" \
-    SITE_SKS_TIMEOUT_S=1 "SITE_FAIL_CLOSED=$4" \
+  sks_client "$3" 1
+  hop_site "$1" "$HERE/sti-as.cfg" "$2" "${5:-$TRANSIT_PORT}" "${SKS_CLIENT[@]}" \
+    "SITE_FAIL_CLOSED=$4" \
     "SITE_CUSTOMER_TRUNKS=127[.]0[.]0[.]1:$UAC_PORT" "SITE_GATEWAY_PEERS=127[.]0[.]0[.]2:$GW_PORT" \
     "SITE_ASSIGNED_TNS=1215555(01[0-9][0-9])"
 }
 # An STI-VS instance: DIR PORT NEXT_HOP_PORT SECOND_OPINION [SKS_URL].
 vs_site() {
-  cp "$HERE/sti-vs.cfg" "$1/"
-  write_site "$1" sti-vs-site.cfg "SITE_SIP_LISTEN=udp:127.0.0.1:$2" \
-    "SITE_NEXT_HOP=sip:127.0.0.1:$3" SITE_CHILDREN=4 "SITE_CTL_SOCKET=unix:$1/ctl" \
-    "SITE_SKS_URL=${5:-$SKS_BASE}" "SITE_SKS_CLIENT_CERT=$KAM/tls/client.pem" \
-    "SITE_SKS_CLIENT_KEY=$KAM/tls/client.key" "SITE_SKS_CA=$KAM/tls/sks-ca.pem" \
-    SITE_SKS_TIMEOUT_S=2 "SITE_SECOND_OPINION=$4" "SITE_STI_PA_ROOTS=$KAM/sti/sti-pa-roots.pem" \
+  sks_client "${5:-$SKS_BASE}" 2
+  hop_site "$1" "$HERE/sti-vs.cfg" "$2" "$3" "${SKS_CLIENT[@]}" "SITE_SECOND_OPINION=$4" \
+    "SITE_STI_PA_ROOTS=$KAM/sti/sti-pa-roots.pem" \
     "SITE_STI_CA_INTERMEDIATES=$KAM/sti/sti-ca-intermediates.pem"
 }
 # A transit hop (test only): DIR PORT NEXT_HOP_PORT.
-transit_site() {
-  cp "$HERE/test/transit.cfg" "$1/"
-  write_site "$1" transit-site.cfg "SITE_SIP_LISTEN=udp:127.0.0.1:$2" \
-    "SITE_NEXT_HOP=sip:127.0.0.1:$3" SITE_CHILDREN=4 "SITE_CTL_SOCKET=unix:$1/ctl"
-}
+transit_site() { hop_site "$1" "$HERE/test/transit.cfg" "$2" "$3"; }
 mkdir -p "$KAM/as" "$KAM/vs" "$KAM/transit"
 as_site "$KAM/as" "$AS_PORT" "$SKS_BASE" 0
 vs_site "$KAM/vs" "$VS_PORT" "$UAS_PORT" 1

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "scratch_token.h"
 #include "sks/pkcs11/key_store.h"
 #include "sks/pkcs11/module.h"
@@ -37,61 +38,7 @@
 #include "stir/passport.h"
 #include "stir/verify.h"
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto seconds = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
-// Runs `work` on `threads` threads for `seconds`; returns operations per
-// second and, when asked, the process's CPU time per operation in us (on a
-// busy machine a figure that other processes do not move, bench/README.md).
-double rate(int threads, double seconds, const std::function<void(int)>& work,
-            double* cpu_us_per_op = nullptr) {
-  const double cpu_start = cpu_seconds();
-  std::atomic<bool> stop{false};
-  std::atomic<long> done{0};
-  std::vector<std::thread> pool;
-  const auto start = Clock::now();
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      long local = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
-        work(t);
-        ++local;
-      }
-      done.fetch_add(local);
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& thread : pool) thread.join();
-  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  if (cpu_us_per_op != nullptr) {
-    *cpu_us_per_op =
-        (cpu_seconds() - cpu_start) * 1e6 / static_cast<double>(std::max(1L, done.load()));
-  }
-  return static_cast<double>(done.load()) / elapsed;
-}
-
-stir::ShakenClaims claims() {
-  stir::ShakenClaims c;
-  c.attest = "A";
-  c.orig_tn = "12155550121";
-  c.dest_tn = {"12155550131"};
-  c.iat = 1795716877;
-  c.origid = "123e4567-e89b-12d3-a456-426655440000";
-  return c;
-}
-
-}  // namespace
+using sks::bench::rate;
 
 int main(int argc, char** argv) {
   stir::ignore_broken_pipes();  // see stir/exit_codes.h
@@ -115,28 +62,22 @@ int main(int argc, char** argv) {
   }
 
   nlohmann::json report;
-  try {
+  const auto measure = [&] {
     sks::testing::ScratchToken scratch(STIR_SOFTHSM_MODULE, "bench", 2);
     sks::p11::KeyStore& keys = scratch.keys();
     keys.generate("bench");
     const auto key = keys.signing_key("bench");
     const auto public_key = stir::load_public_key_pem(keys.public_key_pem("bench"));
+    const stir::PassportHeader header = sks::bench::passport_header();
+    const stir::ShakenClaims c = sks::bench::passport_claims();
+    auto passport = [&](int) {
+      stir::compose_identity_header(stir::sign_passport(header, c, *key), header.x5u);
+    };
     if (passport_only) {
-      stir::PassportHeader header;
-      header.x5u = "https://cr.example.net/bench.pem";
-      const auto c = claims();
       double cpu_us = 0;
-      const double per_s = rate(
-          1, seconds,
-          [&](int) {
-            stir::compose_identity_header(stir::sign_passport(header, c, *key), header.x5u);
-          },
-          &cpu_us);
-      std::cout << nlohmann::json{{"passport_sign_1_thread_per_s", per_s},
-                                  {"passport_sign_cpu_us", cpu_us}}
-                       .dump()
-                << "\n";
-      return 0;
+      const double per_s = rate(1, seconds, passport, &cpu_us);
+      report = {{"passport_sign_1_thread_per_s", per_s}, {"passport_sign_cpu_us", cpu_us}};
+      return;
     }
 
     // OpenSSL software key, same curve, same digest.
@@ -157,12 +98,6 @@ int main(int argc, char** argv) {
     });
     const double token_1 = rate(1, seconds, [&](int) { key->sign_digest(digest); });
     const double token_2 = rate(2, seconds, [&](int) { key->sign_digest(digest); });
-    stir::PassportHeader header;
-    header.x5u = "https://cr.example.net/bench.pem";
-    const auto c = claims();
-    auto passport = [&](int) {
-      stir::compose_identity_header(stir::sign_passport(header, c, *key), header.x5u);
-    };
     double passport_cpu_us = 0;
     const double passport_1 = rate(1, seconds, passport, &passport_cpu_us);
     const double passport_2 = rate(2, seconds, passport);
@@ -212,36 +147,35 @@ int main(int argc, char** argv) {
       report["token_sign_many_keys_1_thread_per_s"] = many_best;
       report["ratio_many_keys_vs_1_key"] = ratios[kRounds / 2];
     }
-  } catch (const std::exception& e) {
-    std::cerr << "sks_sign_bench: " << e.what() << "\n";
-    return 69;
-  }
-
-  if (json) {
-    std::cout << report.dump(2) << "\n";
-    return 0;
-  }
-  auto line = [&](const char* what, const char* key) {
-    std::printf("%-46s %10.0f /s\n", what, report[key].get<double>());
   };
-  line("OpenSSL raw P-256 sign (1 thread)", "openssl_p256_sign_per_s");
-  line("OpenSSL raw P-256 verify (1 thread)", "openssl_p256_verify_per_s");
-  line("token C_Sign via pool (1 thread)", "token_sign_1_thread_per_s");
-  line("token C_Sign via pool (2 threads)", "token_sign_2_threads_per_s");
-  line("PASSporT + Identity header (1 thread)", "passport_sign_1_thread_per_s");
-  line("PASSporT + Identity header (2 threads)", "passport_sign_2_threads_per_s");
-  line("verify_identity, known key (1 thread)", "verify_identity_1_thread_per_s");
-  std::printf("ratio token/OpenSSL sign, 1 thread:          %.2f\n",
-              report["ratio_token_vs_openssl_sign_1_thread"].get<double>());
-  std::printf("ratio PASSporT/token sign, 2 threads:        %.2f\n",
-              report["ratio_passport_vs_token_2_threads"].get<double>());
-  std::printf("ratio verify_identity/OpenSSL verify:        %.2f\n",
-              report["ratio_verify_vs_openssl_verify"].get<double>());
-  if (report.contains("ratio_many_keys_vs_1_key")) {
-    std::printf("token C_Sign, %ld keys in the token (1 thread) %8.0f /s\n", many_keys,
-                report["token_sign_many_keys_1_thread_per_s"].get<double>());
-    std::printf("ratio %ld keys / 1 key (median of 5 rounds):  %.2f\n", many_keys,
-                report["ratio_many_keys_vs_1_key"].get<double>());
-  }
-  return 0;
+  const auto print_table = [&] {
+    if (passport_only) {  // bench/run.sh reads it between rounds: one line of JSON
+      std::cout << report.dump() << "\n";
+      return;
+    }
+    auto line = [&](const char* what, const char* key) {
+      std::printf("%-46s %10.0f /s\n", what, report[key].get<double>());
+    };
+    line("OpenSSL raw P-256 sign (1 thread)", "openssl_p256_sign_per_s");
+    line("OpenSSL raw P-256 verify (1 thread)", "openssl_p256_verify_per_s");
+    line("token C_Sign via pool (1 thread)", "token_sign_1_thread_per_s");
+    line("token C_Sign via pool (2 threads)", "token_sign_2_threads_per_s");
+    line("PASSporT + Identity header (1 thread)", "passport_sign_1_thread_per_s");
+    line("PASSporT + Identity header (2 threads)", "passport_sign_2_threads_per_s");
+    line("verify_identity, known key (1 thread)", "verify_identity_1_thread_per_s");
+    std::printf("ratio token/OpenSSL sign, 1 thread:          %.2f\n",
+                report["ratio_token_vs_openssl_sign_1_thread"].get<double>());
+    std::printf("ratio PASSporT/token sign, 2 threads:        %.2f\n",
+                report["ratio_passport_vs_token_2_threads"].get<double>());
+    std::printf("ratio verify_identity/OpenSSL verify:        %.2f\n",
+                report["ratio_verify_vs_openssl_verify"].get<double>());
+    if (report.contains("ratio_many_keys_vs_1_key")) {
+      std::printf("token C_Sign, %ld keys in the token (1 thread) %8.0f /s\n", many_keys,
+                  report["token_sign_many_keys_1_thread_per_s"].get<double>());
+      std::printf("ratio %ld keys / 1 key (median of 5 rounds):  %.2f\n", many_keys,
+                  report["ratio_many_keys_vs_1_key"].get<double>());
+    }
+  };
+  return sks::bench::measure_and_report("sks_sign_bench", json && !passport_only, report, measure,
+                                        print_table);
 }

@@ -19,48 +19,26 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.h"
 #include "scratch_token.h"
 #include "sks/pkcs11/key_store.h"
 #include "sks/pkcs11/module.h"
 #include "sks/pkcs11/session_pool.h"
 #include "sks/pkcs11/token.h"
-#include "stir/passport.h"
 #include "stir/exit_codes.h"
+#include "stir/passport.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using sks::p11::SignatureCheckMode;
 
 // Signs PASSporTs on `threads` threads for `seconds`; returns signatures per second.
 double rate(int threads, double seconds, const sks::p11::TokenKey& key) {
-  stir::PassportHeader header;
-  header.x5u = "https://cr.example.net/bench.pem";
-  stir::ShakenClaims claims;
-  claims.attest = "A";
-  claims.orig_tn = "12155550121";
-  claims.dest_tn = {"12155550131"};
-  claims.iat = 1795716877;
-  claims.origid = "123e4567-e89b-12d3-a456-426655440000";
-  std::atomic<bool> stop{false};
-  std::atomic<long> done{0};
-  std::vector<std::thread> pool;
-  const auto start = Clock::now();
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
-      long local = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
-        stir::compose_identity_header(stir::sign_passport(header, claims, key), header.x5u);
-        ++local;
-      }
-      done.fetch_add(local);
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& thread : pool) thread.join();
-  return static_cast<double>(done.load()) /
-         std::chrono::duration<double>(Clock::now() - start).count();
+  const stir::PassportHeader header = sks::bench::passport_header();
+  const stir::ShakenClaims claims = sks::bench::passport_claims();
+  return sks::bench::rate(threads, seconds, [&](int) {
+    stir::compose_identity_header(stir::sign_passport(header, claims, key), header.x5u);
+  });
 }
 
 }  // namespace
@@ -83,7 +61,7 @@ int main(int argc, char** argv) {
   const std::vector<SignatureCheckMode> modes = {
       SignatureCheckMode::kOff, SignatureCheckMode::kSample, SignatureCheckMode::kAlways};
   nlohmann::json report = {{"seconds_per_round", seconds}, {"rounds", 3}};
-  try {
+  const auto measure = [&] {
     sks::testing::ScratchToken scratch(STIR_SOFTHSM_MODULE, "bench", 2);
     sks::p11::KeyStore& keys = scratch.keys();
     keys.generate("bench");
@@ -110,26 +88,22 @@ int main(int argc, char** argv) {
         report[name + suffix + "_extra_us"] = us - off_us;
       }
     }
-  } catch (const std::exception& e) {
-    std::cerr << "sks_signature_check_bench: " << e.what() << "\n";
-    return 69;
-  }
-  if (json) {
-    std::cout << report.dump(2) << "\n";
-    return 0;
-  }
-  std::printf("%-40s %12s %12s\n", "PASSporT signing, signature_check =", "1 thread /s",
-              "2 threads /s");
-  for (const char* mode : {"off", "sample", "always"}) {
-    const std::string m(mode);
-    std::printf("%-40s %12.0f %12.0f\n", mode, report[m + "_1_thread_per_s"].get<double>(),
-                report[m + "_2_threads_per_s"].get<double>());
-  }
-  for (const char* mode : {"sample", "always"}) {
-    const std::string m(mode);
-    std::printf("extra per signature, %-19s %10.1f us %10.1f us (thread time)\n", mode,
-                report[m + "_1_thread_extra_us"].get<double>(),
-                report[m + "_2_threads_extra_us"].get<double>());
-  }
-  return 0;
+  };
+  const auto print_table = [&] {
+    std::printf("%-40s %12s %12s\n", "PASSporT signing, signature_check =", "1 thread /s",
+                "2 threads /s");
+    for (const char* mode : {"off", "sample", "always"}) {
+      const std::string m(mode);
+      std::printf("%-40s %12.0f %12.0f\n", mode, report[m + "_1_thread_per_s"].get<double>(),
+                  report[m + "_2_threads_per_s"].get<double>());
+    }
+    for (const char* mode : {"sample", "always"}) {
+      const std::string m(mode);
+      std::printf("extra per signature, %-19s %10.1f us %10.1f us (thread time)\n", mode,
+                  report[m + "_1_thread_extra_us"].get<double>(),
+                  report[m + "_2_threads_extra_us"].get<double>());
+    }
+  };
+  return sks::bench::measure_and_report("sks_signature_check_bench", json, report, measure,
+                                        print_table);
 }

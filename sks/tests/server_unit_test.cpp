@@ -136,6 +136,30 @@ TEST_F(KeyRingTest, SelfTestPassesForTheRightPublicKeyAndNamesAKeyThatDoesNot) {
   }
 }
 
+// The one self-test (p11::self_test) names the key whose signer fails and
+// keeps the signer's code: what /readyz and a failed reload report.
+TEST_F(KeyRingTest, SelfTestNamesTheKeyWhoseSignerFailsWithTheSignersCode) {
+  struct Refusing final : stir::DigestSigner {
+    stir::Es256Signature sign_digest(const stir::Sha256Digest&) const override {
+      throw stir::Error(stir::ErrorCode::kUnavailable, "token unavailable: pulled");
+    }
+  };
+  const auto ring = server::KeyRing::build(config_, [](const SigningProfile& p) {
+    auto key = std::make_shared<server::SigningKey>();
+    key->label = p.key_label;
+    key->x5u = p.x5u;
+    key->signer = std::make_shared<Refusing>();
+    return std::shared_ptr<const server::SigningKey>(std::move(key));
+  });
+  try {
+    ring->self_test();
+    FAIL() << "a key whose signer fails passed the self-test";
+  } catch (const stir::Error& e) {
+    EXPECT_EQ(e.code(), stir::ErrorCode::kUnavailable);
+    EXPECT_EQ(std::string(e.what()), "key 'shaken-east': token unavailable: pulled");
+  }
+}
+
 TEST_F(KeyRingTest, ASigningRequestBecomesAnIdentityHeaderThatVerifiesWithTheProfilesKey) {
   const auto result = sign(
       R"({"signingRequest":{"attest":"B","orig":{"tn":"12155550121"},"dest":{"tn":["12155550131"]},"iat":1796251080}})",

@@ -12,6 +12,7 @@
 #include <cctype>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -109,13 +110,13 @@ std::vector<ResolvedAddress> resolve(const HttpsUrl& url, Deadline deadline) {
   io_error(what + ": " + (ec == beast::error::timeout ? std::string("timed out") : ec.message()));
 }
 
-// The exchange over one connection to a checked address: TLS handshake, GET
-// with "Connection: close", headers (3xx and non-200 refused before any
-// body is read), then the body within the limit. Beast does the framing.
-asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> endpoints,
-                                        const HttpsUrl& url, Deadline connect_deadline,
-                                        Deadline deadline, std::size_t max_body) {
-  ssl::stream<beast::tcp_stream> stream(co_await asio::this_coro::executor, ssl);
+using TlsStream = ssl::stream<beast::tcp_stream>;
+
+// TCP to the checked addresses within the connect deadline, then the TLS
+// handshake. A certificate that fails verification is named, since the
+// handshake's own error only says that it failed.
+asio::awaitable<void> connect(TlsStream& stream, std::vector<tcp::endpoint> endpoints,
+                              const HttpsUrl& url, Deadline connect_deadline, Deadline deadline) {
   auto& tcp_stream = stream.next_layer();
   tcp_stream.expires_at(connect_deadline);
   if (auto [ec, to] = co_await tcp_stream.async_connect(endpoints, kTuple); ec) {
@@ -130,7 +131,11 @@ asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> end
     }
     step_failed("TLS handshake", ec);
   }
+}
 
+// "Connection: close": one request per connection, so the body may end with
+// the connection.
+asio::awaitable<void> send_get(TlsStream& stream, const HttpsUrl& url) {
   http::request<http::empty_body> request(http::verb::get, url.path, 11);
   request.set(http::field::host, url.host_header());
   request.set(http::field::user_agent, "stir-vs/0.1");
@@ -139,42 +144,92 @@ asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> end
   if (auto [ec, n] = co_await http::async_write(stream, request, kTuple); ec) {
     step_failed("sending the request", ec);
   }
+}
 
-  // Every byte read counts: header, chunk metadata, body, trailers.
-  const std::size_t max_total = max_fetch_bytes(max_body);
-  std::size_t total = 0;
-  beast::flat_buffer buffer(kReadBufferBytes);
-  http::response_parser<http::string_body> parser;
-  parser.header_limit(kMaxHeaderBytes);
-  parser.body_limit(max_body);
-  std::size_t chunk_metadata = 0;
-  auto count_chunk_header = [&chunk_metadata](std::uint64_t, beast::string_view extensions,
-                                              boost::system::error_code& ec) {
-    chunk_metadata += extensions.size() + 18;  // with the size line and CRLF
-    if (chunk_metadata > kMaxChunkMetadataBytes) ec = http::error::bad_chunk_extension;
-  };
-  parser.on_chunk_header(count_chunk_header);
-  const auto read_failed = [&](const boost::system::error_code& ec) {
+// Reads one response; every byte read counts: header, chunk metadata, body,
+// trailers. It stays where it was made: the parser calls back into it.
+class ResponseReader {
+ public:
+  explicit ResponseReader(std::size_t max_body)
+      : max_body_(max_body), max_total_(max_fetch_bytes(max_body)), buffer_(kReadBufferBytes) {
+    parser_.header_limit(kMaxHeaderBytes);
+    parser_.body_limit(max_body);
+    parser_.on_chunk_header(count_chunk_header_);
+  }
+  ResponseReader(const ResponseReader&) = delete;
+  ResponseReader& operator=(const ResponseReader&) = delete;
+
+  asio::awaitable<void> read_header(TlsStream& stream) {
+    if (auto [ec, n] = co_await http::async_read_header(stream, buffer_, parser_, kTuple); ec) {
+      read_failed(ec);
+    } else {
+      total_ += n;
+    }
+  }
+
+  asio::awaitable<void> read_body(TlsStream& stream) {
+    while (!parser_.is_done()) {
+      auto [ec, n] = co_await http::async_read_some(stream, buffer_, parser_, kTuple);
+      if (ec) read_failed(ec);
+      total_ += n;
+      if (total_ > max_total_) {
+        io_error("response exceeds " + std::to_string(max_total_) + " bytes");
+      }
+    }
+  }
+
+  const http::response<http::string_body>& head() { return parser_.get(); }
+
+  // Header names lower-cased; the body moves out.
+  FetchResponse response() {
+    const auto& head = parser_.get();
+    FetchResponse response;
+    response.status = static_cast<int>(head.result_int());
+    for (const auto& field : head) {
+      std::string name(field.name_string());
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      response.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    response.body = std::move(parser_.get().body());
+    return response;
+  }
+
+ private:
+  // A limit names itself; anything else is a read error.
+  [[noreturn]] void read_failed(const boost::system::error_code& ec) const {
     if (ec == http::error::header_limit) {
       io_error("response headers exceed " + std::to_string(kMaxHeaderBytes) + " bytes");
     }
     if (ec == http::error::buffer_overflow) {
       io_error("response framing exceeds " + std::to_string(kReadBufferBytes) + " bytes");
     }
-    if (chunk_metadata > kMaxChunkMetadataBytes) {
+    if (chunk_metadata_ > kMaxChunkMetadataBytes) {
       io_error("chunk metadata exceeds " + std::to_string(kMaxChunkMetadataBytes) + " bytes");
     }
     if (ec == http::error::body_limit) {
-      io_error("body exceeds " + std::to_string(max_body) + " bytes");
+      io_error("body exceeds " + std::to_string(max_body_) + " bytes");
     }
     step_failed("reading the response", ec);
-  };
-  if (auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple); ec) {
-    read_failed(ec);
-  } else {
-    total += n;
   }
-  const auto& head = parser.get();
+
+  const std::size_t max_body_;
+  const std::size_t max_total_;
+  std::size_t total_ = 0;
+  std::size_t chunk_metadata_ = 0;
+  std::function<void(std::uint64_t, beast::string_view, boost::system::error_code&)>
+      count_chunk_header_ =
+          [this](std::uint64_t, beast::string_view extensions, boost::system::error_code& ec) {
+            chunk_metadata_ += extensions.size() + 18;  // with the size line and CRLF
+            if (chunk_metadata_ > kMaxChunkMetadataBytes) ec = http::error::bad_chunk_extension;
+          };
+  beast::flat_buffer buffer_;
+  http::response_parser<http::string_body> parser_;
+};
+
+// Only 200 has a body worth reading. A redirect is refused, not followed:
+// the URL and address checks were made for this URL alone.
+void refuse_unless_ok(const http::response<http::string_body>& head) {
   const int status = static_cast<int>(head.result_int());
   if (status >= 300 && status < 400) {
     const auto location = head.find(http::field::location);
@@ -183,23 +238,22 @@ asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> end
         (location != head.end() ? " to " + std::string(location->value().substr(0, 200)) : ""));
   }
   if (status != 200) io_error("HTTP status " + std::to_string(status));
-  while (!parser.is_done()) {
-    auto [ec, n] = co_await http::async_read_some(stream, buffer, parser, kTuple);
-    if (ec) read_failed(ec);
-    total += n;
-    if (total > max_total) io_error("response exceeds " + std::to_string(max_total) + " bytes");
-  }
+}
 
-  FetchResponse response;
-  response.status = status;
-  for (const auto& field : head) {
-    std::string name(field.name_string());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    response.headers.emplace_back(std::move(name), std::string(field.value()));
-  }
-  response.body = std::move(parser.get().body());
-  co_return response;
+// The exchange over one connection to a checked address: TLS handshake, GET
+// with "Connection: close", headers (3xx and non-200 refused before any
+// body is read), then the body within the limit. Beast does the framing.
+asio::awaitable<FetchResponse> exchange(SSL* ssl, std::vector<tcp::endpoint> endpoints,
+                                        const HttpsUrl& url, Deadline connect_deadline,
+                                        Deadline deadline, std::size_t max_body) {
+  TlsStream stream(co_await asio::this_coro::executor, ssl);
+  co_await connect(stream, std::move(endpoints), url, connect_deadline, deadline);
+  co_await send_get(stream, url);
+  ResponseReader reader(max_body);
+  co_await reader.read_header(stream);
+  refuse_unless_ok(reader.head());
+  co_await reader.read_body(stream);
+  co_return reader.response();
 }
 
 }  // namespace

@@ -74,128 +74,132 @@ std::string HttpsUrl::host_header() const {
   return out;
 }
 
-std::optional<HttpsUrl> parse_https_url(std::string_view url, std::string& error) {
-  if (url.empty()) {
-    error = "URL is empty";
-    return std::nullopt;
-  }
+namespace {
+
+// The checks below return "" when the part is good, else why not.
+
+// Bytes refused anywhere in the URL: what could smuggle a second meaning past
+// one parser to another (whitespace, userinfo, query, fragment, backslash).
+std::string check_url_bytes(std::string_view url) {
+  if (url.empty()) return "URL is empty";
   if (url.size() > kMaxUrlLength) {
-    error = "URL is longer than " + std::to_string(kMaxUrlLength) + " bytes";
-    return std::nullopt;
+    return "URL is longer than " + std::to_string(kMaxUrlLength) + " bytes";
   }
   for (char c : url) {
     const auto byte = static_cast<unsigned char>(c);
-    if (byte <= 0x20 || byte >= 0x7f) {
-      error = "URL holds whitespace, control or non-ASCII bytes";
-      return std::nullopt;
-    }
+    if (byte <= 0x20 || byte >= 0x7f) return "URL holds whitespace, control or non-ASCII bytes";
   }
-  if (url.find('@') != std::string_view::npos) {
-    error = "userinfo ('@') is not allowed";
-    return std::nullopt;
-  }
-  if (url.find('?') != std::string_view::npos) {
-    error = "a query is not allowed";
-    return std::nullopt;
-  }
-  if (url.find('#') != std::string_view::npos) {
-    error = "a fragment is not allowed";
-    return std::nullopt;
-  }
-  if (url.find('\\') != std::string_view::npos) {
-    error = "a backslash is not allowed";
-    return std::nullopt;
-  }
-  constexpr std::string_view kScheme = "https://";
+  if (url.find('@') != std::string_view::npos) return "userinfo ('@') is not allowed";
+  if (url.find('?') != std::string_view::npos) return "a query is not allowed";
+  if (url.find('#') != std::string_view::npos) return "a fragment is not allowed";
+  if (url.find('\\') != std::string_view::npos) return "a backslash is not allowed";
+  return "";
+}
+
+constexpr std::string_view kScheme = "https://";
+
+// The scheme, compared without regard to case (RFC 3986 section 3.1).
+std::string check_scheme(std::string_view url) {
   std::string scheme;
   for (std::size_t i = 0; i < std::min(url.size(), kScheme.size()); ++i) {
     scheme += to_lower(url[i]);
   }
-  if (scheme != kScheme) {
-    error = "scheme is not https";
-    return std::nullopt;
-  }
-  std::string_view rest = url.substr(kScheme.size());
-  const std::size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? "/" : rest.substr(slash);
+  return scheme == kScheme ? "" : "scheme is not https";
+}
 
-  HttpsUrl out;
-  std::string_view port_text;
-  bool has_port = false;
-  if (!authority.empty() && authority.front() == '[') {
-    const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      error = "IPv6 literal lacks ']'";
-      return std::nullopt;
-    }
-    out.host = std::string(authority.substr(1, close - 1));
-    in6_addr v6{};
-    if (out.host.empty() || out.host.find('%') != std::string::npos ||
-        inet_pton(AF_INET6, out.host.c_str(), &v6) != 1) {
-      error = "host is not a valid IPv6 literal";
-      return std::nullopt;
-    }
-    out.host_is_ip = out.host_is_ipv6 = true;
-    std::transform(out.host.begin(), out.host.end(), out.host.begin(), to_lower);
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        error = "unexpected text after the IPv6 literal";
-        return std::nullopt;
-      }
-      has_port = true;
-      port_text = after.substr(1);
-    }
-  } else {
-    const std::size_t colon = authority.find(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      has_port = true;
-      port_text = authority.substr(colon + 1);
-    }
-    std::transform(out.host.begin(), out.host.end(), out.host.begin(), to_lower);
-    if (out.host.empty()) {
-      error = "host is empty";
-      return std::nullopt;
-    }
-    in_addr v4{};
-    if (inet_pton(AF_INET, out.host.c_str(), &v4) == 1) {
-      out.host_is_ip = true;
-    } else if (!is_dns_name(out.host)) {
-      error = "host is not a valid DNS name or IP address";
-      return std::nullopt;
-    }
+// "[v6]" or "[v6]:port". A zone ("%eth0") is refused: it names a local
+// interface, which a peer has no business choosing.
+std::string read_ipv6_host(std::string_view authority, HttpsUrl& out,
+                           std::optional<std::string_view>& port_text) {
+  const std::size_t close = authority.find(']');
+  if (close == std::string_view::npos) return "IPv6 literal lacks ']'";
+  out.host = std::string(authority.substr(1, close - 1));
+  in6_addr v6{};
+  if (out.host.empty() || out.host.find('%') != std::string::npos ||
+      inet_pton(AF_INET6, out.host.c_str(), &v6) != 1) {
+    return "host is not a valid IPv6 literal";
   }
-  if (has_port) {
-    if (port_text.empty() || port_text.size() > 5 ||
-        !std::all_of(port_text.begin(), port_text.end(), is_digit)) {
-      error = "port is not a number";
-      return std::nullopt;
-    }
-    const long port = std::stol(std::string(port_text));
-    if (port < 1 || port > 65535) {
-      error = "port is out of range";
-      return std::nullopt;
-    }
-    out.port = static_cast<std::uint16_t>(port);
-    out.port_given = true;
+  out.host_is_ip = out.host_is_ipv6 = true;
+  std::transform(out.host.begin(), out.host.end(), out.host.begin(), to_lower);
+  const std::string_view after = authority.substr(close + 1);
+  if (!after.empty()) {
+    if (after.front() != ':') return "unexpected text after the IPv6 literal";
+    port_text = after.substr(1);
   }
+  return "";
+}
+
+// "host" or "host:port", the host a dotted-quad IPv4 address or a DNS name.
+std::string read_name_or_ipv4_host(std::string_view authority, HttpsUrl& out,
+                                   std::optional<std::string_view>& port_text) {
+  const std::size_t colon = authority.find(':');
+  out.host = std::string(authority.substr(0, colon));
+  if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+  std::transform(out.host.begin(), out.host.end(), out.host.begin(), to_lower);
+  if (out.host.empty()) return "host is empty";
+  in_addr v4{};
+  if (inet_pton(AF_INET, out.host.c_str(), &v4) == 1) {
+    out.host_is_ip = true;
+  } else if (!is_dns_name(out.host)) {
+    return "host is not a valid DNS name or IP address";
+  }
+  return "";
+}
+
+// Decimal digits only (no sign, no spaces: std::stol would take those), 1-65535.
+std::string read_port(std::string_view port_text, HttpsUrl& out) {
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), is_digit)) {
+    return "port is not a number";
+  }
+  const long port = std::stol(std::string(port_text));
+  if (port < 1 || port > 65535) return "port is out of range";
+  out.port = static_cast<std::uint16_t>(port);
+  out.port_given = true;
+  return "";
+}
+
+std::string check_path(std::string_view path) {
   for (std::size_t i = 0; i < path.size(); ++i) {
     const char c = path[i];
     if (c == '%') {
       if (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2])) {
-        error = "path holds a bad percent-escape";
-        return std::nullopt;
+        return "path holds a bad percent-escape";
       }
       i += 2;
     } else if (!is_path_char(c)) {
-      error = std::string("path holds '") + c + "'";
-      return std::nullopt;
+      return std::string("path holds '") + c + "'";
     }
   }
-  out.path = std::string(path);
-  return out;
+  return "";
+}
+
+// The parts in order: bytes, scheme, host, port, path.
+std::string read_url(std::string_view url, HttpsUrl& out) {
+  if (std::string problem = check_url_bytes(url); !problem.empty()) return problem;
+  if (std::string problem = check_scheme(url); !problem.empty()) return problem;
+  const std::string_view rest = url.substr(kScheme.size());
+  const std::size_t slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  const std::string_view path = slash == std::string_view::npos ? "/" : rest.substr(slash);
+  std::optional<std::string_view> port_text;
+  std::string problem = !authority.empty() && authority.front() == '['
+                            ? read_ipv6_host(authority, out, port_text)
+                            : read_name_or_ipv4_host(authority, out, port_text);
+  if (problem.empty() && port_text) problem = read_port(*port_text, out);
+  if (problem.empty()) problem = check_path(path);
+  if (problem.empty()) out.path = std::string(path);
+  return problem;
+}
+
+}  // namespace
+
+std::optional<HttpsUrl> parse_https_url(std::string_view url, std::string& error) {
+  HttpsUrl out;
+  std::string problem = read_url(url, out);
+  if (problem.empty()) return out;
+  error = std::move(problem);  // only a failure writes `error`
+  return std::nullopt;
 }
 
 std::string check_port(const HttpsUrl& url, const std::vector<std::uint16_t>& allowed) {

@@ -114,6 +114,186 @@ std::int64_t system_now() {
                                        .count());
 }
 
+// What the checks have read so far, for the later checks and the result.
+struct Candidate {
+  IdentityHeader identity;
+  json header;   // the PASSporT header, once checked
+  json payload;  // the PASSporT payload, once its claims are read
+  ShakenClaims claims;
+  std::shared_ptr<const CertificateEntry> certificate;
+  // The info parameter (which x5u must equal): there once the Identity
+  // header's parameters passed.
+  const std::string& info() const { return *identity.info; }
+};
+
+// The checks below each return the failed result (not yet through finish())
+// or nothing when the request passes them; verify() runs them in the order
+// the header's table gives.
+
+// E3: the request's own time, before anything is parsed.
+std::optional<VerificationResult> check_request_time(const VerificationRequest& request,
+                                                     std::int64_t now,
+                                                     const VerifierConfig& config) {
+  if (request.time &&
+      distance(*request.time, now) > static_cast<std::uint64_t>(config.max_request_time_skew_s)) {
+    return failure(3, "Request time is not within the allowed window",
+                   "request time " + std::to_string(*request.time) + ", verifier clock " +
+                       std::to_string(now));
+  }
+  return std::nullopt;
+}
+
+// E4-E7, E12: the Identity header's parameters. The info URL is checked
+// against the URL policy here only when it will be fetched.
+std::optional<VerificationResult> check_identity_parameters(const VerificationRequest& request,
+                                                            const VerifierConfig& config,
+                                                            Candidate& candidate) {
+  IdentityParse parsed = parse_identity_header(request.identity);
+  if (!parsed.header) {
+    if (parsed.info_error) return failure(7, "info parameter malformed", parsed.error);
+    return failure(4, "Identity header malformed", parsed.error);
+  }
+  const IdentityHeader& identity = candidate.identity = std::move(*parsed.header);
+  if (identity.compact_form) {
+    return failure(4, "Full form PASSporT required", "compact form is not allowed in SHAKEN");
+  }
+  if (identity.ppt && *identity.ppt != "shaken") {
+    return failure(5, "ppt parameter is not shaken", "ppt=" + identity.ppt->substr(0, 64));
+  }
+  if (identity.alg && *identity.alg != "ES256") {
+    return failure(12, "alg parameter is not ES256", "alg=" + identity.alg->substr(0, 64));
+  }
+  if (!identity.info) return failure(6, "info parameter missing", "no info parameter");
+  const std::string& info = *identity.info;
+  if (!request.certificate_pem) {
+    std::string error;
+    const std::optional<HttpsUrl> url = parse_https_url(info, error);
+    if (url) error = check_port(*url, config.allowed_ports);
+    if (!error.empty()) return failure(7, "info URL refused: " + error, "info <" + info + ">");
+  }
+  return std::nullopt;
+}
+
+// E14, E9-E13: the PASSporT header, whose x5u must be the info URL.
+std::optional<VerificationResult> check_passport_header(Candidate& candidate) {
+  const std::string& info = candidate.info();
+  std::string error;
+  std::optional<json> header =
+      decode_json_segment(candidate.identity.header_b64, "PASSporT header", error);
+  if (!header) return failure(14, "PASSporT header corrupt", error);
+  for (const char* member : {"alg", "ppt", "typ", "x5u"}) {
+    if (!header->contains(member)) {
+      return failure(9, std::string("PASSporT header lacks ") + member,
+                     "header lacks " + std::string(member));
+    }
+  }
+  if (!string_member_is(*header, "x5u", info)) {
+    return failure(10, "x5u does not match info", "x5u differs from info <" + info + ">");
+  }
+  if (!string_member_is(*header, "typ", "passport")) {
+    return failure(11, "typ is not passport", "header typ " + header->at("typ").dump());
+  }
+  if (!string_member_is(*header, "alg", "ES256")) {
+    return failure(12, "alg is not ES256", "header alg " + header->at("alg").dump());
+  }
+  if (!string_member_is(*header, "ppt", "shaken")) {
+    return failure(13, "PASSporT ppt is not shaken", "header ppt " + header->at("ppt").dump());
+  }
+  candidate.header = std::move(*header);
+  return std::nullopt;
+}
+
+// E14, E19: the payload decodes, its claims have the right types, attest is
+// a SHAKEN level and the SHAKEN claim rules hold.
+std::optional<VerificationResult> read_claims(Candidate& candidate) {
+  std::string error;
+  std::optional<json> payload =
+      decode_json_segment(candidate.identity.payload_b64, "PASSporT payload", error);
+  if (!payload) return failure(14, "PASSporT payload corrupt", error);
+  ShakenClaims& claims = candidate.claims;
+  if (std::string problem = read_passport_claims(*payload, claims); !problem.empty()) {
+    return failure(14, "Invalid PASSporT claims: " + problem, problem);
+  }
+  if (claims.attest != "A" && claims.attest != "B" && claims.attest != "C") {
+    return failure(19, "attest is not A, B or C", "attest \"" + claims.attest.substr(0, 16) + "\"");
+  }
+  try {
+    validate_claims(claims);
+  } catch (const Error& e) {
+    return failure(14, std::string("Invalid PASSporT claims: ") + e.what(), e.what());
+  }
+  candidate.payload = std::move(*payload);
+  return std::nullopt;
+}
+
+// E15: iat within max_iat_age_s in the past and max_iat_future_s ahead.
+std::optional<VerificationResult> check_iat(std::int64_t iat, std::int64_t now,
+                                            const VerifierConfig& config) {
+  if (iat < now && distance(iat, now) > static_cast<std::uint64_t>(config.max_iat_age_s)) {
+    return failure(
+        15, "iat is stale",
+        "iat " + std::to_string(iat) + " is " + std::to_string(distance(iat, now)) + " s old");
+  }
+  if (iat > now && distance(iat, now) > static_cast<std::uint64_t>(config.max_iat_future_s)) {
+    return failure(
+        15, "iat is in the future",
+        "iat " + std::to_string(iat) + " is " + std::to_string(distance(iat, now)) + " s ahead");
+  }
+  return std::nullopt;
+}
+
+// E16: orig is the request's from TN and one request to TN is in dest,
+// compared as the token spells them (normalize_tn).
+std::optional<VerificationResult> check_telephone_numbers(const VerificationRequest& request,
+                                                          const ShakenClaims& claims) {
+  const std::string from = normalize_tn(request.from_tn);
+  if (from.empty() || claims.orig_tn != from) {
+    return failure(16, "orig does not match from",
+                   "orig.tn \"" + claims.orig_tn.substr(0, 32) + "\", from \"" +
+                       request.from_tn.substr(0, 32) + "\"");
+  }
+  const bool to_matches =
+      std::any_of(request.to_tns.begin(), request.to_tns.end(), [&](const std::string& to) {
+        const std::string tn = normalize_tn(to);
+        return !tn.empty() &&
+               std::find(claims.dest_tn.begin(), claims.dest_tn.end(), tn) != claims.dest_tn.end();
+      });
+  if (!to_matches) return failure(16, "dest does not match to", "no request to TN in dest.tn");
+  return std::nullopt;
+}
+
+// E18: SHA-256 over the received "header.payload" bytes, never
+// re-serialised; raw r||s of 64 bytes (stir::verify_es256_digest).
+std::optional<VerificationResult> check_signature(const IdentityHeader& identity,
+                                                  const CertificateEntry& certificate) {
+  const std::optional<std::string> signature = base64url_decode(identity.signature_b64);
+  if (!signature || signature->size() != std::tuple_size_v<Es256Signature>) {
+    return failure(18, "Signature validation failed",
+                   signature ? "signature is " + std::to_string(signature->size()) +
+                                   " bytes, ES256 needs 64 (raw r||s)"
+                             : "signature is not valid base64url");
+  }
+  Es256Signature raw{};
+  std::copy(signature->begin(), signature->end(), raw.begin());
+  const std::string_view signed_part =
+      std::string_view(identity.jws).substr(0, identity.jws.rfind('.'));
+  if (!verify_es256_digest(certificate.leaf_key.get(), sha256(signed_part), raw)) {
+    return failure(18, "Signature validation failed", "signature does not verify");
+  }
+  return std::nullopt;
+}
+
+VerificationResult passed(Candidate candidate) {
+  VerificationResult result;
+  result.verstat = kVerstatPassed;
+  ParsedPassport& passport = result.passport.emplace();
+  passport.header.x5u = candidate.info();
+  passport.claims = std::move(candidate.claims);
+  passport.header_json = std::move(candidate.header);
+  passport.payload_json = std::move(candidate.payload);
+  return result;
+}
+
 }  // namespace
 
 std::string VerificationResult::error_case_id() const {
@@ -189,171 +369,73 @@ std::vector<X509_CRL*> Verifier::crls_for(const std::vector<X509Ptr>& chain, std
   return out;
 }
 
-VerificationResult Verifier::verify(const VerificationRequest& request) {
-  const std::int64_t now = request.now.value_or(clock_());
-  auto fail = [&](int error_case, std::string reasondesc, std::string detail) {
-    return finish(failure(error_case, std::move(reasondesc), std::move(detail)), request, now);
-  };
-
-  if (request.time &&
-      distance(*request.time, now) > static_cast<std::uint64_t>(config_.max_request_time_skew_s)) {
-    return fail(3, "Request time is not within the allowed window",
-                "request time " + std::to_string(*request.time) + ", verifier clock " +
-                    std::to_string(now));
-  }
-
-  // Identity header parameters (E4-E7).
-  const IdentityParse parsed = parse_identity_header(request.identity);
-  if (!parsed.header) {
-    if (parsed.info_error) return fail(7, "info parameter malformed", parsed.error);
-    return fail(4, "Identity header malformed", parsed.error);
-  }
-  const IdentityHeader& identity = *parsed.header;
-  if (identity.compact_form) {
-    return fail(4, "Full form PASSporT required", "compact form is not allowed in SHAKEN");
-  }
-  if (identity.ppt && *identity.ppt != "shaken") {
-    return fail(5, "ppt parameter is not shaken", "ppt=" + identity.ppt->substr(0, 64));
-  }
-  if (identity.alg && *identity.alg != "ES256") {
-    return fail(12, "alg parameter is not ES256", "alg=" + identity.alg->substr(0, 64));
-  }
-  if (!identity.info) return fail(6, "info parameter missing", "no info parameter");
-  const std::string& info = *identity.info;
-  if (!request.certificate_pem) {
-    std::string error;
-    const std::optional<HttpsUrl> url = parse_https_url(info, error);
-    if (url) error = check_port(*url, config_.allowed_ports);
-    if (!error.empty()) return fail(7, "info URL refused: " + error, "info <" + info + ">");
-  }
-
-  // PASSporT header (E9-E13).
-  std::string error;
-  std::optional<json> header = decode_json_segment(identity.header_b64, "PASSporT header", error);
-  if (!header) return fail(14, "PASSporT header corrupt", error);
-  for (const char* member : {"alg", "ppt", "typ", "x5u"}) {
-    if (!header->contains(member)) {
-      return fail(9, std::string("PASSporT header lacks ") + member,
-                  "header lacks " + std::string(member));
-    }
-  }
-  if (!string_member_is(*header, "x5u", info)) {
-    return fail(10, "x5u does not match info", "x5u differs from info <" + info + ">");
-  }
-  if (!string_member_is(*header, "typ", "passport")) {
-    return fail(11, "typ is not passport", "header typ " + header->at("typ").dump());
-  }
-  if (!string_member_is(*header, "alg", "ES256")) {
-    return fail(12, "alg is not ES256", "header alg " + header->at("alg").dump());
-  }
-  if (!string_member_is(*header, "ppt", "shaken")) {
-    return fail(13, "PASSporT ppt is not shaken", "header ppt " + header->at("ppt").dump());
-  }
-
-  // Claims (E14, E19, E15, E16), all before any network.
-  std::optional<json> payload =
-      decode_json_segment(identity.payload_b64, "PASSporT payload", error);
-  if (!payload) return fail(14, "PASSporT payload corrupt", error);
-  ShakenClaims claims;
-  if (std::string problem = read_passport_claims(*payload, claims); !problem.empty()) {
-    return fail(14, "Invalid PASSporT claims: " + problem, problem);
-  }
-  if (claims.attest != "A" && claims.attest != "B" && claims.attest != "C") {
-    return fail(19, "attest is not A, B or C", "attest \"" + claims.attest.substr(0, 16) + "\"");
-  }
-  try {
-    validate_claims(claims);
-  } catch (const Error& e) {
-    return fail(14, std::string("Invalid PASSporT claims: ") + e.what(), e.what());
-  }
-  if (claims.iat < now &&
-      distance(claims.iat, now) > static_cast<std::uint64_t>(config_.max_iat_age_s)) {
-    return fail(15, "iat is stale",
-                "iat " + std::to_string(claims.iat) + " is " +
-                    std::to_string(distance(claims.iat, now)) + " s old");
-  }
-  if (claims.iat > now &&
-      distance(claims.iat, now) > static_cast<std::uint64_t>(config_.max_iat_future_s)) {
-    return fail(15, "iat is in the future",
-                "iat " + std::to_string(claims.iat) + " is " +
-                    std::to_string(distance(claims.iat, now)) + " s ahead");
-  }
-  const std::string from = normalize_tn(request.from_tn);
-  if (from.empty() || claims.orig_tn != from) {
-    return fail(16, "orig does not match from",
-                "orig.tn \"" + claims.orig_tn.substr(0, 32) + "\", from \"" +
-                    request.from_tn.substr(0, 32) + "\"");
-  }
-  const bool to_matches =
-      std::any_of(request.to_tns.begin(), request.to_tns.end(), [&](const std::string& to) {
-        const std::string tn = normalize_tn(to);
-        return !tn.empty() &&
-               std::find(claims.dest_tn.begin(), claims.dest_tn.end(), tn) != claims.dest_tn.end();
-      });
-  if (!to_matches) return fail(16, "dest does not match to", "no request to TN in dest.tn");
-
-  // Certificate (E8) and chain (E17).
-  std::shared_ptr<const CertificateEntry> entry;
+// E8: the certificate given with the request, or x5u fetched through the
+// certificate cache.
+std::optional<VerificationResult> Verifier::certificate_for(
+    const VerificationRequest& request, const std::string& info, std::int64_t now,
+    std::shared_ptr<const CertificateEntry>& entry) {
   if (request.certificate_pem) {
     try {
       entry = make_certificate_entry(info, *request.certificate_pem, now);
     } catch (const Error& e) {
-      return fail(8, "Certificate unusable", e.what());
+      return failure(8, "Certificate unusable", e.what());
     }
-  } else {
-    CertificateLookup lookup = certificates_->get(info, now);
-    if (!lookup.entry) {
-      return fail(8, "Failed to dereference info URL", "x5u <" + info + ">: " + lookup.error);
-    }
-    entry = std::move(lookup.entry);
+    return std::nullopt;
   }
-  const std::optional<CertificateEntry::VerdictMemo> memo =
-      request.certificate_pem ? std::nullopt : entry->memo();
-  if (memo && now < memo->recheck_at && claims.iat >= memo->verdict.valid_from &&
-      claims.iat <= memo->verdict.valid_until) {
-    metrics_.record_chain_verdict(true);
-  } else {
-    metrics_.record_chain_verdict(false);
-    std::vector<std::shared_ptr<const void>> keep_alive;
-    const std::vector<X509_CRL*> crls = config_.fetch_crl_from_dp
-                                            ? crls_for(entry->chain, now, keep_alive)
-                                            : std::vector<X509_CRL*>{};
-    ChainVerdict verdict = chain_->validate(entry->chain, claims.iat, crls);
-    if (!verdict.ok) {
-      return fail(17, "Certificate validation failed: " + verdict.reason, verdict.detail);
-    }
-    if (!request.certificate_pem) {
-      const std::int64_t recheck = config_.fetch_crl_from_dp
-                                       ? std::min(kVerdictRecheckS, config_.crl_refresh_s)
-                                       : kVerdictRecheckS;
-      entry->set_memo({std::move(verdict), now + recheck});
-    }
+  CertificateLookup lookup = certificates_->get(info, now);
+  if (!lookup.entry) {
+    return failure(8, "Failed to dereference info URL", "x5u <" + info + ">: " + lookup.error);
   }
+  entry = std::move(lookup.entry);
+  return std::nullopt;
+}
 
-  // Signature (E18): SHA-256 over the received "header.payload" bytes, never
-  // re-serialised; raw r||s of 64 bytes (stir::verify_es256_digest).
-  const std::optional<std::string> signature = base64url_decode(identity.signature_b64);
-  if (!signature || signature->size() != std::tuple_size_v<Es256Signature>) {
-    return fail(18, "Signature validation failed",
-                signature ? "signature is " + std::to_string(signature->size()) +
-                                " bytes, ES256 needs 64 (raw r||s)"
-                          : "signature is not valid base64url");
+// E17: the chain, valid at iat, against the CRLs. A fetched certificate keeps
+// a good verdict until its recheck time (so new CRLs count); one given with
+// the request is checked every time and remembers nothing.
+std::optional<VerificationResult> Verifier::check_chain(const VerificationRequest& request,
+                                                        const CertificateEntry& entry,
+                                                        std::int64_t iat, std::int64_t now) {
+  const std::optional<CertificateEntry::VerdictMemo> memo =
+      request.certificate_pem ? std::nullopt : entry.memo();
+  if (memo && now < memo->recheck_at && iat >= memo->verdict.valid_from &&
+      iat <= memo->verdict.valid_until) {
+    metrics_.record_chain_verdict(true);
+    return std::nullopt;
   }
-  Es256Signature raw{};
-  std::copy(signature->begin(), signature->end(), raw.begin());
-  const std::string_view signed_part =
-      std::string_view(identity.jws).substr(0, identity.jws.rfind('.'));
-  if (!verify_es256_digest(entry->leaf_key.get(), sha256(signed_part), raw)) {
-    return fail(18, "Signature validation failed", "signature does not verify");
+  metrics_.record_chain_verdict(false);
+  std::vector<std::shared_ptr<const void>> keep_alive;
+  const std::vector<X509_CRL*> crls =
+      config_.fetch_crl_from_dp ? crls_for(entry.chain, now, keep_alive) : std::vector<X509_CRL*>{};
+  ChainVerdict verdict = chain_->validate(entry.chain, iat, crls);
+  if (!verdict.ok) {
+    return failure(17, "Certificate validation failed: " + verdict.reason, verdict.detail);
   }
-  VerificationResult result;
-  result.verstat = kVerstatPassed;
-  ParsedPassport& passport = result.passport.emplace();
-  passport.header.x5u = info;
-  passport.claims = std::move(claims);
-  passport.header_json = std::move(*header);
-  passport.payload_json = std::move(*payload);
-  return finish(std::move(result), request, now);
+  if (!request.certificate_pem) {
+    const std::int64_t recheck = config_.fetch_crl_from_dp
+                                     ? std::min(kVerdictRecheckS, config_.crl_refresh_s)
+                                     : kVerdictRecheckS;
+    entry.set_memo({std::move(verdict), now + recheck});
+  }
+  return std::nullopt;
+}
+
+VerificationResult Verifier::verify(const VerificationRequest& request) {
+  const std::int64_t now = request.now.value_or(clock_());
+  Candidate candidate;
+  // The first failure is the answer. Everything that needs no network runs
+  // before the certificate is fetched; the signature comes last, with the
+  // key of a certificate whose chain holds.
+  std::optional<VerificationResult> refused = check_request_time(request, now, config_);
+  if (!refused) refused = check_identity_parameters(request, config_, candidate);
+  if (!refused) refused = check_passport_header(candidate);
+  if (!refused) refused = read_claims(candidate);
+  if (!refused) refused = check_iat(candidate.claims.iat, now, config_);
+  if (!refused) refused = check_telephone_numbers(request, candidate.claims);
+  if (!refused) refused = certificate_for(request, candidate.info(), now, candidate.certificate);
+  if (!refused) refused = check_chain(request, *candidate.certificate, candidate.claims.iat, now);
+  if (!refused) refused = check_signature(candidate.identity, *candidate.certificate);
+  return finish(refused ? std::move(*refused) : passed(std::move(candidate)), request, now);
 }
 
 VerificationResult Verifier::finish(VerificationResult result, const VerificationRequest& request,

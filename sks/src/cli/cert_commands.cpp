@@ -23,15 +23,11 @@ struct CertOptions {
   bool json = false;
 };
 
-stir::EvpPkeyPtr token_public_key(Hsm& hsm, const std::string& label) {
-  return stir::load_public_key_pem(hsm.keys().public_key_pem(label));
-}
-
 void run_csr(const Context& context, const CertOptions& o) {
   // Checked before the token is opened: bad input changes nothing.
   const x509::CsrSubject subject = x509::parse_subject(o.subject);
   auto hsm = open_hsm(context);
-  const stir::EvpPkeyPtr public_key = token_public_key(*hsm, o.label);
+  const stir::EvpPkeyPtr public_key = hsm->keys().public_key(o.label);
   const std::string pem =
       x509::make_csr(*hsm->keys().signing_key(o.label), public_key.get(), subject, o.spc);
   if (o.out.empty()) {
@@ -45,7 +41,7 @@ void run_install_cert(const Context& context, const CertOptions& o) {
   const Config config = load_cli_config(context);
   const std::string chain = stir::read_file(o.chain);
   auto hsm = Hsm::open(config.token);
-  const stir::EvpPkeyPtr public_key = token_public_key(*hsm, o.label);
+  const stir::EvpPkeyPtr public_key = hsm->keys().public_key(o.label);
   const x509::KeyCertificates store(config.certificates.dir);
   const x509::InstallResult result =
       store.install(o.label, public_key.get(), chain, {o.replace, o.allow_no_spc, 0});

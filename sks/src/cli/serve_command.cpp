@@ -52,6 +52,35 @@ void write_server_status(const Config& config, const server::ApiServer& server) 
   }
 }
 
+// Blocks the signals sks serve handles, before any thread starts, so only
+// the watcher gets them; returns them.
+sigset_t block_serve_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+// The token of a signing server, reconnecting by itself when the token comes
+// back; none for a verification-only server. A call into the module that
+// never returns cannot be undone in-process: exit 75 for the supervisor to
+// restart us (exit_codes.h).
+std::unique_ptr<Hsm> open_token(const Config& config) {
+  if (!config.server.signing) return nullptr;
+  std::unique_ptr<Hsm> hsm = Hsm::open(config.token);
+  hsm->start_recovery([](const p11::CallInFlight& call) {
+    stir::exit_at_once(
+        "sks", stir::kExitTokenWedged,
+        "the token module is stuck: " + call.function + " has not returned for " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(call.age).count()) +
+            " s; exiting so that the supervisor starts sks afresh");
+  });
+  return hsm;
+}
+
 // The [metrics] settings a reload cannot change (the listener is bound
 // once, at start).
 bool same_metrics_listener(const MetricsConfig& a, const MetricsConfig& b) {
@@ -60,93 +89,96 @@ bool same_metrics_listener(const MetricsConfig& a, const MetricsConfig& b) {
          a.clients == b.clients;
 }
 
-void run_serve(const Context& context) {
-  // Block the signals before any thread starts, so only the watcher gets them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  const Config config = load_cli_config(context);
-  // A verification-only server has no token to open.
-  std::unique_ptr<Hsm> hsm;
-  if (config.server.signing) hsm = Hsm::open(config.token);
-  // Reconnects by itself when the token comes back. A call into the module
-  // that never returns cannot be undone in-process: exit 75 for the
-  // supervisor to restart us (exit_codes.h).
-  if (hsm) {
-    hsm->start_recovery([](const p11::CallInFlight& call) {
-      stir::exit_at_once(
-          "sks", stir::kExitTokenWedged,
-          "the token module is stuck: " + call.function + " has not returned for " +
-              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(call.age).count()) +
-              " s; exiting so that the supervisor starts sks afresh");
-    });
+// SIGHUP: re-reads the config at `path`; `current` becomes it once the
+// server has reloaded it. A failure keeps the old ring, said in the log,
+// /metrics and the status file. A [metrics] other than `running` (the
+// listener's, from the start) is said to wait for a restart.
+void reload_on_hangup(server::ApiServer& server, const std::string& path, Config& current,
+                      const MetricsConfig& running) {
+  bool reached_reload = false;  // reload() records its own failure
+  try {
+    Config fresh = load_config(path);
+    reached_reload = true;
+    server.reload(fresh);
+    std::fprintf(stderr, "reloaded signing profiles from %s and the rotation state\n",
+                 path.c_str());
+    if (!same_metrics_listener(fresh.metrics, running)) {
+      std::fprintf(stderr,
+                   "[metrics] differs from the running listener's: it takes effect at the next "
+                   "restart\n");
+    }
+    write_server_status(fresh, server);
+    current = std::move(fresh);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "reload failed, keeping the current key ring: %s\n", e.what());
+    if (!reached_reload) server.reload_failed(e.what());
+    write_server_status(current, server);
   }
+}
+
+// serve() has returned: what the signal watcher waits for while it drains.
+struct Served {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool done = false;
+};
+
+constexpr auto kDrain = std::chrono::seconds(10);
+
+// SIGTERM or SIGINT: drains, and waits for serve() to return.
+void drain(int signal, server::ApiServer& server, Served& served, Hsm* hsm) {
+  std::fprintf(stderr, "signal %d: draining in-flight requests, then exiting\n", signal);
+  server.stop(kDrain);
+  // A request whose token call never returns holds the drain (its worker
+  // keeps the I/O loop alive) past its bound: end without it.
+  std::unique_lock lock(served.mutex);
+  if (!served.changed.wait_for(lock, kDrain + std::chrono::seconds(2),
+                               [&] { return served.done; }) &&
+      hsm != nullptr && hsm->module().oldest_call()) {
+    stir::exit_at_once("sks", stir::kExitTokenWedged,
+                       "the drain did not end: a call into the token module has not "
+                       "returned; exiting without it");
+  }
+}
+
+// The signal watcher's thread: reloads on SIGHUP until a signal to stop.
+void watch_signals(sigset_t signals, server::ApiServer& server, Config current, Served& served,
+                   Hsm* hsm) {
+  const std::string path = current.path;
+  const MetricsConfig running = current.metrics;
+  for (;;) {
+    int signal = 0;
+    if (sigwait(&signals, &signal) != 0) continue;
+    if (signal != SIGHUP) return drain(signal, server, served, hsm);
+    reload_on_hangup(server, path, current, running);
+  }
+}
+
+void print_listening(const Config& config, const server::ApiServer& server, int port) {
+  const std::string& listen = config.server.listen;
+  std::cout << "listening on " << server.scheme() << "://"
+            << (listen.find(':') != std::string::npos ? "[" + listen + "]" : listen) << ":" << port
+            << config.server.api_root << (config.server.signing ? "/signing" : "/verification")
+            << std::endl;
+  if (const std::string metrics = server.metrics_url(); !metrics.empty()) {
+    std::cout << "metrics on " << metrics << std::endl;
+  }
+}
+
+void run_serve(const Context& context) {
+  const sigset_t signals = block_serve_signals();
+  const Config config = load_cli_config(context);
+  std::unique_ptr<Hsm> hsm = open_token(config);
   server::ApiServer server(config, hsm ? &hsm->keys() : nullptr);
   const int port = server.bind();
   const std::string ready = server.readiness();
   if (!ready.empty()) throw stir::Error(stir::ErrorCode::kPkcs11, "self-test failed: " + ready);
   write_server_status(config, server);
 
-  struct Served {
-    std::mutex mutex;
-    std::condition_variable changed;
-    bool done = false;
-  } served;
-  constexpr auto kDrain = std::chrono::seconds(10);
-  std::thread watcher([&, path = config.path, current = config]() mutable {
-    for (;;) {
-      int signal = 0;
-      if (sigwait(&signals, &signal) != 0) continue;
-      if (signal == SIGHUP) {
-        bool reached_reload = false;  // reload() records its own failure
-        try {
-          Config fresh = load_config(path);
-          reached_reload = true;
-          server.reload(fresh);
-          std::fprintf(stderr, "reloaded signing profiles from %s and the rotation state\n",
-                       path.c_str());
-          if (!same_metrics_listener(fresh.metrics, config.metrics)) {
-            std::fprintf(stderr,
-                         "[metrics] differs from the running listener's: it takes effect at the "
-                         "next restart\n");
-          }
-          write_server_status(fresh, server);
-          current = std::move(fresh);
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "reload failed, keeping the current key ring: %s\n", e.what());
-          if (!reached_reload) server.reload_failed(e.what());
-          write_server_status(current, server);
-        }
-        continue;
-      }
-      std::fprintf(stderr, "signal %d: draining in-flight requests, then exiting\n", signal);
-      server.stop(kDrain);
-      // A request whose token call never returns holds the drain (its
-      // worker keeps the I/O loop alive) past its bound: end without it.
-      std::unique_lock lock(served.mutex);
-      if (!served.changed.wait_for(lock, kDrain + std::chrono::seconds(2),
-                                   [&] { return served.done; }) &&
-          hsm && hsm->module().oldest_call()) {
-        stir::exit_at_once("sks", stir::kExitTokenWedged,
-                           "the drain did not end: a call into the token module has not "
-                           "returned; exiting without it");
-      }
-      return;
-    }
-  });
-  std::cout << "listening on " << server.scheme() << "://"
-            << (config.server.listen.find(':') != std::string::npos
-                    ? "[" + config.server.listen + "]"
-                    : config.server.listen)
-            << ":" << port << config.server.api_root
-            << (config.server.signing ? "/signing" : "/verification") << std::endl;
-  if (const std::string metrics = server.metrics_url(); !metrics.empty()) {
-    std::cout << "metrics on " << metrics << std::endl;
-  }
+  Served served;
+  std::thread watcher(watch_signals, signals, std::ref(server), config, std::ref(served),
+                      hsm.get());
+  print_listening(config, server, port);
   server.serve();
   {
     std::lock_guard lock(served.mutex);

@@ -1,6 +1,7 @@
 #include "sks/pkcs11/circuit_breaker.h"
 
 #include "stir/error.h"
+#include "stir/metrics_text.h"
 
 namespace sks::p11 {
 
@@ -51,29 +52,20 @@ void CircuitBreaker::notify() {
 }
 
 std::string CircuitBreaker::render_metrics() const {
-  return "# HELP sks_token_breaker_open 1 while the token is down and requests get 503.\n"
-         "# TYPE sks_token_breaker_open gauge\n"
-         "sks_token_breaker_open " +
-         std::string(allow() ? "0" : "1") +
-         "\n"
-         "# HELP sks_token_breaker_trips_total Times the token was found down.\n"
-         "# TYPE sks_token_breaker_trips_total counter\n"
-         "sks_token_breaker_trips_total " +
-         std::to_string(trips_.load()) +
-         "\n"
-         "# HELP sks_token_reconnects_total Reconnects to the token (finalize, initialize, "
-         "login, handles), by result.\n"
-         "# TYPE sks_token_reconnects_total counter\n"
-         "sks_token_reconnects_total{result=\"ok\"} " +
-         std::to_string(reconnects_.load()) +
-         "\n"
-         "sks_token_reconnects_total{result=\"failed\"} " +
-         std::to_string(reconnect_failures_.load()) +
-         "\n"
-         "# HELP sks_token_retries_total Signatures retried once on a fresh session.\n"
-         "# TYPE sks_token_retries_total counter\n"
-         "sks_token_retries_total " +
-         std::to_string(retries_.load()) + "\n";
+  return stir::metric_family("sks_token_breaker_open", "gauge",
+                             "1 while the token is down and requests get 503.",
+                             {{"", allow() ? "0" : "1"}}) +
+         stir::metric_family("sks_token_breaker_trips_total", "counter",
+                             "Times the token was found down.",
+                             {{"", std::to_string(trips_.load())}}) +
+         stir::metric_family(
+             "sks_token_reconnects_total", "counter",
+             "Reconnects to the token (finalize, initialize, login, handles), by result.",
+             {{"{result=\"ok\"}", std::to_string(reconnects_.load())},
+              {"{result=\"failed\"}", std::to_string(reconnect_failures_.load())}}) +
+         stir::metric_family("sks_token_retries_total", "counter",
+                             "Signatures retried once on a fresh session.",
+                             {{"", std::to_string(retries_.load())}});
 }
 
 }  // namespace sks::p11

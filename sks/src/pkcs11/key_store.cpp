@@ -260,25 +260,9 @@ void KeyStore::destroy(const std::string& label) {
   signers_.erase(label);
 }
 
-std::vector<std::uint8_t> KeyStore::public_key_der(const std::string& label) {
-  require_valid_label(label);
-  auto lease = pool_.acquire();
-  const Module& module = pool_.token().module();
-  auto key = find_private(module, lease.handle(), label);
-  if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
-  const auto id = read_bytes(module, lease.handle(), *key, CKA_ID, "CKA_ID");
-  const auto public_keys = find_by(module, lease.handle(), CKO_PUBLIC_KEY, CKA_ID, id);
-  if (public_keys.empty()) {
-    throw Error(ErrorCode::kNotFound, "key '" + label + "' has no public key object in the token");
-  }
-  const auto params =
-      read_bytes(module, lease.handle(), public_keys.front(), CKA_EC_PARAMS, "CKA_EC_PARAMS");
-  if (params != kP256Params) {
-    throw Error(ErrorCode::kInvalidArgument, "key '" + label + "' is not on P-256");
-  }
-  const auto point = ec_point_from_attribute(
-      read_bytes(module, lease.handle(), public_keys.front(), CKA_EC_POINT, "CKA_EC_POINT"));
-
+namespace {
+// The P-256 public key with this uncompressed point.
+stir::EvpPkeyPtr p256_public_key(const std::vector<std::uint8_t>& point, const std::string& label) {
   std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> builder(OSSL_PARAM_BLD_new(),
                                                                           OSSL_PARAM_BLD_free);
   char group[] = "prime256v1";
@@ -298,7 +282,37 @@ std::vector<std::uint8_t> KeyStore::public_key_der(const std::string& label) {
     throw Error(ErrorCode::kCrypto,
                 "the token's CKA_EC_POINT for '" + label + "' is not a valid P-256 point");
   }
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(raw, EVP_PKEY_free);
+  return stir::EvpPkeyPtr(raw);
+}
+}  // namespace
+
+stir::EvpPkeyPtr KeyStore::public_key(const std::string& label) {
+  require_valid_label(label);
+  std::vector<std::uint8_t> point;
+  {
+    auto lease = pool_.acquire();
+    const Module& module = pool_.token().module();
+    auto key = find_private(module, lease.handle(), label);
+    if (!key) throw Error(ErrorCode::kNotFound, "no key labelled '" + label + "' in the token");
+    const auto id = read_bytes(module, lease.handle(), *key, CKA_ID, "CKA_ID");
+    const auto public_keys = find_by(module, lease.handle(), CKO_PUBLIC_KEY, CKA_ID, id);
+    if (public_keys.empty()) {
+      throw Error(ErrorCode::kNotFound,
+                  "key '" + label + "' has no public key object in the token");
+    }
+    const auto params =
+        read_bytes(module, lease.handle(), public_keys.front(), CKA_EC_PARAMS, "CKA_EC_PARAMS");
+    if (params != kP256Params) {
+      throw Error(ErrorCode::kInvalidArgument, "key '" + label + "' is not on P-256");
+    }
+    point = ec_point_from_attribute(
+        read_bytes(module, lease.handle(), public_keys.front(), CKA_EC_POINT, "CKA_EC_POINT"));
+  }
+  return p256_public_key(point, label);
+}
+
+std::vector<std::uint8_t> KeyStore::public_key_der(const std::string& label) {
+  const stir::EvpPkeyPtr pkey = public_key(label);
   unsigned char* der = nullptr;
   const int length = i2d_PUBKEY(pkey.get(), &der);
   if (length <= 0) throw Error(ErrorCode::kCrypto, "cannot encode the public key");
@@ -308,12 +322,9 @@ std::vector<std::uint8_t> KeyStore::public_key_der(const std::string& label) {
 }
 
 std::string KeyStore::public_key_pem(const std::string& label) {
-  const auto der = public_key_der(label);
-  const unsigned char* p = der.data();
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
-      d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())), EVP_PKEY_free);
+  const stir::EvpPkeyPtr pkey = public_key(label);
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
-  if (!pkey || !bio || PEM_write_bio_PUBKEY(bio.get(), pkey.get()) != 1) {
+  if (!bio || PEM_write_bio_PUBKEY(bio.get(), pkey.get()) != 1) {
     throw Error(ErrorCode::kCrypto, "cannot write the public key as PEM");
   }
   char* data = nullptr;
@@ -337,46 +348,90 @@ std::shared_ptr<TokenKey> KeyStore::signing_key(const std::string& label) {
     id = read_bytes(module, lease.handle(), *key, CKA_ID, "CKA_ID");
     handle = *key;
   }
-  stir::EvpPkeyPtr public_key;
+  stir::EvpPkeyPtr public_half;  // read once here: the signature check and self-test use it
   try {
-    public_key = stir::load_public_key_pem(public_key_pem(label));
+    public_half = public_key(label);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kNotFound) throw;  // no public object: nothing to check with
   }
   auto signer = std::make_shared<TokenKey>(pool_, check_, label, std::move(id), handle,
-                                           std::move(public_key));
+                                           std::move(public_half));
   std::lock_guard lock(cache_mutex_);
   return signers_.emplace(label, std::move(signer)).first->second;
+}
+
+namespace {
+
+// One C_SignInit + C_Sign of `digest` with `key` on `session`; `function`
+// names the call that failed.
+CK_RV sign_once(const Module& module, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key,
+                const stir::Sha256Digest& digest, stir::Es256Signature& signature, CK_ULONG& length,
+                const char*& function) {
+  CK_FUNCTION_LIST* api = module.api();
+  CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
+  length = signature.size();
+  function = "C_SignInit";
+  const CK_RV rv =
+      module.call("C_SignInit", [&] { return api->C_SignInit(session, &mechanism, key); });
+  if (rv != CKR_OK) return rv;
+  function = "C_Sign";
+  return module.call("C_Sign", [&] {
+    return api->C_Sign(session, const_cast<unsigned char*>(digest.data()), digest.size(),
+                       signature.data(), &length);
+  });
+}
+
+// Signs on a session the caller holds, once, no retry: what recovery's
+// self-test signs with, the pool being held exclusively then.
+class SessionSigner final : public stir::DigestSigner {
+ public:
+  SessionSigner(const Module& module, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key)
+      : module_(module), session_(session), key_(key) {}
+
+  stir::Es256Signature sign_digest(const stir::Sha256Digest& digest) const override {
+    stir::Es256Signature signature{};
+    CK_ULONG length = 0;
+    const char* function = "C_SignInit";
+    check(sign_once(module_, session_, key_, digest, signature, length, function), function);
+    if (length != signature.size()) {
+      throw Error(ErrorCode::kCrypto,
+                  "C_Sign returned " + std::to_string(length) + " bytes, expected 64");
+    }
+    return signature;
+  }
+
+ private:
+  const Module& module_;
+  CK_SESSION_HANDLE session_;
+  CK_OBJECT_HANDLE key_;
+};
+
+}  // namespace
+
+void self_test(const std::string& label, const stir::DigestSigner& signer, EVP_PKEY* public_key) {
+  static const stir::Sha256Digest digest = stir::sha256("sks key self-test");
+  stir::Es256Signature signature{};
+  try {
+    signature = signer.sign_digest(digest);
+  } catch (const Error& e) {
+    throw Error(e.code(), "key '" + label + "': " + e.what());
+  }
+  if (public_key != nullptr && !stir::verify_es256_digest(public_key, digest, signature)) {
+    throw Error(ErrorCode::kCrypto, "key '" + label +
+                                        "' signed a self-test that does not verify with its "
+                                        "public key");
+  }
 }
 
 void KeyStore::reconnected(CK_SESSION_HANDLE session) {
   std::lock_guard lock(cache_mutex_);
   const Module& module = pool_.token().module();
-  CK_FUNCTION_LIST* api = module.api();
-  const stir::Sha256Digest digest = stir::sha256("sks reconnect self-test");
   for (const auto& [label, signer] : signers_) {
     const auto handles = find_by(module, session, CKO_PRIVATE_KEY, CKA_ID, signer->id_);
     // Never keep an old handle: after a reset it may name another object.
     signer->handle_.store(handles.empty() ? CK_INVALID_HANDLE : handles.front());
     if (handles.empty()) continue;
-    CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
-    stir::Es256Signature signature{};
-    CK_ULONG length = signature.size();
-    check(module.call("C_SignInit",
-                      [&] { return api->C_SignInit(session, &mechanism, handles.front()); }),
-          "C_SignInit", label);
-    check(module.call("C_Sign",
-                      [&] {
-                        return api->C_Sign(session, const_cast<unsigned char*>(digest.data()),
-                                           digest.size(), signature.data(), &length);
-                      }),
-          "C_Sign", label);
-    if (length != signature.size() ||
-        (signer->public_key_ &&
-         !stir::verify_es256_digest(signer->public_key_.get(), digest, signature))) {
-      throw Error(ErrorCode::kCrypto,
-                  "key '" + label + "' signed a reconnect self-test that does not verify");
-    }
+    self_test(label, SessionSigner(module, session, handles.front()), signer->public_key_.get());
   }
 }
 
@@ -389,6 +444,11 @@ TokenKey::TokenKey(SessionPool& pool, SignatureCheck& check, std::string label,
       id_(std::move(id)),
       handle_(handle),
       public_key_(std::move(public_key)) {}
+
+stir::EvpPkeyPtr TokenKey::public_key() const {
+  if (!public_key_ || EVP_PKEY_up_ref(public_key_.get()) != 1) return nullptr;
+  return stir::EvpPkeyPtr(public_key_.get());
+}
 
 CK_OBJECT_HANDLE TokenKey::refresh_handle(CK_SESSION_HANDLE session) const {
   auto handles = find_by(pool_.token().module(), session, CKO_PRIVATE_KEY, CKA_ID, id_);
@@ -411,6 +471,18 @@ bool is_token_failure(const Error& e) {
   const auto* failure = dynamic_cast<const Pkcs11Error*>(&e);
   return failure != nullptr && (is_token_down(failure->rv()) || is_device_fault(failure->rv()) ||
                                 is_session_lost(failure->rv()));
+}
+
+// Runs `step`; a token failure it throws goes to `down` (which trips the
+// breaker and throws), any other error passes unchanged.
+template <typename Step, typename Down>
+decltype(auto) unless_token_down(Step&& step, Down&& down) {
+  try {
+    return step();
+  } catch (const Error& e) {
+    if (is_token_failure(e)) down(std::string(e.what()));
+    throw;
+  }
 }
 }  // namespace
 
@@ -436,90 +508,85 @@ std::optional<std::string> TokenKey::check_failure(SessionPool::Lease& lease,
   return std::nullopt;
 }
 
+SessionPool::Lease TokenKey::lease_session() const {
+  const auto timeout = pool_.token().module().policy().timeout;
+  auto lease = unless_token_down([&] { return pool_.try_acquire_for(timeout); },
+                                 [&](const std::string& why) { token_down(nullptr, why); });
+  if (!lease) {
+    throw Error(ErrorCode::kUnavailable,
+                "no token session came free within " + std::to_string(timeout.count()) + " ms");
+  }
+  return std::move(*lease);
+}
+
+void TokenKey::retry_refused(SessionPool::Lease& lease, const std::string& why, int attempt) const {
+  if (attempt > 0) {
+    throw Error(ErrorCode::kCrypto, why + " (again on a fresh session); session discarded");
+  }
+  // Once more on a fresh session: a faulty session or a transient device
+  // fault must not cost the call (the bad signature never leaves).
+  unless_token_down([&] { lease.replace(); },
+                    [&](const std::string& down) { token_down(&lease, down); });
+  check_.count_retry();
+}
+
+bool TokenKey::renew_for_retry(SessionPool::Lease& lease, CK_RV rv, CK_OBJECT_HANDLE& key) const {
+  const bool renewed = unless_token_down(
+      [&] {
+        if (is_session_lost(rv) || is_device_fault(rv) || rv == CKR_OPERATION_ACTIVE) {
+          // A previous user may have left an operation open: close it too.
+          if (!is_session_lost(rv)) lease.discard();
+          lease.replace();
+        } else if (is_object_handle_stale(rv)) {
+          key = refresh_handle(lease.handle());
+        } else if (rv == CKR_USER_NOT_LOGGED_IN) {
+          pool_.token().relogin();
+        } else {
+          return false;
+        }
+        return true;
+      },
+      [&](const std::string& why) { token_down(&lease, why); });
+  if (renewed) pool_.breaker().count_retry();
+  return renewed;
+}
+
+void TokenKey::retry_failed(SessionPool::Lease& lease, CK_RV rv, const char* function, int attempt,
+                            CK_OBJECT_HANDLE& key) const {
+  const std::string failure = std::string(function) + " " + ckr_name(rv);
+  if (is_token_down(rv)) token_down(&lease, failure);
+  if (attempt == 0) {
+    // One retry, and only for causes that a fresh session, a fresh handle
+    // or a fresh login can cure. A wrong PIN never gets here.
+    if (renew_for_retry(lease, rv, key)) return;
+  } else if (is_session_lost(rv) || is_device_fault(rv)) {
+    token_down(&lease, failure + " again on a fresh session");
+  }
+  check(rv, function, label_);
+}
+
 stir::Es256Signature TokenKey::sign_digest(const stir::Sha256Digest& digest) const {
   CircuitBreaker& breaker = pool_.breaker();
   breaker.check();  // a dead token answers at once, nothing waits for it
-  const Module& module = pool_.token().module();
-  CK_FUNCTION_LIST* api = module.api();
-  std::optional<SessionPool::Lease> lease;
-  try {
-    if (auto got = pool_.try_acquire_for(module.policy().timeout)) lease.emplace(std::move(*got));
-  } catch (const Error& e) {
-    if (is_token_failure(e)) token_down(nullptr, e.what());
-    throw;
-  }
-  if (!lease) {
-    throw Error(ErrorCode::kUnavailable, "no token session came free within " +
-                                             std::to_string(module.policy().timeout.count()) +
-                                             " ms");
-  }
+  SessionPool::Lease lease = lease_session();
   // Tripped while this request waited for its session: the handles and
   // the login are trustworthy only once a reconnect has closed it again.
   breaker.check();
+  const Module& module = pool_.token().module();
   CK_OBJECT_HANDLE key = handle_.load(std::memory_order_relaxed);
   for (int attempt = 0;; ++attempt) {
-    CK_MECHANISM mechanism{CKM_ECDSA, nullptr, 0};
     stir::Es256Signature signature{};
-    CK_ULONG length = signature.size();
+    CK_ULONG length = 0;
     const char* function = "C_SignInit";
-    CK_RV rv = module.call("C_SignInit",
-                           [&] { return api->C_SignInit(lease->handle(), &mechanism, key); });
-    if (rv == CKR_OK) {
-      function = "C_Sign";
-      rv = module.call("C_Sign", [&] {
-        return api->C_Sign(lease->handle(), const_cast<unsigned char*>(digest.data()),
-                           digest.size(), signature.data(), &length);
-      });
-    }
-    if (rv == CKR_OK) {
-      // A retry's signature is always checked: this token just misbehaved.
-      const auto bad = check_failure(*lease, digest, signature, length, attempt > 0);
-      if (!bad) return signature;
-      if (attempt > 0) {
-        throw Error(ErrorCode::kCrypto, *bad + " (again on a fresh session); session discarded");
-      }
-      // Once more on a fresh session: a faulty session or a transient
-      // device fault must not cost the call (the bad signature never leaves).
-      try {
-        lease->replace();
-      } catch (const Error& e) {
-        if (is_token_failure(e)) token_down(&*lease, e.what());
-        throw;
-      }
-      check_.count_retry();
+    const CK_RV rv = sign_once(module, lease.handle(), key, digest, signature, length, function);
+    if (rv != CKR_OK) {
+      retry_failed(lease, rv, function, attempt, key);  // returns only to try again
       continue;
     }
-    const std::string failure = std::string(function) + " " + ckr_name(rv);
-    if (is_token_down(rv)) token_down(&*lease, failure);
-    if (attempt == 0) {
-      // One retry, and only for causes that a fresh session, a fresh handle
-      // or a fresh login can cure. A wrong PIN never gets here.
-      try {
-        if (is_session_lost(rv) || is_device_fault(rv) || rv == CKR_OPERATION_ACTIVE) {
-          // A previous user may have left an operation open: close it too.
-          if (!is_session_lost(rv)) lease->discard();
-          lease->replace();
-          breaker.count_retry();
-          continue;
-        }
-        if (is_object_handle_stale(rv)) {
-          key = refresh_handle(lease->handle());
-          breaker.count_retry();
-          continue;
-        }
-        if (rv == CKR_USER_NOT_LOGGED_IN) {
-          pool_.token().relogin();
-          breaker.count_retry();
-          continue;
-        }
-      } catch (const Error& e) {
-        if (is_token_failure(e)) token_down(&*lease, e.what());
-        throw;
-      }
-    } else if (is_session_lost(rv) || is_device_fault(rv)) {
-      token_down(&*lease, failure + " again on a fresh session");
-    }
-    check(rv, function, label_);
+    // A retry's signature is always checked: this token just misbehaved.
+    const auto bad = check_failure(lease, digest, signature, length, attempt > 0);
+    if (!bad) return signature;
+    retry_refused(lease, *bad, attempt);  // returns only to try again
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "stir/metrics_text.h"
+
 namespace sks::p11 {
 
 bool parse_signature_check_mode(std::string_view text, SignatureCheckMode& mode) {
@@ -81,39 +83,23 @@ void SignatureCheck::count_failure(std::string_view reason, std::string_view key
 }
 
 std::string SignatureCheck::render_metrics() const {
-  return "# HELP sks_signature_checks_total Token signatures verified with the public key before "
-         "leaving (mode " +
-         std::string(to_string(mode_.load())) +
-         ").\n"
-         "# TYPE sks_signature_checks_total counter\n"
-         "sks_signature_checks_total " +
-         std::to_string(checked_.load()) +
-         "\n"
-         "# HELP sks_signature_check_failures_total Token signatures refused (500), by reason.\n"
-         "# TYPE sks_signature_check_failures_total counter\n"
-         "sks_signature_check_failures_total{reason=\"length\"} " +
-         std::to_string(bad_length_.load()) +
-         "\n"
-         "sks_signature_check_failures_total{reason=\"verify\"} " +
-         std::to_string(bad_verify_.load()) +
-         "\n"
-         "# HELP sks_signature_check_retries_total Signatures made again on a fresh session after "
-         "one failed its check.\n"
-         "# TYPE sks_signature_check_retries_total counter\n"
-         "sks_signature_check_retries_total " +
-         std::to_string(retried_.load()) +
-         "\n"
-         "# HELP sks_signature_check_strict 1 while a failed check makes sample mode check every "
-         "signature.\n"
-         "# TYPE sks_signature_check_strict gauge\n"
-         "sks_signature_check_strict " +
-         (strict() ? "1" : "0") +
-         "\n"
-         "# HELP sks_signature_check_strict_periods_total Times a failed check started checking "
-         "every signature (sample mode).\n"
-         "# TYPE sks_signature_check_strict_periods_total counter\n"
-         "sks_signature_check_strict_periods_total " +
-         std::to_string(strict_entered_.load()) + "\n";
+  return stir::metric_family("sks_signature_checks_total", "counter",
+                             "Token signatures verified with the public key before leaving (mode " +
+                                 std::string(to_string(mode_.load())) + ").",
+                             {{"", std::to_string(checked_.load())}}) +
+         stir::metric_family("sks_signature_check_failures_total", "counter",
+                             "Token signatures refused (500), by reason.",
+                             {{"{reason=\"length\"}", std::to_string(bad_length_.load())},
+                              {"{reason=\"verify\"}", std::to_string(bad_verify_.load())}}) +
+         stir::metric_family("sks_signature_check_retries_total", "counter",
+                             "Signatures made again on a fresh session after one failed its check.",
+                             {{"", std::to_string(retried_.load())}}) +
+         stir::metric_family("sks_signature_check_strict", "gauge",
+                             "1 while a failed check makes sample mode check every signature.",
+                             {{"", strict() ? "1" : "0"}}) +
+         stir::metric_family("sks_signature_check_strict_periods_total", "counter",
+                             "Times a failed check started checking every signature (sample mode).",
+                             {{"", std::to_string(strict_entered_.load())}});
 }
 
 }  // namespace sks::p11

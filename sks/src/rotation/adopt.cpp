@@ -78,7 +78,7 @@ void check_active(const Config& config, p11::KeyStore& keys, const std::string& 
   } catch (const Error& e) {
     throw Error(ErrorCode::kInvalidArgument, what + e.what() + "; publish it on every TN-CR first");
   }
-  const stir::EvpPkeyPtr token_key = stir::load_public_key_pem(keys.public_key_pem(k.label));
+  const stir::EvpPkeyPtr token_key = keys.public_key(k.label);
   if (!stir::same_public_key(X509_get0_pubkey(chain.front().get()), token_key.get())) {
     throw Error(ErrorCode::kInvalidArgument,
                 what + k.x5u + " serves a certificate for another key than the token's");

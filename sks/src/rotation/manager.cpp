@@ -158,7 +158,7 @@ void Manager::advance_csr(RotationState& state, const std::string& profile, KeyE
     fault_point("after-keygen");
   }
   const x509::CsrSubject subject = x509::parse_subject(p.rotation.subject);
-  const stir::EvpPkeyPtr public_key = stir::load_public_key_pem(keys().public_key_pem(entry.label));
+  const stir::EvpPkeyPtr public_key = keys().public_key(entry.label);
   const std::string csr =
       x509::make_csr(*keys().signing_key(entry.label), public_key.get(), subject, p.rotation.spc);
   stir::ensure_directory(profile_dir(profile), 0750);
@@ -188,7 +188,7 @@ void Manager::do_install(RotationState& state, const std::string& profile, KeyEn
                     "); publish it, or compromise the key to start over");
   }
   check_transition(profile, entry, KeyState::kCertified, now_, 0, 0);
-  const stir::EvpPkeyPtr public_key = stir::load_public_key_pem(keys().public_key_pem(entry.label));
+  const stir::EvpPkeyPtr public_key = keys().public_key(entry.label);
   const x509::KeyCertificates store(profile_dir(profile) + "/" + std::to_string(entry.id));
   x509::InstallOptions options;
   options.now = static_cast<std::time_t>(now_);
@@ -270,7 +270,7 @@ void Manager::do_activate(RotationState& state, const std::string& profile, KeyE
                     " does not serve the installed chain " + entry.chain_path);
   }
   const auto chain = stir::parse_pem_chain(installed);
-  const stir::EvpPkeyPtr token_key = stir::load_public_key_pem(keys().public_key_pem(entry.label));
+  const stir::EvpPkeyPtr token_key = keys().public_key(entry.label);
   if (!stir::same_public_key(X509_get0_pubkey(chain.front().get()), token_key.get())) {
     throw Error(ErrorCode::kInvalidArgument, "cannot activate " + entry_name(entry) +
                                                  ": the certificate's key is not the token key");

@@ -45,8 +45,14 @@ std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, p11::KeyStor
     auto entry = std::make_shared<SigningKey>();
     entry->label = p.key_label;
     entry->x5u = p.x5u;
-    entry->signer = keys.signing_key(p.key_label);
-    entry->public_key = stir::load_public_key_pem(keys.public_key_pem(p.key_label));
+    auto signer = keys.signing_key(p.key_label);
+    // The public half the token key read when it was resolved: one load.
+    entry->public_key = signer->public_key();
+    if (!entry->public_key) {
+      throw stir::Error(stir::ErrorCode::kNotFound,
+                        "key '" + p.key_label + "' has no public key object in the token");
+    }
+    entry->signer = std::move(signer);
     entry->not_after = p.not_after;
     return std::shared_ptr<const SigningKey>(std::move(entry));
   });
@@ -77,15 +83,9 @@ std::shared_ptr<const KeyRing> KeyRing::build(const Config& config, const KeyRes
 }
 
 void KeyRing::self_test() const {
-  const stir::Sha256Digest digest = stir::sha256("sks key ring self-test");
   for (const auto& profile : profiles_) {
-    if (!profile.key) continue;
-    const auto signature = profile.key->signer->sign_digest(digest);
-    if (!stir::verify_es256_digest(profile.key->public_key.get(), digest, signature)) {
-      throw stir::Error(stir::ErrorCode::kCrypto, "key '" + profile.key->label +
-                                                      "' signed a self-test that does not verify "
-                                                      "with its public key");
-    }
+    if (profile.key)
+      p11::self_test(profile.key->label, *profile.key->signer, profile.key->public_key.get());
   }
 }
 

@@ -62,6 +62,10 @@ class TokenKey final : public stir::DigestSigner {
 
   const std::string& label() const noexcept { return label_; }
   const std::vector<std::uint8_t>& id() const noexcept { return id_; }
+  // The public half, read from the token once when the key was resolved
+  // (KeyStore::signing_key); a new reference to it, null when the token
+  // holds no public object.
+  stir::EvpPkeyPtr public_key() const;
 
  private:
   friend class KeyStore;
@@ -73,6 +77,18 @@ class TokenKey final : public stir::DigestSigner {
                                            const stir::Es256Signature& signature, CK_ULONG length,
                                            bool always) const;
   [[noreturn]] void token_down(SessionPool::Lease* lease, const std::string& why) const;
+  // The steps of sign_digest. A session within the policy's timeout:
+  SessionPool::Lease lease_session() const;
+  // After a signature check_failure refused (`why`), or a failed C_SignInit
+  // or C_Sign (`rv` from `function`): return when the signature is to be
+  // made once more (on a fresh session, with a fresh handle in `key`, after
+  // a fresh login), throw otherwise.
+  void retry_refused(SessionPool::Lease& lease, const std::string& why, int attempt) const;
+  void retry_failed(SessionPool::Lease& lease, CK_RV rv, const char* function, int attempt,
+                    CK_OBJECT_HANDLE& key) const;
+  // Renews what `rv` says is broken (counted as a retry); false when no
+  // renewal cures it.
+  bool renew_for_retry(SessionPool::Lease& lease, CK_RV rv, CK_OBJECT_HANDLE& key) const;
 
   SessionPool& pool_;
   SignatureCheck& check_;
@@ -102,8 +118,12 @@ class KeyStore {
   // Destroys the private and public objects. Throws kNotFound.
   void destroy(const std::string& label);
 
-  // SubjectPublicKeyInfo of the key, from the public object's CKA_EC_POINT
-  // (DER OCTET STRING or bare point, both accepted). Throws kNotFound.
+  // The key's public half, from the public object's CKA_EC_POINT (DER
+  // OCTET STRING or bare point, both accepted): the one place a public key
+  // is read from the token. Throws kNotFound (no such key, or no public
+  // object), kInvalidArgument (not P-256), kCrypto (not a valid point).
+  stir::EvpPkeyPtr public_key(const std::string& label);
+  // The same as SubjectPublicKeyInfo (DER) and as PEM.
   std::vector<std::uint8_t> public_key_der(const std::string& label);
   std::string public_key_pem(const std::string& label);
 
@@ -120,8 +140,8 @@ class KeyStore {
 
   // After Token::reconnect(), with SessionPool::exclusive() held: looks up
   // every cached signer's handle again by CKA_ID on `session` (a key no
-  // longer in the token gets an invalid handle) and signs and verifies a
-  // test digest with each. Throws stir::Error when one fails.
+  // longer in the token gets an invalid handle) and runs self_test() (below)
+  // on each, signing on `session`. Throws stir::Error when one fails.
   void reconnected(CK_SESSION_HANDLE session);
 
  private:
@@ -130,5 +150,17 @@ class KeyStore {
   std::mutex cache_mutex_;
   std::unordered_map<std::string, std::shared_ptr<TokenKey>> signers_;
 };
+
+// The one key self-test, run by every path that needs one: start-up and
+// GET /readyz (ApiServer::readiness), reload (KeyRing::self_test) and the
+// token's recovery (KeyStore::reconnected). Signs a fixed test digest with
+// `signer` and verifies the signature with `public_key`; when that is null
+// (no public object in the token) only the signer's own checks apply.
+// Threads: as safe as `signer` (a TokenKey: any number of threads).
+// Errors: stir::Error kCrypto "key '<label>' signed a self-test that does
+// not verify with its public key"; a failure of the signer as
+// "key '<label>': <its message>", with its code (a token found down has
+// tripped the breaker, as for any signature).
+void self_test(const std::string& label, const stir::DigestSigner& signer, EVP_PKEY* public_key);
 
 }  // namespace sks::p11

@@ -37,7 +37,7 @@ struct SigningKey {
   std::string label;
   std::string x5u;
   std::shared_ptr<const stir::DigestSigner> signer;
-  stir::EvpPkeyPtr public_key;  // for the readiness self-test
+  stir::EvpPkeyPtr public_key;  // for the self-test (null: the signer checks alone)
   std::int64_t not_after = 0;   // certificate notAfter (seconds), when known
 };
 
@@ -78,9 +78,13 @@ class KeyRing {
   const std::string* client_identity(const std::vector<std::string>& client_names) const;
   const std::vector<Profile>& profiles() const noexcept { return profiles_; }
 
-  // Signs a digest with every key and verifies it against the key's public
-  // half (the certificate's key: install-cert checked they match). A reload
-  // swaps in only a ring that passes.
+  // Runs the one key self-test (p11::self_test, key_store.h) on every
+  // profile's key: signs a test digest and verifies it with the key's public
+  // half (the certificate's key: install-cert checked they match). Start-up
+  // and /readyz (ApiServer::readiness) and reload call it; a reload swaps in
+  // only a ring that passes. Threads: any, as many at once as the signers
+  // allow (TokenKey: any number). Errors: p11::self_test's, for the first
+  // key that fails.
   void self_test() const;
 
   // Prometheus gauges: the active key per profile and the seconds until

@@ -113,8 +113,11 @@ class ApiServer {
   // What the process signs with and loaded (GET /admin/v1/keys).
   nlohmann::json ring_report() const;
 
-  // Signs and verifies a self-test digest with every profile's key; the
-  // reason when not ready, empty when ready.
+  // Asks the token layer (p11::SessionPool::readiness: breaker, login),
+  // then runs the one key self-test on every profile's key
+  // (KeyRing::self_test); the reason when not ready, empty when ready. The
+  // server makes no PKCS#11 call of its own. Start-up (`sks serve`) and
+  // GET /readyz call it; a failure is the reason returned, not thrown.
   std::string readiness() const;
 
   Metrics& metrics() noexcept { return metrics_; }

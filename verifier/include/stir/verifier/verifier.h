@@ -100,6 +100,7 @@ struct VerificationResult {
 nlohmann::json to_verification_response(const VerificationResult& result);
 
 class CertificateCache;
+struct CertificateEntry;
 class ChainValidator;
 class HttpsFetcher;
 class ReasonOncePolicy;
@@ -133,6 +134,13 @@ class Verifier {
                             std::int64_t now);
   std::vector<X509_CRL*> crls_for(const std::vector<X509Ptr>& chain, std::int64_t now,
                                   std::vector<std::shared_ptr<const void>>& keep_alive);
+  // Two of verify()'s checks (E8, E17): the failed result, or nothing.
+  std::optional<VerificationResult> certificate_for(const VerificationRequest& request,
+                                                    const std::string& info, std::int64_t now,
+                                                    std::shared_ptr<const CertificateEntry>& entry);
+  std::optional<VerificationResult> check_chain(const VerificationRequest& request,
+                                                const CertificateEntry& entry, std::int64_t iat,
+                                                std::int64_t now);
 
   VerifierConfig config_;
   Clock clock_;

@@ -6,6 +6,9 @@
 // stir::Error, into an HTTP status, an ATIS-1000082 error body and a log
 // outcome is sks/src/server/api_error.cpp.
 //
+// In stir_base, not the PASSporT library: it is the error road of every
+// service that reads requests (sks, the verifier); none needs PASSporT for it.
+//
 // Value type; header-only; no threads. what() is for logs: "missing
 // mandatory parameter 'attest'".
 #pragma once
