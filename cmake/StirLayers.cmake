@@ -16,7 +16,7 @@ endif()
 # One entry a layer, lowest first: "LEVEL:target,target,...".
 set(STIR_LAYERS
   "0:stir_base"
-  "1:stir_signer,stir_config"
+  "1:stir_signer,stir_toml_config"
   "2:stir_http,stir_verifier"
   "3:tn_cr_core,sks_pkcs11"
   "4:sks_config,sks_x509"

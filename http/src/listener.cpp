@@ -10,9 +10,9 @@ namespace stir::http {
 
 namespace {
 
-using Field = stir::config::IntegerField<ListenerConfig>;
+using Field = stir::toml_config::IntegerField<ListenerConfig>;
 
-// Every integer setting, one row each (stir::config::IntegerField): key,
+// Every integer setting, one row each (stir::toml_config::IntegerField): key,
 // member, bounds. Defaults: the member initialisers in ListenerConfig, or
 // the server's own, set before reading.
 const Field kListenerFields[] = {
@@ -47,14 +47,14 @@ const Field kAliases[] = {
     {"read_timeout_ms", &ListenerConfig::header_timeout_ms, 10, 600000},
 };
 
-void read_aliases(const stir::config::Reader& reader, const toml::table& table,
+void read_aliases(const stir::toml_config::Reader& reader, const toml::table& table,
                   const std::string& where, ListenerConfig& config) {
-  stir::config::read_integers(reader, table, where, kAliases, config);
+  stir::toml_config::read_integers(reader, table, where, kAliases, config);
   // read_timeout_ms stands for both the header's and the body's deadline.
   if (table.get("read_timeout_ms") != nullptr) config.body_timeout_ms = config.header_timeout_ms;
 }
 
-void require_tls_files(const stir::config::Reader& reader, const toml::table& table,
+void require_tls_files(const stir::toml_config::Reader& reader, const toml::table& table,
                        const std::string& where, const ListenerKeys& keys,
                        const ListenerConfig& config) {
   if (config.lab_plain_http) return;
@@ -72,7 +72,7 @@ void require_tls_files(const stir::config::Reader& reader, const toml::table& ta
 }  // namespace
 
 std::set<std::string> listener_keys(const ListenerKeys& keys) {
-  using stir::config::with_keys;
+  using stir::toml_config::with_keys;
   auto out = with_keys(with_keys({"listen", "tls_cert", "tls_key"}, kAliases), kListenerFields);
   if (keys.tls_required) out.insert("lab_plain_http");
   if (keys.body_limit) out = with_keys(std::move(out), kBodyFields);
@@ -84,9 +84,9 @@ std::set<std::string> listener_keys(const ListenerKeys& keys) {
   return out;
 }
 
-void read_listener(const stir::config::Reader& reader, const toml::table& table,
+void read_listener(const stir::toml_config::Reader& reader, const toml::table& table,
                    const std::string& where, const ListenerKeys& keys, ListenerConfig& config) {
-  using stir::config::read_integers;
+  using stir::toml_config::read_integers;
   if (auto listen = reader.string(table, "listen", where); !listen.empty()) config.listen = listen;
   config.tls_cert = reader.path(table, "tls_cert", where);
   config.tls_key = reader.path(table, "tls_key", where);

@@ -26,11 +26,11 @@ std::string resolve_config_path(const std::string& cli_path) {
 
 namespace {
 
-using stir::config::IntegerField;
-using stir::config::read_integers;
-using stir::config::Reader;
-using stir::config::sub_table;
-using stir::config::with_keys;
+using stir::toml_config::IntegerField;
+using stir::toml_config::read_integers;
+using stir::toml_config::Reader;
+using stir::toml_config::sub_table;
+using stir::toml_config::with_keys;
 
 // Each table's integer settings, one row each: key, member, bounds. The
 // default is the member's initialiser in sks/config.h.
@@ -465,7 +465,7 @@ void read_verifier(const Reader& reader, const toml::table& root, Config& config
 }  // namespace
 
 Config load_config(const std::string& path) {
-  const toml::table root = stir::config::parse_file(
+  const toml::table root = stir::toml_config::parse_file(
       path, "give --config FILE or set SKS_CONFIG; `sks init --dir DIR` makes one");
 
   Config config;

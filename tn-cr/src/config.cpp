@@ -20,10 +20,10 @@ std::string resolve_config_path(const std::string& cli_path) {
 namespace {
 
 // Typed reads from one table, named `name` in messages; the rules and the
-// file and line in every error come from stir::config::Reader.
+// file and line in every error come from stir::toml_config::Reader.
 class Reader {
  public:
-  Reader(const stir::config::Reader& file, const toml::table& table, std::string name)
+  Reader(const stir::toml_config::Reader& file, const toml::table& table, std::string name)
       : file_(file), table_(table), name_(std::move(name)) {}
 
   [[noreturn]] void fail(const toml::node* node, const std::string& message) const {
@@ -58,12 +58,12 @@ class Reader {
   }
 
  private:
-  const stir::config::Reader& file_;
+  const stir::toml_config::Reader& file_;
   const toml::table& table_;
   std::string name_;
 };
 
-void read_server(const Reader& r, const stir::config::Reader& file, const toml::table& table,
+void read_server(const Reader& r, const stir::toml_config::Reader& file, const toml::table& table,
                  ServerOptions& s) {
   // Client certificates only for /metrics (client_ca, metrics_clients), and
   // request bodies are never used (a fixed limit).
@@ -94,11 +94,11 @@ void read_server(const Reader& r, const stir::config::Reader& file, const toml::
 }  // namespace
 
 Config load_config(const std::string& path) {
-  const toml::table root = stir::config::parse_file(path, "give --config FILE or set TN_CR_CONFIG");
+  const toml::table root = stir::toml_config::parse_file(path, "give --config FILE or set TN_CR_CONFIG");
 
   Config config;
   config.path = path;
-  const stir::config::Reader file(path);
+  const stir::toml_config::Reader file(path);
   for (const auto& [key, value] : root) {
     if (key.str() != "repository" && key.str() != "server") {
       file.fail(&value, "unknown key '" + std::string(key.str()) + "' at the top level");
@@ -106,12 +106,12 @@ Config load_config(const std::string& path) {
   }
 
   config.repository_dir = (file.folder() / "certs").string();
-  if (const toml::table* repository = stir::config::sub_table(file, root, "repository")) {
+  if (const toml::table* repository = stir::toml_config::sub_table(file, root, "repository")) {
     const Reader r(file, *repository, "repository");
     r.only_keys({"dir"});
     if (auto dir = r.path("dir"); !dir.empty()) config.repository_dir = dir;
   }
-  if (const toml::table* server = stir::config::sub_table(file, root, "server")) {
+  if (const toml::table* server = stir::toml_config::sub_table(file, root, "server")) {
     config.has_server = true;
     read_server(Reader(file, *server, "server"), file, *server, config.server);
   }

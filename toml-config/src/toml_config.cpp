@@ -4,7 +4,7 @@
 
 #include "stir/error.h"
 
-namespace stir::config {
+namespace stir::toml_config {
 
 namespace fs = std::filesystem;
 
@@ -112,4 +112,4 @@ const toml::table* sub_table(const Reader& reader, const toml::table& parent,
   return table;
 }
 
-}  // namespace stir::config
+}  // namespace stir::toml_config

@@ -14,7 +14,7 @@
 #include <type_traits>
 #include <variant>
 
-namespace stir::config {
+namespace stir::toml_config {
 
 template <class S>
 struct IntegerField {
@@ -40,4 +40,4 @@ struct IntegerField {
   }
 };
 
-}  // namespace stir::config
+}  // namespace stir::toml_config

@@ -27,7 +27,7 @@
 
 #include "stir/config_field.h"
 
-namespace stir::config {
+namespace stir::toml_config {
 
 // Parses the file at `path`. A file that does not exist is
 // "config file PATH does not exist (MISSING_HINT)".
@@ -98,4 +98,4 @@ std::set<std::string> with_keys(std::set<std::string> keys, const Fields& fields
   return keys;
 }
 
-}  // namespace stir::config
+}  // namespace stir::toml_config

@@ -35,7 +35,7 @@ std::set<std::string> listener_keys(const ListenerKeys& keys);
 // keys.tls_required, checks that TLS files are given unless lab_plain_http
 // (and client_ca unless lab_no_client_cert, when the server has client
 // certificates).
-void read_listener(const stir::config::Reader& reader, const toml::table& table,
+void read_listener(const stir::toml_config::Reader& reader, const toml::table& table,
                    const std::string& where, const ListenerKeys& keys, ListenerConfig& config);
 
 }  // namespace stir::http

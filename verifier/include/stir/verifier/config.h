@@ -122,7 +122,7 @@ struct VerifierConfig {
 // Every integer setting of VerifierConfig with its bounds: the one place
 // they are written. validate_config() checks them; sks's config reader
 // reads [verifier] by them (the same bounds, with file and line).
-using VerifierLimit = stir::config::IntegerField<VerifierConfig>;
+using VerifierLimit = stir::toml_config::IntegerField<VerifierConfig>;
 std::span<const VerifierLimit> verifier_limits();
 
 // Throws stir::Error(kConfig) for the first unusable field (a value outside
