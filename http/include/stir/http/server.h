@@ -4,10 +4,7 @@
 // Model: one listening socket; N I/O threads run every connection's state
 // machine (TLS handshake, header, body, handler, write, keep-alive wait)
 // asynchronously, one strand per connection, so an idle or slow connection
-// holds no thread. Each I/O thread has an io_context of its own (a lane);
-// connections are dealt to the lanes in turn at accept, so a request's
-// events, handlers and posts stay on one thread, with no hand-over between
-// threads per event (bench/README.md, issue 20). Handlers are plain functions (Request, RequestContext) ->
+// holds no thread. Handlers are plain functions (Request, RequestContext) ->
 // Response that know nothing of Beast. A route marked Run::kBlocking runs on
 // a bounded worker pool instead (PKCS#11 C_Sign may block for a token
 // session); its response is written back on the connection's strand. When
@@ -158,10 +155,8 @@ enum class Run {
   // that worker's place: its token session is free) and at least one other
   // I/O thread runs no such handler; on the pool otherwise. So a handler
   // that blocks (a hung token) holds one I/O thread at most, and the other
-  // connections go on on the others: the other lanes' at once, its own
-  // lane's within about 5 ms (a rescuer thread runs a lane whose thread has
-  // been in such a handler longer, until it returns; new connections skip
-  // that lane). With one I/O thread it always runs on the pool.
+  // connections go on on the others; with one I/O thread it always runs on
+  // the pool.
   kInlineWhenIdle,
 };
 
