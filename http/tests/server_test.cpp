@@ -292,6 +292,51 @@ TEST_F(HttpServerTest, FullWorkerQueueAnswers503WithRetryAfter) {
   }
 }
 
+// A Run::kInlineWhenIdle handler that blocks holds its I/O thread only:
+// the other connections of that thread's lane (the first and third
+// connections share lane 0 of two) are answered by the rescuer, and the
+// other lane's as ever.
+TEST_F(HttpServerTest, ABlockedInlineHandlerHoldsOneIoThreadAndItsLaneGoesOn) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  options_.workers = 1;
+  options_.worker_queue = 0;
+  options_.router.add(
+      "GET", "/slow",
+      [released](const Request&, const RequestContext&) {
+        released.wait();
+        return Response::text(200, "done\n", "text/plain");
+      },
+      Run::kInlineWhenIdle);
+  start();
+  std::vector<std::unique_ptr<httplib::SSLClient>> clients;
+  for (int n = 0; n < 3; ++n) {  // accepted in this order: lanes 0, 1, 0
+    clients.push_back(client());
+    auto res = clients.back()->Get("/hello");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200);
+  }
+  auto slow = std::async(std::launch::async, [&] { return clients[0]->Get("/slow"); });
+  ASSERT_TRUE(eventually([&] { return server_->stats().workers_busy == 1; }));
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t n : {std::size_t{2}, std::size_t{1}}) {
+      auto res = clients[n]->Get("/hello");
+      ASSERT_TRUE(res) << "connection " << n;
+      EXPECT_EQ(res->status, 200);
+    }
+  }
+  auto fresh = client()->Get("/hello");  // a new connection too
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->status, 200);
+  release.set_value();
+  auto res = slow.get();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  auto after = clients[2]->Get("/hello");  // the lane's own thread again
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
+}
+
 // A route on a pool of its own answers while the default pool is full.
 TEST_F(HttpServerTest, ANamedPoolAnswersWhileTheDefaultPoolIsFull) {
   std::promise<void> release;
