@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "stir/error.h"
 #include "stir/http/tls.h"
@@ -292,12 +293,34 @@ std::string loggable(std::string_view text) {
 }
 
 namespace detail {
+// An I/O thread's own io_context: its connections' events, handlers and
+// posts stay on that thread, with no hand-over of the reactor to another
+// thread per event as one io_context shared by all I/O threads does (2-3
+// context switches per request when requests come one at a time). The
+// hint 1 keeps posts on the posting thread; the context stays thread-safe,
+// so the rescuer (ServerCore::rescue) may run it beside its thread.
+struct Lane {
+  net::io_context ioc{1};
+  net::executor_work_guard<net::io_context::executor_type> work{net::make_work_guard(ioc)};
+  // Steady-clock nanoseconds since a Run::kInlineWhenIdle handler began
+  // on this lane's own thread; 0 when none runs. Only that thread writes
+  // it (the rescuer never runs a handler inline), so it is never stale.
+  std::atomic<std::int64_t> inline_since{0};
+};
+
+// True on the rescuer thread (ServerCore::rescue). It runs other lanes'
+// handlers, never one inline: a handler it ran inline would mark the
+// lane as stuck after its own thread has left, and a hung one would leave
+// every other lane without a rescuer.
+thread_local bool tl_rescuer = false;
+
 class ServerCore {
  public:
   explicit ServerCore(Options o)
       : options(std::move(o)),
         io_threads(options.io_threads != 0 ? options.io_threads : cores()),
-        ioc(static_cast<int>(io_threads)),
+        lanes(make_lanes(io_threads)),
+        ioc(lanes.front()->ioc),
         control(net::make_strand(ioc)),
         acceptor(control),
         retry_timer(control),
@@ -344,7 +367,9 @@ class ServerCore {
   ~ServerCore() { closing = true; }
 
   void accept();
-  void on_accept(tcp::socket socket);
+  void on_accept(tcp::socket socket, Lane& lane);
+  Lane& next_lane();
+  void rescue();
   void add(std::uint64_t id, std::weak_ptr<SessionBase> session) {
     std::lock_guard lock(sessions_mutex);
     sessions.emplace(id, std::move(session));
@@ -357,6 +382,7 @@ class ServerCore {
     {
       std::lock_guard lock(sessions_mutex);
       sessions.erase(id);
+      vacated.erase(id);
       last = sessions.empty();
       // A flood has ended: give its memory back rather than keep it in
       // the allocator's free lists.
@@ -376,9 +402,11 @@ class ServerCore {
   }
 
   // Flood admission (server.h): registers a pending connection from
-  // `address` and returns the pending ones it displaces, to be closed.
-  std::vector<std::weak_ptr<SessionBase>> admit(std::uint64_t id, const std::string& address) {
-    std::vector<std::weak_ptr<SessionBase>> evicted;
+  // `address` and returns the pending ones it displaces (id and session),
+  // to be closed.
+  using Evicted = std::pair<std::uint64_t, std::weak_ptr<SessionBase>>;
+  std::vector<Evicted> admit(std::uint64_t id, const std::string& address) {
+    std::vector<Evicted> evicted;
     std::lock_guard lock(admission_mutex);
     const std::size_t per_address = options.max_handshakes_per_address;
     if (per_address > 0) {
@@ -416,6 +444,19 @@ class ServerCore {
     std::lock_guard lock(sessions_mutex);
     return sessions.size();
   }
+  // What max_connections counts: open connections but those evicted, whose
+  // close is posted to their own lane and may wait there a moment (under a
+  // flood lane 0 accepts while another lane runs the closes). Counting them
+  // refused new connections instead of evicting.
+  std::size_t counted_connections() {
+    std::lock_guard lock(sessions_mutex);
+    return sessions.size() - vacated.size();
+  }
+  // An evicted connection gives up its slot now, not when its lane closes it.
+  void vacate(std::uint64_t id) {
+    std::lock_guard lock(sessions_mutex);
+    if (sessions.contains(id)) vacated.insert(id);
+  }
   template <class F>
   void for_each_session(F f) {
     std::vector<std::shared_ptr<SessionBase>> live;
@@ -447,7 +488,7 @@ class ServerCore {
     }
   }
   // The oldest pending connection (from `address` when given), settled.
-  std::weak_ptr<SessionBase> evict_oldest(const std::string* address) {
+  Evicted evict_oldest(const std::string* address) {
     for (auto at = pending_order.begin(); at != pending_order.end();) {
       const auto it = pending.find(*at);
       if (it == pending.end()) {
@@ -458,10 +499,10 @@ class ServerCore {
         ++at;
         continue;
       }
-      auto session = std::move(it->second.session);
+      Evicted found{it->first, std::move(it->second.session)};
       pending_order.erase(at);
-      settle_locked(it->first);
-      return session;
+      settle_locked(found.first);
+      return found;
     }
     return {};
   }
@@ -470,6 +511,7 @@ class ServerCore {
   // unregister themselves.
   std::mutex sessions_mutex;
   std::unordered_map<std::uint64_t, std::weak_ptr<SessionBase>> sessions;
+  std::unordered_set<std::uint64_t> vacated;  // evicted, not yet closed
   static constexpr std::size_t kTrimPeak = 128;
   std::size_t peak_sessions = 0;  // since the last trim
   std::mutex admission_mutex;
@@ -488,14 +530,43 @@ class ServerCore {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> busy{0};
 
+  static std::vector<std::unique_ptr<Lane>> make_lanes(std::size_t n) {
+    std::vector<std::unique_ptr<Lane>> made;
+    for (std::size_t k = 0; k < std::max<std::size_t>(1, n); ++k) {
+      made.push_back(std::make_unique<Lane>());
+    }
+    return made;
+  }
+
   Options options;
   const std::size_t io_threads;
-  net::io_context ioc;
+  std::vector<std::unique_ptr<Lane>> lanes;  // one per I/O thread
+  net::io_context& ioc;                      // lane 0's: the acceptor and the drain
   net::strand<net::io_context::executor_type> control;  // acceptor and drain
   tcp::acceptor acceptor;
   net::steady_timer retry_timer;
   net::steady_timer drain_timer;
   net::executor_work_guard<net::io_context::executor_type> work;
+  std::size_t next_lane_index = 0;  // the acceptor's (control strand)
+  std::mutex rescue_mutex;
+  std::condition_variable rescue_wake;
+  std::atomic<bool> rescue_stop{false};
+  // The rescuer checks the lanes every few milliseconds while inline
+  // handlers run, and sleeps (rescue_idle) after a second without any.
+  std::atomic<std::uint64_t> inline_calls{0};
+  std::atomic<bool> rescue_idle{false};
+
+  // Before an inline handler: counts it, and wakes a sleeping rescuer.
+  void inline_begins() {
+    inline_calls.fetch_add(1);
+    if (rescue_idle.load()) {
+      {
+        std::lock_guard lock(rescue_mutex);
+        rescue_idle = false;
+      }
+      rescue_wake.notify_one();
+    }
+  }
   std::vector<std::pair<std::string, std::unique_ptr<WorkerPool>>> pools;
 };
 }  // namespace detail
@@ -511,8 +582,9 @@ constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
 template <class Stream>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(detail::ServerCore& server, Stream stream, ConnectionInfo info)
+  Session(detail::ServerCore& server, detail::Lane& lane, Stream stream, ConnectionInfo info)
       : server_(server),
+        lane_(lane),
         stream_(std::move(stream)),
         info_(std::move(info)),
         timer_(stream_.get_executor()),
@@ -732,8 +804,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     WorkerPool* pool = match.run != Run::kInline ? server_.pool(match.pool) : nullptr;
     if (pool == nullptr) return write(invoke(*match.handler, context), &message);
-    if (match.run == Run::kInlineWhenIdle && pool->try_enter(server_.io_threads - 1)) {
+    if (match.run == Run::kInlineWhenIdle && !detail::tl_rescuer &&
+        pool->try_enter(server_.io_threads - 1)) {
+      // The rescuer takes the lane's other connections if this takes long.
+      server_.inline_begins();
+      lane_.inline_since.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
       Response response = invoke(*match.handler, context);  // catches everything
+      lane_.inline_since.store(0);
       pool->leave();
       return write(std::move(response), &message);
     }
@@ -882,6 +961,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   detail::ServerCore& server_;
+  detail::Lane& lane_;  // the I/O thread's context the connection runs on
   Stream stream_;
   ConnectionInfo info_;
   net::steady_timer timer_;  // the connection's one deadline timer
@@ -912,8 +992,80 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
 }  // namespace
 
+// Round robin over the lanes, past one whose thread runs a handler inline
+// (it may be a hung token call).
+detail::Lane& detail::ServerCore::next_lane() {
+  for (std::size_t tries = 0; tries + 1 < lanes.size(); ++tries) {
+    Lane& lane = *lanes[next_lane_index++ % lanes.size()];
+    if (lane.inline_since.load() == 0) return lane;
+  }
+  return *lanes[next_lane_index++ % lanes.size()];
+}
+
+// A lane whose thread has run an inline handler for longer than
+// kRescueAfter (a slow or hung token call) is run by this thread until the
+// handler returns, so that handler holds one I/O thread and the lane's
+// other connections go on: what one shared io_context gave, for a check
+// every kRescueAfter instead of a hand-over per event.
+void detail::ServerCore::rescue() {
+  tl_rescuer = true;
+  using std::chrono::steady_clock;
+  constexpr auto kRescueAfter = std::chrono::milliseconds(5);
+  const auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               steady_clock::now().time_since_epoch())
+        .count();
+  };
+  constexpr int kChecksBeforeSleep = 200;  // a second of checks without an inline handler
+  std::uint64_t calls_seen = inline_calls.load();
+  int quiet_checks = 0;
+  for (;;) {
+    {
+      std::unique_lock lock(rescue_mutex);
+      if (quiet_checks >= kChecksBeforeSleep) {
+        // Idle first, then the count: an inline_begins() at this moment
+        // sees the one or leaves the other changed (both sequentially
+        // consistent), so no slow handler goes unwatched.
+        rescue_idle = true;
+        if (inline_calls.load() == calls_seen) {
+          rescue_wake.wait(lock, [this] { return rescue_stop.load() || !rescue_idle; });
+        }
+        rescue_idle = false;
+        quiet_checks = 0;
+      } else {
+        rescue_wake.wait_for(lock, kRescueAfter, [this] { return rescue_stop.load(); });
+      }
+      if (rescue_stop.load()) return;
+    }
+    const std::uint64_t calls = inline_calls.load();
+    quiet_checks = calls == calls_seen ? quiet_checks + 1 : 0;
+    calls_seen = calls;
+    // Every lane stuck longer than kRescueAfter, in turn, until none is.
+    for (bool stuck = true; stuck && !rescue_stop.load();) {
+      stuck = false;
+      for (std::size_t k = 0; k < lanes.size(); ++k) {
+        Lane& lane = *lanes[k];
+        const std::int64_t since = lane.inline_since.load();
+        if (since == 0 || lane.ioc.stopped() ||
+            now_ns() - since < std::chrono::nanoseconds(kRescueAfter).count()) {
+          continue;
+        }
+        stuck = true;
+        lane.ioc.run_for(std::chrono::milliseconds(1));
+        // The lane's own thread may have gone to wait while this one held
+        // the reactor; a hint-1 context wakes no other thread for work it
+        // queues itself. A post from outside the lane wakes it, at once,
+        // not after another lane's handler returns.
+        net::post(lane.ioc, [] {});
+      }
+    }
+  }
+}
+
 void detail::ServerCore::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  Lane& lane = next_lane();
+  acceptor.async_accept(net::make_strand(lane.ioc), [this, &lane](beast::error_code ec,
+                                                                    tcp::socket socket) {
     if (stopping.load() || ec == net::error::operation_aborted) return;
     if (ec) {
       // Out of file descriptors, say: pause rather than spin.
@@ -923,14 +1075,14 @@ void detail::ServerCore::accept() {
       });
       return;
     }
-    on_accept(std::move(socket));
+    on_accept(std::move(socket), lane);
     accept();
   });
 }
 
-void detail::ServerCore::on_accept(tcp::socket socket) {
+void detail::ServerCore::on_accept(tcp::socket socket, Lane& lane) {
   beast::error_code ec;
-  if (open_connections() >= options.max_connections) {
+  if (counted_connections() >= options.max_connections) {
     ++rejected;
     socket.close(ec);
     return;
@@ -946,7 +1098,8 @@ void detail::ServerCore::on_accept(tcp::socket socket) {
   }
   info.tls = options.tls != nullptr;
   const std::uint64_t id = info.id;
-  for (auto& evicted : admit(id, info.remote_address)) {
+  for (auto& [evicted_id, evicted] : admit(id, info.remote_address)) {
+    vacate(evicted_id);
     if (auto session = evicted.lock()) session->force_close();
   }
   auto launch = [this, id](auto session) {
@@ -957,10 +1110,11 @@ void detail::ServerCore::on_accept(tcp::socket socket) {
   if (options.tls) {
     using TlsStream = beast::ssl_stream<beast::tcp_stream>;
     launch(std::make_shared<Session<TlsStream>>(
-        *this, TlsStream(beast::tcp_stream(std::move(socket)), *options.tls), std::move(info)));
+        *this, lane, TlsStream(beast::tcp_stream(std::move(socket)), *options.tls),
+        std::move(info)));
   } else {
-    launch(std::make_shared<Session<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)),
-                                                        std::move(info)));
+    launch(std::make_shared<Session<beast::tcp_stream>>(
+        *this, lane, beast::tcp_stream(std::move(socket)), std::move(info)));
   }
 }
 
@@ -969,6 +1123,7 @@ void detail::ServerCore::begin_drain(std::chrono::milliseconds timeout) {
   acceptor.close(ignored);
   retry_timer.cancel();
   work.reset();
+  for (auto& lane : lanes) lane->work.reset();
   for_each_session([](SessionBase& session) { session.drain(); });
   drain_timer.expires_after(timeout);
   drain_timer.async_wait([this](beast::error_code ec) {
@@ -1003,9 +1158,21 @@ void Server::serve() {
     if (!i.stopping.load() && i.acceptor.is_open()) i.accept();
   });
   std::vector<std::thread> threads;
-  for (std::size_t n = 1; n < i.io_threads; ++n) threads.emplace_back([&i] { i.ioc.run(); });
+  for (std::size_t n = 1; n < i.lanes.size(); ++n) {
+    threads.emplace_back([&i, n] { i.lanes[n]->ioc.run(); });
+  }
+  std::thread rescuer;  // inline handlers run only with 2 lanes or more
+  if (i.lanes.size() > 1) rescuer = std::thread([&i] { i.rescue(); });
   i.ioc.run();
   for (auto& thread : threads) thread.join();
+  if (rescuer.joinable()) {
+    {
+      std::lock_guard lock(i.rescue_mutex);
+      i.rescue_stop = true;
+    }
+    i.rescue_wake.notify_one();
+    rescuer.join();
+  }
 }
 
 void Server::stop(std::chrono::milliseconds drain_timeout) {

@@ -4,7 +4,10 @@
 // Model: one listening socket; N I/O threads run every connection's state
 // machine (TLS handshake, header, body, handler, write, keep-alive wait)
 // asynchronously, one strand per connection, so an idle or slow connection
-// holds no thread. Handlers are plain functions (Request, RequestContext) ->
+// holds no thread. Each I/O thread has an io_context of its own (a lane);
+// connections are dealt to the lanes in turn at accept, so a request's
+// events, handlers and posts stay on one thread, with no hand-over between
+// threads per event (bench/README.md, issue 20). Handlers are plain functions (Request, RequestContext) ->
 // Response that know nothing of Beast. A route marked Run::kBlocking runs on
 // a bounded worker pool instead (PKCS#11 C_Sign may block for a token
 // session); its response is written back on the connection's strand. When
@@ -25,6 +28,12 @@
 // - keep_alive_max_requests per connection, then Connection: close;
 // - max_connections: a connection over the cap is accepted and closed at
 //   once (counted in Stats::rejected_connections), never left in a queue.
+//   A connection evicted by the flood rules below leaves the count when it
+//   is evicted; its socket closes on its own lane a moment later (within
+//   about 5 ms when that lane's thread is in a handler), so the sockets
+//   open may briefly exceed the cap by the connections evicted in that
+//   moment. Counting them refused real clients during a flood instead of
+//   evicting for them.
 //
 // Hostile peers (issue 17):
 // - memory: every read buffer has a maximum (read_buffer_limit); chunk
@@ -155,8 +164,11 @@ enum class Run {
   // that worker's place: its token session is free) and at least one other
   // I/O thread runs no such handler; on the pool otherwise. So a handler
   // that blocks (a hung token) holds one I/O thread at most, and the other
-  // connections go on on the others; with one I/O thread it always runs on
-  // the pool.
+  // connections go on on the others: the other lanes' at once, its own
+  // lane's within about 5 ms (a rescuer thread runs a lane whose thread has
+  // been in such a handler longer, until it returns; new connections skip
+  // that lane; the rescuer never runs one inline, it sends them to the
+  // pool). With one I/O thread it always runs on the pool.
   kInlineWhenIdle,
 };
 
