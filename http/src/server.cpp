@@ -540,8 +540,8 @@ class ServerCore {
 
   Options options;
   const std::size_t io_threads;
-  std::vector<std::unique_ptr<Lane>> lanes;  // one per I/O thread
-  net::io_context& ioc;                      // lane 0's: the acceptor and the drain
+  std::vector<std::unique_ptr<Lane>> lanes;             // one per I/O thread
+  net::io_context& ioc;                                 // lane 0's: the acceptor and the drain
   net::strand<net::io_context::executor_type> control;  // acceptor and drain
   tcp::acceptor acceptor;
   net::steady_timer retry_timer;
@@ -1064,8 +1064,7 @@ void detail::ServerCore::rescue() {
 
 void detail::ServerCore::accept() {
   Lane& lane = next_lane();
-  acceptor.async_accept(net::make_strand(lane.ioc), [this, &lane](beast::error_code ec,
-                                                                    tcp::socket socket) {
+  auto accepted = [this, &lane](beast::error_code ec, tcp::socket socket) {
     if (stopping.load() || ec == net::error::operation_aborted) return;
     if (ec) {
       // Out of file descriptors, say: pause rather than spin.
@@ -1077,7 +1076,8 @@ void detail::ServerCore::accept() {
     }
     on_accept(std::move(socket), lane);
     accept();
-  });
+  };
+  acceptor.async_accept(net::make_strand(lane.ioc), std::move(accepted));
 }
 
 void detail::ServerCore::on_accept(tcp::socket socket, Lane& lane) {

@@ -7,14 +7,15 @@
 // holds no thread. Each I/O thread has an io_context of its own (a lane);
 // connections are dealt to the lanes in turn at accept, so a request's
 // events, handlers and posts stay on one thread, with no hand-over between
-// threads per event (bench/README.md, issue 20). Handlers are plain functions (Request, RequestContext) ->
-// Response that know nothing of Beast. A route marked Run::kBlocking runs on
-// a bounded worker pool instead (PKCS#11 C_Sign may block for a token
-// session); its response is written back on the connection's strand. When
-// the pool's queue is full the request is answered at once with
-// Options::busy (503 and Retry-After), never queued without bound. Routes
-// may name their own pool (Options::pools), so a burst on one route cannot
-// fill the queue of another.
+// threads per event (bench/README.md, issue 20). Handlers are plain
+// functions (Request, RequestContext) -> Response that know nothing of
+// Beast. A route marked Run::kBlocking runs on a bounded worker pool
+// instead (PKCS#11 C_Sign may block for a token session); its response is
+// written back on the connection's strand. When the pool's queue is full
+// the request is answered at once with Options::busy (503 and
+// Retry-After), never queued without bound. Routes may name their own pool
+// (Options::pools), so a burst on one route cannot fill the queue of
+// another.
 //
 // Limits, each a deadline or a count:
 // - handshake_timeout from TCP accept to the end of the TLS handshake, and
