@@ -178,7 +178,8 @@ ChainValidator::ChainValidator(const VerifierConfig& config)
     for (const std::string& file : anchor_files) {
       std::vector<X509Ptr> certs;
       try {
-        certs = parse_pem_chain(read_file(file, ErrorCode::kConfig, "cannot read trust anchor file " + file));
+        certs = parse_pem_chain(
+            read_file(file, ErrorCode::kConfig, "cannot read trust anchor file " + file));
       } catch (const Error& e) {
         if (e.code() == ErrorCode::kConfig) throw;
         throw Error(ErrorCode::kConfig, "trust anchor file " + file + ": " + e.what());
