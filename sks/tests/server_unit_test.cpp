@@ -103,13 +103,13 @@ class KeyRingTest : public ::testing::Test {
 
 TEST_F(KeyRingTest, ResolvesEachKeyOnceAndPicksTheProfileByClientNameOrTheDefault) {
   const auto ring = build();
-  EXPECT_EQ(resolved_, (std::map<std::string, int>{{"shaken-east https://cr.example.net/east.pem", 1}}));
+  EXPECT_EQ(resolved_,
+            (std::map<std::string, int>{{"shaken-east https://cr.example.net/east.pem", 1}}));
   ASSERT_NE(ring->profile_for({"sbc1.example.net"}), nullptr);
   EXPECT_EQ(ring->profile_for({"sbc1.example.net"})->name, "east");
   // The second name is the one a profile lists: that profile, named by it.
   EXPECT_EQ(ring->profile_for({"other.example.net", "sbc1.example.net"})->name, "east");
-  EXPECT_EQ(*ring->client_identity({"other.example.net", "sbc1.example.net"}),
-            "sbc1.example.net");
+  EXPECT_EQ(*ring->client_identity({"other.example.net", "sbc1.example.net"}), "sbc1.example.net");
   EXPECT_EQ(ring->profile_for({"unlisted.example.net"})->name, "open");
   EXPECT_EQ(ring->profile_for({"sbc9.example.net"})->key, nullptr);
   // Both profiles on one key share its entry.
@@ -189,8 +189,9 @@ TEST_F(KeyRingTest, RequestProblemsAreTheirAtisErrors) {
     std::string text = svc4001;
     return text.replace(text.find("%s"), 2, name);
   };
-  EXPECT_EQ(error_of(sign("", sbc1)),
-            R"(400 {"requestError":{"serviceException":{"messageId":"SVC4000","text":"Missing request body"}}})");
+  EXPECT_EQ(
+      error_of(sign("", sbc1)),
+      R"(400 {"requestError":{"serviceException":{"messageId":"SVC4000","text":"Missing request body"}}})");
   EXPECT_EQ(error_of(sign("{}", sbc1)), missing("signingRequest"));
   EXPECT_EQ(error_of(sign(R"({"signingRequest":{"orig":{"tn":"1"},"dest":{"tn":["2"]}}})", sbc1)),
             missing("attest"));
@@ -228,9 +229,9 @@ TEST_F(KeyRingTest, PolicyRefusalsAreForbiddenOrUnavailable) {
       error_of(sign(c_request, {"unlisted.example.net"})),
       R"(403 {"requestError":{"policyException":{"messageId":"POL4003","text":"Not permitted: %1","variables":["client 'unlisted.example.net' has no signing profile"]}}})");
   // A profile whose key is not active signs nothing: 503.
-  const auto parked = sign(
-      R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]}}})",
-      {"sbc9.example.net"});
+  const auto parked =
+      sign(R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]}}})",
+           {"sbc9.example.net"});
   ASSERT_TRUE(parked.error);
   EXPECT_EQ(parked.error->status, 503);
   EXPECT_EQ(parked.error->message_id, "POL5003");

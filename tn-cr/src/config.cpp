@@ -94,7 +94,8 @@ void read_server(const Reader& r, const stir::toml_config::Reader& file, const t
 }  // namespace
 
 Config load_config(const std::string& path) {
-  const toml::table root = stir::toml_config::parse_file(path, "give --config FILE or set TN_CR_CONFIG");
+  const toml::table root =
+      stir::toml_config::parse_file(path, "give --config FILE or set TN_CR_CONFIG");
 
   Config config;
   config.path = path;

@@ -188,8 +188,10 @@ stir::http::Response Server::Impl::serve_chain(const stir::http::Request& reques
   if (request.method != "GET" && request.method != "HEAD") return method_not_allowed();
   const http_rules::TargetResult target =
       http_rules::resolve_target(std::string(request.target), options.path_prefix);
-  if (target.verdict == http_rules::TargetVerdict::kBadRequest) return error_response(400, "bad request");
-  if (target.verdict == http_rules::TargetVerdict::kNotFound) return error_response(404, "not found");
+  if (target.verdict == http_rules::TargetVerdict::kBadRequest)
+    return error_response(400, "bad request");
+  if (target.verdict == http_rules::TargetVerdict::kNotFound)
+    return error_response(404, "not found");
   const auto chain = cache->get(target.name);
   if (!chain) return error_response(404, "not found");
   metrics.count_fetch(target.name);
@@ -204,8 +206,8 @@ stir::http::Response Server::Impl::serve_chain(const stir::http::Request& reques
     if_none_match += value;
   }
   if (http_rules::not_modified(if_none_match,
-                         std::string(request.header("If-Modified-Since").value_or("")), chain->etag,
-                         chain->mtime)) {
+                               std::string(request.header("If-Modified-Since").value_or("")),
+                               chain->etag, chain->mtime)) {
     response.status = 304;
     return response;
   }

@@ -136,7 +136,8 @@ TEST_F(ServerTest, GetServesTheExactChainWithEveryHeader) {
   EXPECT_EQ(res->get_header_value("Cache-Control"), "public, max-age=86400");
   EXPECT_EQ(res->get_header_value("ETag"), http_rules::make_etag(chain_));
   const auto st = stir::testing::stat_file(repo_ + "/" + kName);
-  EXPECT_EQ(res->get_header_value("Last-Modified"), http_rules::format_http_date(st.st_mtim.tv_sec));
+  EXPECT_EQ(res->get_header_value("Last-Modified"),
+            http_rules::format_http_date(st.st_mtim.tv_sec));
   EXPECT_EQ(res->get_header_value("X-Content-Type-Options"), "nosniff");
   EXPECT_EQ(res->get_header_value("Content-Length"), std::to_string(chain_.size()));
   EXPECT_FALSE(res->has_header("Location"));
@@ -763,8 +764,9 @@ TEST_F(MetricsTest, CountsRequestsBytesFetchesChainsAndExpiry) {
   put_file(repo_ + "/huge.pem", std::string(kMaxChainBytes + 1, 'A'));
   start();
   for (int i = 0; i < 2; ++i) ASSERT_EQ(get(std::string("/") + kName)->status, 200);
-  ASSERT_EQ(get(std::string("/") + kName, {{"If-None-Match", http_rules::make_etag(chain_)}})->status,
-            304);
+  ASSERT_EQ(
+      get(std::string("/") + kName, {{"If-None-Match", http_rules::make_etag(chain_)}})->status,
+      304);
   ASSERT_EQ(client()->Head((std::string("/") + kName).c_str())->status, 200);
   ASSERT_EQ(get("/missing.pem")->status, 404);
   ASSERT_EQ(get("/huge.pem")->status, 500);

@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "stir/base64url.h"
+#include "stir/exit_codes.h"
 #include "stir/files.h"
 #include "stir/hex.h"
 #include "stir/openssl.h"
 #include "stir/passport.h"
 #include "stir/verifier/verifier.h"
 #include "test_pki.h"
-#include "stir/exit_codes.h"
 
 namespace {
 

@@ -42,11 +42,11 @@ std::unique_ptr<Hsm> open_hsm(const Context& context);
 // A random (version 4) UUID.
 std::string random_uuid();
 
-void add_token_commands(CLI::App& app, Context& context);     // init, check-config
-void add_key_commands(CLI::App& keys, Context& context);      // keys generate|list|public|destroy
-void add_cert_commands(CLI::App& keys, Context& context);     // keys csr|install-cert|show-cert
-void add_passport_commands(CLI::App& app, Context& context);  // sign, verify
-void add_serve_command(CLI::App& app, Context& context);      // serve
+void add_token_commands(CLI::App& app, Context& context);      // init, check-config
+void add_key_commands(CLI::App& keys, Context& context);       // keys generate|list|public|destroy
+void add_cert_commands(CLI::App& keys, Context& context);      // keys csr|install-cert|show-cert
+void add_passport_commands(CLI::App& app, Context& context);   // sign, verify
+void add_serve_command(CLI::App& app, Context& context);       // serve
 void add_rotate_commands(CLI::App& rotate, Context& context);  // rotate status|plan|start|...
 
 }  // namespace sks::cli

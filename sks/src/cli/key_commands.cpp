@@ -42,8 +42,8 @@ void run_generate(const Context& context, const KeyOptions& o) {
     out["created"] = created;
     std::cout << out.dump() << "\n";
   } else {
-    std::cout << (created ? "generated " : "exists ") << key->label << " id=" << stir::hex(key->id) << " "
-              << key->curve << "\n";
+    std::cout << (created ? "generated " : "exists ") << key->label << " id=" << stir::hex(key->id)
+              << " " << key->curve << "\n";
   }
 }
 

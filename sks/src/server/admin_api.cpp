@@ -12,9 +12,12 @@ nlohmann::json describe_ring(const KeyRing& ring, const RingReport& report, std:
     const auto it = report.since.find(p["profile"].get<std::string>());
     p["since"] = it == report.since.end() ? report.loaded_at : it->second;
   }
-  return {{"generation", report.generation},   {"loaded_at", report.loaded_at},
-          {"reload_ok", report.reload_ok},     {"error", report.error},
-          {"reload_time", report.reload_time}, {"reloads", report.reloads},
+  return {{"generation", report.generation},
+          {"loaded_at", report.loaded_at},
+          {"reload_ok", report.reload_ok},
+          {"error", report.error},
+          {"reload_time", report.reload_time},
+          {"reloads", report.reloads},
           {"profiles", profiles}};
 }
 
