@@ -87,6 +87,28 @@ class HttpServerTest : public ::testing::Test {
     return c;
   }
 
+  // GET /slow: answers 200 once `released` is ready (a blocked token call).
+  void add_slow_route(std::shared_future<void> released, stir::http::Run run) {
+    options_.router.add(
+        "GET", "/slow",
+        [released](const Request&, const RequestContext&) {
+          released.wait();
+          return Response::text(200, "done\n", "text/plain");
+        },
+        run);
+  }
+
+  // `count` new connections, each answered once before the next is made,
+  // so the server accepts them (and deals them to its lanes) in this order.
+  void connect_in_order(int count, std::vector<std::unique_ptr<httplib::SSLClient>>& clients) {
+    for (int n = 0; n < count; ++n) {
+      clients.push_back(client());
+      auto res = clients.back()->Get("/hello");
+      ASSERT_TRUE(res);
+      ASSERT_EQ(res->status, 200);
+    }
+  }
+
   std::string ca_file() const { return dir_.path() + "/server-ca.pem"; }
 
   // Polls `condition` until it holds or a generous bound passes.
@@ -263,13 +285,7 @@ TEST_F(HttpServerTest, FullWorkerQueueAnswers503WithRetryAfter) {
   std::shared_future<void> released = release.get_future().share();
   options_.workers = 1;
   options_.worker_queue = 1;
-  options_.router.add(
-      "GET", "/slow",
-      [released](const Request&, const RequestContext&) {
-        released.wait();
-        return Response::text(200, "done\n", "text/plain");
-      },
-      Run::kBlocking);
+  add_slow_route(released, Run::kBlocking);
   start();
   auto running = std::async(std::launch::async, [&] { return client()->Get("/slow"); });
   ASSERT_TRUE(eventually([&] { return server_->stats().workers_busy == 1; }));
@@ -301,21 +317,10 @@ TEST_F(HttpServerTest, ABlockedInlineHandlerHoldsOneIoThreadAndItsLaneGoesOn) {
   std::shared_future<void> released = release.get_future().share();
   options_.workers = 1;
   options_.worker_queue = 0;
-  options_.router.add(
-      "GET", "/slow",
-      [released](const Request&, const RequestContext&) {
-        released.wait();
-        return Response::text(200, "done\n", "text/plain");
-      },
-      Run::kInlineWhenIdle);
+  add_slow_route(released, Run::kInlineWhenIdle);
   start();
   std::vector<std::unique_ptr<httplib::SSLClient>> clients;
-  for (int n = 0; n < 3; ++n) {  // accepted in this order: lanes 0, 1, 0
-    clients.push_back(client());
-    auto res = clients.back()->Get("/hello");
-    ASSERT_TRUE(res);
-    ASSERT_EQ(res->status, 200);
-  }
+  ASSERT_NO_FATAL_FAILURE(connect_in_order(3, clients));  // lanes 0, 1, 0
   auto slow = std::async(std::launch::async, [&] { return clients[0]->Get("/slow"); });
   ASSERT_TRUE(eventually([&] { return server_->stats().workers_busy == 1; }));
   for (int round = 0; round < 3; ++round) {
@@ -351,21 +356,10 @@ TEST_F(HttpServerTest, TheRescuerRunsNoHandlerInlineSoAStuckLaneStillAnswers) {
   options_.io_threads = 3;  // two may sign inline at once
   options_.workers = 2;
   options_.worker_queue = 0;
-  options_.router.add(
-      "GET", "/slow",
-      [released](const Request&, const RequestContext&) {
-        released.wait();
-        return Response::text(200, "done\n", "text/plain");
-      },
-      Run::kInlineWhenIdle);
+  add_slow_route(released, Run::kInlineWhenIdle);
   start();
   std::vector<std::unique_ptr<httplib::SSLClient>> clients;
-  for (int n = 0; n < 7; ++n) {  // accepted in this order: lanes 0, 1, 2, 0, 1, 2, 0
-    clients.push_back(client());
-    auto res = clients.back()->Get("/hello");
-    ASSERT_TRUE(res);
-    ASSERT_EQ(res->status, 200);
-  }
+  ASSERT_NO_FATAL_FAILURE(connect_in_order(7, clients));  // lanes 0, 1, 2, 0, 1, 2, 0
   // Lane 0's thread blocks; its second connection is answered by the rescuer.
   auto first = std::async(std::launch::async, [&] { return clients[0]->Get("/slow"); });
   ASSERT_TRUE(eventually([&] { return server_->stats().workers_busy == 1; }));
@@ -393,13 +387,7 @@ TEST_F(HttpServerTest, ANamedPoolAnswersWhileTheDefaultPoolIsFull) {
   options_.workers = 1;
   options_.worker_queue = 0;
   options_.pools = {{"other", {1, 0}}};
-  options_.router.add(
-      "GET", "/slow",
-      [released](const Request&, const RequestContext&) {
-        released.wait();
-        return Response::text(200, "done\n", "text/plain");
-      },
-      Run::kBlocking);
+  add_slow_route(released, Run::kBlocking);
   options_.router.add(
       "GET", "/other",
       [](const Request&, const RequestContext&) {
@@ -463,13 +451,7 @@ TEST_F(HttpServerTest, DrainFinishesTheRequestInFlightAndClosesIdleOnes) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   options_.workers = 1;
-  options_.router.add(
-      "GET", "/slow",
-      [released](const Request&, const RequestContext&) {
-        released.wait();
-        return Response::text(200, "done\n", "text/plain");
-      },
-      Run::kBlocking);
+  add_slow_route(released, Run::kBlocking);
   std::atomic<int> logged{0};
   options_.access_log = [&logged](const AccessRecord&) { ++logged; };
   start();
