@@ -308,6 +308,13 @@ struct Lane {
   std::atomic<std::int64_t> inline_since{0};
 };
 
+// Steady-clock nanoseconds: a Lane's inline_since and the rescuer's "now".
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // True on the rescuer thread (ServerCore::rescue). It runs other lanes'
 // handlers, never one inline: a handler it ran inline would mark the
 // lane as stuck after its own thread has left, and a hung one would leave
@@ -324,8 +331,7 @@ class ServerCore {
         control(net::make_strand(ioc)),
         acceptor(control),
         retry_timer(control),
-        drain_timer(control),
-        work(net::make_work_guard(ioc)) {
+        drain_timer(control) {
     if (!options.busy) {
       options.busy = [](const Request&, const RequestContext&) {
         return Response::text(503, "busy, try again later\n", "text/plain");
@@ -546,7 +552,6 @@ class ServerCore {
   tcp::acceptor acceptor;
   net::steady_timer retry_timer;
   net::steady_timer drain_timer;
-  net::executor_work_guard<net::io_context::executor_type> work;
   std::size_t next_lane_index = 0;  // the acceptor's (control strand)
   std::mutex rescue_mutex;
   std::condition_variable rescue_wake;
@@ -808,9 +813,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         pool->try_enter(server_.io_threads - 1)) {
       // The rescuer takes the lane's other connections if this takes long.
       server_.inline_begins();
-      lane_.inline_since.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
+      lane_.inline_since.store(detail::steady_ns());
       Response response = invoke(*match.handler, context);  // catches everything
       lane_.inline_since.store(0);
       pool->leave();
@@ -1009,13 +1012,7 @@ detail::Lane& detail::ServerCore::next_lane() {
 // every kRescueAfter instead of a hand-over per event.
 void detail::ServerCore::rescue() {
   tl_rescuer = true;
-  using std::chrono::steady_clock;
   constexpr auto kRescueAfter = std::chrono::milliseconds(5);
-  const auto now_ns = [] {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               steady_clock::now().time_since_epoch())
-        .count();
-  };
   constexpr int kChecksBeforeSleep = 200;  // a second of checks without an inline handler
   std::uint64_t calls_seen = inline_calls.load();
   int quiet_checks = 0;
@@ -1047,7 +1044,7 @@ void detail::ServerCore::rescue() {
         Lane& lane = *lanes[k];
         const std::int64_t since = lane.inline_since.load();
         if (since == 0 || lane.ioc.stopped() ||
-            now_ns() - since < std::chrono::nanoseconds(kRescueAfter).count()) {
+            steady_ns() - since < std::chrono::nanoseconds(kRescueAfter).count()) {
           continue;
         }
         stuck = true;
@@ -1122,7 +1119,6 @@ void detail::ServerCore::begin_drain(std::chrono::milliseconds timeout) {
   beast::error_code ignored;
   acceptor.close(ignored);
   retry_timer.cancel();
-  work.reset();
   for (auto& lane : lanes) lane->work.reset();
   for_each_session([](SessionBase& session) { session.drain(); });
   drain_timer.expires_after(timeout);
