@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sks/server/api_error.h"
+#include "sks/server/audit_log.h"
 #include "sks/server/key_ring.h"
 #include "sks/server/rate_limiter.h"
 #include "sks/server/signing_api.h"
@@ -252,6 +253,19 @@ TEST(VerificationApi, EmptyToTnIsSvc4001LikeAMissingOne) {
       EXPECT_EQ(std::to_string(answer.status) + " " + answer.body, svc4001) << to;
     }
   }
+}
+
+TEST(LogTime, Rfc3339WithMillisecondsInUtcAlsoWithinOneCachedSecond) {
+  using std::chrono::milliseconds;
+  const std::chrono::system_clock::time_point t{std::chrono::seconds(kNow)};
+  EXPECT_EQ(server::rfc3339_millis(t), "2026-12-02T22:38:02.000Z");
+  // The same second again (its date and time of day cached), then others.
+  EXPECT_EQ(server::rfc3339_millis(t + milliseconds(7)), "2026-12-02T22:38:02.007Z");
+  EXPECT_EQ(server::rfc3339_millis(t + milliseconds(999)), "2026-12-02T22:38:02.999Z");
+  EXPECT_EQ(server::rfc3339_millis(t + milliseconds(1000)), "2026-12-02T22:38:03.000Z");
+  EXPECT_EQ(server::rfc3339_millis(t + milliseconds(120)), "2026-12-02T22:38:02.120Z");
+  EXPECT_EQ(server::rfc3339_millis(t + std::chrono::hours(24 * 30) + milliseconds(58)),
+            "2027-01-01T22:38:02.058Z");
 }
 
 TEST(RateLimiter, TokenBucketAdmitsTheBurstThenTheRateAndSaysHowLongToWait) {

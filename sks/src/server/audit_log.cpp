@@ -67,14 +67,25 @@ json parse_limited(std::string_view text) {
 
 std::string rfc3339_millis(std::chrono::system_clock::time_point time) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(time);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[64];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis));
+  const auto millis = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() %
+      1000);
+  // The date and time of day change once a second: formatted then, per
+  // thread (gmtime_r and snprintf for every log line cost about 1 us each).
+  thread_local std::time_t cached_seconds = -1;
+  thread_local char cached[64] = {};
+  if (seconds != cached_seconds) {
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_seconds = seconds;
+  }
+  std::string text(cached);
+  const char fraction[] = {'.', static_cast<char>('0' + millis / 100),
+                           static_cast<char>('0' + millis / 10 % 10),
+                           static_cast<char>('0' + millis % 10), 'Z'};
+  text.append(fraction, sizeof fraction);
   return text;
 }
 
