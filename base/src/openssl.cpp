@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 
 #include "stir/error.h"
@@ -136,10 +137,19 @@ bool is_p256_key(const EVP_PKEY* key) noexcept {
 }
 
 Sha256Digest sha256(std::span<const std::uint8_t> data) {
+  // SHA-256 fetched from the provider once per process and one digest
+  // context per thread, reset for each use: EVP_Digest with EVP_sha256()
+  // fetches the implementation and makes a context on every call, which
+  // cost four times the hash of a PASSporT's signing input (issue 20).
+  static const std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)> md(
+      EVP_MD_fetch(nullptr, "SHA256", nullptr), EVP_MD_free);
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(
+      EVP_MD_CTX_new(), EVP_MD_CTX_free);
   Sha256Digest digest{};
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1 ||
-      len != digest.size()) {
+  if (!md || !context || EVP_DigestInit_ex2(context.get(), md.get(), nullptr) != 1 ||
+      EVP_DigestUpdate(context.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(context.get(), digest.data(), &len) != 1 || len != digest.size()) {
     throw openssl_error(ErrorCode::kCrypto, "SHA-256 failed");
   }
   return digest;

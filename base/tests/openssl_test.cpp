@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "software_signer.h"
 #include "stir/error.h"
@@ -40,6 +41,30 @@ TEST(OpenSsl, Sha256KnownAnswer) {
   EXPECT_EQ(d[0], 0xBA);
   EXPECT_EQ(d[1], 0x78);
   EXPECT_EQ(d[31], 0xAD);
+}
+
+// The digest context is reused per thread: each call starts afresh, on
+// any thread, for inputs of any length (FIPS 180-2 vectors).
+TEST(OpenSsl, Sha256ReusedContextStartsAfreshOnEveryCallAndThread) {
+  const auto hex = [](const Sha256Digest& d) {
+    std::string text;
+    for (unsigned char b : d)
+      text += "0123456789abcdef"[b >> 4], text += "0123456789abcdef"[b & 15];
+    return text;
+  };
+  const std::string two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  const std::string million(1000000, 'a');
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(hex(sha256(std::string_view(two_blocks))),
+              "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    EXPECT_EQ(hex(sha256(std::string_view(""))),
+              "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(hex(sha256(std::string_view(million))),
+              "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  }
+  std::string other;
+  std::thread([&] { other = hex(sha256(std::string_view("abc"))); }).join();
+  EXPECT_EQ(other, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(OpenSsl, LoadsP256PublicKeyPem) {
