@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <future>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -445,6 +447,71 @@ TEST_F(HttpServerTest, ChunkedResponseCarriesTheWholeBody) {
   auto res = client()->Get("/chunked");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->body, body);
+}
+
+// The response as written, byte for byte: the status line in the request's
+// version, the headers in order, Connection as HTTP/1.0 and 1.1 need it,
+// Content-Length (also for HEAD, without the body). The framing headers
+// are the server's: a handler's own Connection or Content-Length is left
+// out, and a header holding CR or LF is never sent (500 instead).
+TEST_F(HttpServerTest, ResponsesAreWrittenExactlyAndAHandlersFramingHeadersAreNotSent) {
+  options_.default_headers = {{"X-Served-By", "test"}};
+  const Handler hello = [](const Request&, const RequestContext&) {
+    return Response::text(200, "hello\n", "text/plain");
+  };
+  options_.router.add("HEAD", "/hello", hello);
+  options_.router.add("GET", "/framing", [](const Request&, const RequestContext&) {
+    return Response::text(201, "made\n", "text/plain")
+        .header("Content-Length", "999")
+        .header("Connection", "close")
+        .header("Transfer-Encoding", "chunked");
+  });
+  options_.router.add("GET", "/split", [](const Request&, const RequestContext&) {
+    return Response::text(200, "never\n", "text/plain").header("X-Id", "a\r\nInjected: 1");
+  });
+  options_.router.add("GET", "/empty", [](const Request&, const RequestContext&) {
+    return Response::text(204, "", "text/plain");
+  });
+  std::vector<std::string> outcomes;
+  std::mutex mutex;
+  options_.access_log = [&](const AccessRecord& record) {
+    std::lock_guard lock(mutex);
+    outcomes.push_back(std::to_string(record.response.status) + " " + record.response.outcome);
+  };
+  start();
+  const auto exchange = [&](const std::string& requests) {
+    RawTlsClient raw(port_, ca_file());
+    EXPECT_TRUE(raw.handshake());
+    EXPECT_TRUE(raw.write(requests));
+    return raw.read_to_end();
+  };
+  // HTTP/1.0: kept alive only when asked, and said so; then closed.
+  EXPECT_EQ(exchange("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                     "GET /hello HTTP/1.0\r\n\r\n"),
+            "HTTP/1.0 200 OK\r\nX-Served-By: test\r\nContent-Type: text/plain\r\n"
+            "Connection: keep-alive\r\nContent-Length: 6\r\n\r\nhello\n"
+            "HTTP/1.0 200 OK\r\nX-Served-By: test\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 6\r\n\r\nhello\n");
+  // HTTP/1.1: kept alive without a Connection header, then close; HEAD
+  // has the length of the body it does not carry; 204 has neither.
+  EXPECT_EQ(exchange("GET /framing HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /empty HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "HEAD /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 201 Created\r\nX-Served-By: test\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 5\r\n\r\nmade\n"
+            "HTTP/1.1 204 No Content\r\nX-Served-By: test\r\nContent-Type: text/plain\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nX-Served-By: test\r\nContent-Type: text/plain\r\n"
+            "Connection: close\r\nContent-Length: 6\r\n\r\n");
+  const std::string split = exchange("GET /split HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(status_of(split), 500) << split;
+  EXPECT_EQ(split.find("Injected"), std::string::npos) << split;
+  EXPECT_EQ(split.find("never"), std::string::npos) << split;
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return outcomes.size() == 6;
+  }));
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(outcomes.back(), "500 bad-response-header");
 }
 
 TEST_F(HttpServerTest, DrainFinishesTheRequestInFlightAndClosesIdleOnes) {

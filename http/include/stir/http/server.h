@@ -136,6 +136,11 @@ struct RequestContext {
 
 struct Response {
   int status = 200;
+  // Sent after Options::default_headers, in order. The framing headers are
+  // the server's: a handler's Connection, Content-Length and
+  // Transfer-Encoding are not sent. A name or value holding a control
+  // character (CR, LF, NUL, ...) is never sent: the client gets a 500 and
+  // the access log the outcome "bad-response-header".
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   // Non-zero: the body goes with Transfer-Encoding: chunked, in chunks of at
@@ -309,7 +314,8 @@ std::size_t read_buffer_limit(const Options& options);
 // The most memory one connection can hold, whatever its peer sends, in
 // bytes: the read buffer (read_buffer_limit), the parsed header and
 // trailer fields (header_limit + read buffer), the body (body_limit), the
-// response (`max_response_bytes`, twice: the handler's and Beast's copy)
+// response (`max_response_bytes`, twice: the handler's, and the one written
+// with its header, whose buffer the connection keeps for the next response)
 // and TLS (kTlsConnectionBytes). connections x budget is the worst case an
 // operator sizes the process's memory (systemd MemoryMax) for.
 inline constexpr std::size_t kTlsConnectionBytes = 64 * 1024;  // SSL, records, peer chain
