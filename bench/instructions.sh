@@ -69,25 +69,9 @@ LOADGEN=$BUILD/bench/stir_loadgen
 bench_workdir stir-instructions
 log "set-up in $WORK: TLS CA, server and client certificates; token; test STI PKI"
 bench_tls_and_tncr
-export SKS_CONFIG
-SKS_CONFIG=$("$SKS" init --dir "$WORK/token")
-"$SKS" keys generate --label bench >/dev/null
-"$BUILD/dev-pki/sti-dev-ca" init --dir pki --crl-url https://127.0.0.1/crl/bench.crl >/dev/null
-"$SKS" keys csr --label bench --spc 1234 --subject "/C=US/O=SKS Bench" --out bench.csr
-"$BUILD/dev-pki/sti-dev-ca" issue --dir pki --csr bench.csr --out chain.pem >/dev/null
-"$SKS" keys install-cert --label bench --chain chain.pem >/dev/null
-SERVE_CONFIG=$(dirname "$SKS_CONFIG")/serve.toml
-{ cat "$SKS_CONFIG"; echo; bench_sks_server_toml; cat <<TOML
-
-[[profile]]
-name = "bench"
-key = "bench"
-x5u = "https://127.0.0.1/bench.pem"
-origid = "123e4567-e89b-12d3-a456-426655440000"
-attest = ["A"]
-clients = ["demo-sbc.example.net"]
-TOML
-} >"$SERVE_CONFIG"
+bench_token_and_chain
+# The x5u is only written into each PASSporT here, never fetched.
+bench_serve_config "https://127.0.0.1/bench.pem"
 printf '{"signingRequest":{"attest":"A","dest":{"tn":["12155550131"]},"orig":{"tn":"12155550121"}}}' >sks.json
 # Under callgrind a TLS handshake takes about a second, and 8 come at once.
 LOAD=("$LOADGEN" --json -c 8 --warmup 0 --timeout 60 --cacert "$TLS/ca.pem" --cert "$TLS/client.pem"

@@ -13,6 +13,13 @@
 #                             print that line within 30 s
 #   bench_tls_and_tncr        the dev TLS PKI in WORK/tls (sets TLS) and a
 #                             TN-CR config tn-cr.toml serving WORK/cr
+#   bench_token_and_chain     a token (sks init in WORK/token, sets and exports
+#                             SKS_CONFIG) with key "bench" and its certificate
+#                             from a test STI CA (WORK/pki): chain.pem; needs
+#                             SKS and BUILD
+#   bench_serve_config X5U    WORK/token/serve.toml (sets SERVE_CONFIG): the
+#                             token's config, [server] and profile "bench"
+#                             with x5u X5U for the demo SBC's certificate
 #   bench_sks_server_toml     an sks config's [server] section (on stdout):
 #                             127.0.0.1, a port the kernel picks, mutual TLS
 #                             with the dev TLS PKI ($TLS)
@@ -103,6 +110,36 @@ tls_cert = "$TLS/server.pem"
 tls_key = "$TLS/server.key"
 client_ca = "$TLS/ca.pem"
 TOML
+}
+
+bench_token_and_chain() {
+  export SKS_CONFIG
+  SKS_CONFIG=$("$SKS" init --dir "$WORK/token")
+  "$SKS" keys generate --label bench >/dev/null
+  "$BUILD/dev-pki/sti-dev-ca" init --dir pki --crl-url https://127.0.0.1/crl/bench.crl >/dev/null
+  "$SKS" keys csr --label bench --spc 1234 --subject "/C=US/O=SKS Bench" --out bench.csr
+  "$BUILD/dev-pki/sti-dev-ca" issue --dir pki --csr bench.csr --out chain.pem >/dev/null
+  "$SKS" keys install-cert --label bench --chain chain.pem >/dev/null
+}
+
+bench_serve_config() {
+  # Beside the config `sks init` wrote, so the key ring folder is the same.
+  SERVE_CONFIG=$(dirname "$SKS_CONFIG")/serve.toml
+  {
+    cat "$SKS_CONFIG"
+    echo
+    bench_sks_server_toml
+    cat <<TOML
+
+[[profile]]
+name = "bench"
+key = "bench"
+x5u = "$1"
+origid = "123e4567-e89b-12d3-a456-426655440000"
+attest = ["A"]
+clients = ["demo-sbc.example.net"]
+TOML
+  } >"$SERVE_CONFIG"
 }
 
 bench_sks_rotation_toml() {

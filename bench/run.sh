@@ -105,31 +105,12 @@ json() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval
 
 log "set-up in $WORK: TLS CA, server and client certificates; token; test STI PKI"
 bench_tls_and_tncr
-export SKS_CONFIG
-SKS_CONFIG=$("$SKS" init --dir "$WORK/token")
-"$SKS" keys generate --label bench >/dev/null
-"$BUILD/dev-pki/sti-dev-ca" init --dir pki --crl-url https://127.0.0.1/crl/bench.crl >/dev/null
-"$SKS" keys csr --label bench --spc 1234 --subject "/C=US/O=SKS Bench" --out bench.csr
-"$BUILD/dev-pki/sti-dev-ca" issue --dir pki --csr bench.csr --out chain.pem >/dev/null
-"$SKS" keys install-cert --label bench --chain chain.pem >/dev/null
+bench_token_and_chain
 
 "$TNCR" publish --config tn-cr.toml --chain chain.pem --name bench.pem >/dev/null
 bench_start tncr "${PIN_SERVER[@]}" "$TNCR" serve --config tn-cr.toml
 X5U=${URL%/}/bench.pem
-
-# Beside the config `sks init` wrote, so the key ring folder is the same.
-SERVE_CONFIG=$(dirname "$SKS_CONFIG")/serve.toml
-{ cat "$SKS_CONFIG"; echo; bench_sks_server_toml; cat <<TOML
-
-[[profile]]
-name = "bench"
-key = "bench"
-x5u = "$X5U"
-origid = "123e4567-e89b-12d3-a456-426655440000"
-attest = ["A"]
-clients = ["demo-sbc.example.net"]
-TOML
-} >"$SERVE_CONFIG"
+bench_serve_config "$X5U"
 bench_start sks "${PIN_SERVER[@]}" "$SKS" serve --config "$SERVE_CONFIG"
 SIGNING_URL=$URL
 if [ -n "$AGAINST" ]; then
