@@ -22,7 +22,8 @@ build="$repo/build-fuzz"
 do_build=1
 targets=()
 all_targets=(sign_request_fuzz verification_request_fuzz identity_header_fuzz passport_verify_fuzz
-  chain_fuzz tn_auth_list_fuzz url_fuzz sks_config_fuzz tn_cr_config_fuzz tn_cr_path_fuzz)
+  chain_fuzz tn_auth_list_fuzz url_fuzz sks_config_fuzz tn_cr_config_fuzz tn_cr_path_fuzz
+  json_input_fuzz)
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "$1"; }
 while [ $# -gt 0 ]; do
@@ -54,7 +55,7 @@ fi
 declare -A dict=(
   [sign_request_fuzz]=json [verification_request_fuzz]=json [passport_verify_fuzz]=json
   [identity_header_fuzz]=identity [url_fuzz]=url [sks_config_fuzz]=toml
-  [tn_cr_config_fuzz]=toml [tn_cr_path_fuzz]=tn_cr_path
+  [tn_cr_config_fuzz]=toml [tn_cr_path_fuzz]=tn_cr_path [json_input_fuzz]=json
 )
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:symbolize=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"

@@ -1,10 +1,11 @@
-// JSON from a peer, parsed only once it is known to be harmless: a SAX
-// pre-pass (no tree, no recursion) refuses a text nested deeper than a
-// limit or with a member repeated in one object, before nlohmann builds
-// the tree. Deep nesting would otherwise make every recursive walk of the
-// tree (dump, comparison, copy) a stack overflow; a repeated member is read
-// as its last value by nlohmann and as its first by other parsers, so a
-// signer and a verifier could read different claims.
+// JSON from a peer, parsed only as far as it is harmless: the tree is built
+// from nlohmann's parser events by our own builder, which stops at the
+// first value nested deeper than a limit or member repeated in one object
+// (no recursion, no tree deeper than the limit). Deep nesting would
+// otherwise make every recursive walk of the tree (dump, comparison, copy)
+// a stack overflow; a repeated member is read as its last value by
+// nlohmann and as its first by other parsers, so a signer and a verifier
+// could read different claims.
 //
 // Threads: free functions, no shared state. Errors: none thrown (except
 // std::bad_alloc); a refusal is a JsonInput with `problem` set.
