@@ -275,6 +275,21 @@ std::size_t connection_budget(const Options& options, std::size_t max_response_b
          kTlsConnectionBytes;
 }
 
+namespace {
+
+// No control character in the name or value (CR and LF would split the
+// header), and no space or colon in the name: a header that can be sent.
+bool clean_header(const std::pair<std::string, std::string>& header) {
+  const auto& [name, value] = header;
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return c > 0x20 && c != 0x7f && c != ':';
+  }) && std::all_of(value.begin(), value.end(), [](unsigned char c) {
+    return (c >= 0x20 || c == '\t') && c != 0x7f;
+  });
+}
+
+}  // namespace
+
 std::string loggable(std::string_view text) {
   constexpr std::size_t kMax = 200;
   std::string out;
@@ -325,6 +340,8 @@ class ServerCore {
  public:
   explicit ServerCore(Options o)
       : options(std::move(o)),
+        default_headers_clean(std::all_of(options.default_headers.begin(),
+                                          options.default_headers.end(), clean_header)),
         io_threads(options.io_threads != 0 ? options.io_threads : cores()),
         lanes(make_lanes(io_threads)),
         ioc(lanes.front()->ioc),
@@ -545,6 +562,7 @@ class ServerCore {
   }
 
   Options options;
+  const bool default_headers_clean;  // else every response is a 500 (Session::write)
   const std::size_t io_threads;
   std::vector<std::unique_ptr<Lane>> lanes;             // one per I/O thread
   net::io_context& ioc;                                 // lane 0's: the acceptor and the drain
@@ -920,19 +938,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
            iequals(name, "Transfer-Encoding");
   }
 
-  // No header name or value holds a control character (CR and LF would
-  // split the header) and no name a space or colon.
+  // The handler's headers are clean (the default ones were checked once).
   bool headers_clean() const {
-    const auto clean = [](const std::pair<std::string, std::string>& header) {
-      const auto& [name, value] = header;
-      return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
-        return c > 0x20 && c != 0x7f && c != ':';
-      }) && std::all_of(value.begin(), value.end(), [](unsigned char c) {
-        return (c >= 0x20 || c == '\t') && c != 0x7f;
-      });
-    };
-    return std::all_of(options().default_headers.begin(), options().default_headers.end(), clean) &&
-           std::all_of(response_.headers.begin(), response_.headers.end(), clean);
+    return server_.default_headers_clean &&
+           std::all_of(response_.headers.begin(), response_.headers.end(), clean_header);
   }
 
   // The header, then the body in chunks of response_.chunk_size and the

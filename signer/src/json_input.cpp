@@ -49,7 +49,8 @@ class TreeBuilder {
 
   bool key(json::string_t& name) {
     auto& members = open_.back()->get_ref<json::object_t&>();
-    const auto [at, added] = members.try_emplace(name);
+    // try_emplace leaves `name` alone when the member is there already.
+    const auto [at, added] = members.try_emplace(std::move(name));
     if (!added) {
       out_.problem = JsonInput::Problem::kDuplicate;
       out_.member = std::move(name);
