@@ -23,7 +23,7 @@ do_build=1
 targets=()
 all_targets=(sign_request_fuzz verification_request_fuzz identity_header_fuzz passport_verify_fuzz
   chain_fuzz tn_auth_list_fuzz url_fuzz sks_config_fuzz tn_cr_config_fuzz tn_cr_path_fuzz
-  json_input_fuzz)
+  json_input_fuzz passport_json_fuzz)
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "$1"; }
 while [ $# -gt 0 ]; do

@@ -136,6 +136,41 @@ TEST(CanonicalJson, EmptyPptMeansAbsent) {
             R"({"alg":"ES256","typ":"passport","x5u":"https://cr.example.net/sp-2026-11.pem"})");
 }
 
+// The header and claims are written directly, not as a tree: byte for
+// byte what the tree they stand for dumps, escapes and refusals included.
+TEST(CanonicalJson, WrittenDirectlyAsTheirTreeDumps) {
+  const auto same = [](const PassportHeader& header, const ShakenClaims& claims) {
+    const auto text = [](auto&& write) {
+      try {
+        return write();
+      } catch (const Error& e) {
+        return std::string("!") + e.what();
+      }
+    };
+    EXPECT_EQ(text([&] { return canonical_header_json(header); }),
+              text([&] { return canonical_json(header_to_json(header)); }));
+    EXPECT_EQ(text([&] { return canonical_claims_json(claims); }),
+              text([&] { return canonical_json(claims_to_json(claims)); }));
+  };
+  same(protocol_header(), protocol_claims());
+  same(PassportHeader{"", "", "", ""}, ShakenClaims{});  // {} and {"iat":0}
+  EXPECT_EQ(canonical_header_json(PassportHeader{"", "", "", ""}), "{}");
+  EXPECT_EQ(canonical_claims_json(ShakenClaims{}), R"({"iat":0})");
+  PassportHeader odd = protocol_header();
+  odd.x5u = "https://x/\"q\"\\\x7F\x01\x1F\t\n caf\xC3\xA9 \xF0\x9F\x93\x9E";
+  ShakenClaims claims = protocol_claims();
+  claims.iat = INT64_MIN;
+  claims.orig_uri = "sip:\"bob\"@example.net";
+  claims.dest_tn = {"1", "", "2"};
+  claims.dest_uri = {"sip:a\\b@example.com", "\b\f\r"};
+  same(odd, claims);
+  EXPECT_NE(canonical_claims_json(claims).find(R"("iat":-9223372036854775808,)"),
+            std::string::npos);
+  claims.dest_uri.push_back("bad \xFF byte");
+  same(odd, claims);
+  EXPECT_THROW(canonical_claims_json(claims), Error);
+}
+
 TEST(Claims, ProtocolExampleIsValid) { EXPECT_NO_THROW(validate_claims(protocol_claims())); }
 
 TEST(Claims, AttestMustBeABOrC) {

@@ -46,10 +46,16 @@ struct ShakenClaims {
 // when a string in it is not valid UTF-8.
 std::string canonical_json(const nlohmann::json& value);
 
+// Appends `text` as canonical_json writes a JSON string (printable ASCII
+// as it is). Throws Error(kInvalidArgument) when it is not valid UTF-8.
+void append_canonical_json_string(std::string& out, std::string_view text);
+
 // The JSON objects the typed structs stand for (empty members left out).
 nlohmann::json header_to_json(const PassportHeader& header);
 nlohmann::json claims_to_json(const ShakenClaims& claims);
 
+// canonical_json(header_to_json(header)) and canonical_json(claims_to_json(
+// claims)), byte for byte, written directly (no tree).
 std::string canonical_header_json(const PassportHeader& header);
 std::string canonical_claims_json(const ShakenClaims& claims);
 
