@@ -122,7 +122,8 @@ PARTS = [
     ("  token C_Sign", [r"sign_once\("]),
     ("TLS read (SSL_read)", [r"\?\?\?:SSL_read \["]),
     ("TLS write (SSL_write)", [r"\?\?\?:SSL_write \["]),
-    ("request JSON (parse_json_input)", [r"stir::parse_json_input\("]),
+    ("request JSON (read_signing_request; parse_json_input before)",
+     [r"sks::server::read_signing_request\(", r"stir::parse_json_input\("]),
     ("response written (its TLS record and the access log included)", [r"Session<.*>::write\(stir::http::Response"]),
     ("access log line (log_access)", [r"ApiServer::log_access\("]),
 ]

@@ -7,7 +7,10 @@
 // never hands out an Identity header that a strict verifier refuses. The
 // audit log is on: every request, refused or signed, is formatted as the
 // audit writer formats it (AuditLog::format), so a body that would crash
-// the writer thread (deep nesting, odd types) crashes here.
+// the writer thread (deep nesting, odd types) crashes here. For a client
+// with a profile, read_signing_request must give what the tree reader it
+// replaced gives (signing_request_reference.h): the same claims, or the
+// same refusal word for word.
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "fuzz_util.h"
+#include "signing_request_reference.h"
 #include "sks/server/api_error.h"
 #include "sks/server/audit_log.h"
 #include "sks/server/signing_api.h"
@@ -62,6 +66,40 @@ const Ring& ring() {
   return instance;
 }
 
+// A read's outcome: the claims, or the refusal's rule, subject and reason.
+struct Read {
+  stir::ShakenClaims claims;
+  int problem = -1;  // -1: read, no refusal
+  std::string subject, why;
+
+  bool operator==(const Read& o) const {
+    const auto& a = claims;
+    const auto& b = o.claims;
+    return problem == o.problem && subject == o.subject && why == o.why && a.attest == b.attest &&
+           a.orig_tn == b.orig_tn && a.orig_uri == b.orig_uri && a.dest_tn == b.dest_tn &&
+           a.dest_uri == b.dest_uri && a.iat == b.iat && a.origid == b.origid;
+  }
+  std::string text() const {
+    if (problem >= 0) return "refused " + std::to_string(problem) + " " + subject + ": " + why;
+    std::string out = "attest=" + claims.attest + " orig=" + claims.orig_tn + " dest=";
+    for (const auto& tn : claims.dest_tn) out += tn + ",";
+    return out + " iat=" + std::to_string(claims.iat) + " origid=" + claims.origid;
+  }
+};
+
+template <class F>
+Read read_with(F&& read) {
+  Read out;
+  try {
+    out.claims = read();
+  } catch (const stir::RequestError& e) {
+    out.problem = static_cast<int>(e.problem());
+    out.subject = e.subject();
+    out.why = e.why();
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -78,6 +116,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       } catch (const stir::Error& e) {
         (void)sks::server::api_answer(e);
       }
+    }
+  }
+  if (const sks::server::Profile* profile = ring().ring->profile_for(names);
+      profile != nullptr && !body.empty()) {
+    const Read got =
+        read_with([&] { return sks::server::read_signing_request(body, *profile, kNow, kSkew); });
+    const Read want = read_with(
+        [&] { return stir::fuzz::reference_signing_request(body, *profile, kNow, kSkew); });
+    if (!(got == want)) {
+      std::fprintf(stderr, "read:      %s\nreference: %s\n", got.text().c_str(),
+                   want.text().c_str());
+      stir::fuzz::property_failed("the signing request read otherwise than the tree reader");
     }
   }
   sks::server::AuditRecord record;

@@ -7,7 +7,7 @@ namespace stir {
 
 using nlohmann::json;
 
-std::string JsonInput::why() const {
+std::string JsonProblem::why() const {
   switch (problem) {
     case Problem::kNone:
       return {};

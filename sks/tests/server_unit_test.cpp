@@ -218,6 +218,73 @@ TEST_F(KeyRingTest, RequestProblemsAreTheirAtisErrors) {
   EXPECT_NE(stale.error->body.find(R"("variables":["iat")"), std::string::npos);
 }
 
+// The request is read from the parser's events, members in any order:
+// each rule still refuses with its own words, in the order the rules are
+// listed (attest, orig, dest, iat, origid), and a refusal of the JSON
+// itself comes first wherever in the body it is.
+TEST_F(KeyRingTest, TheRequestIsReadInAnyMemberOrderAndEachRuleRefusesWithItsOwnWords) {
+  const auto ring = build();
+  const server::Profile& east = *ring->profile_for({"sbc1.example.net"});
+  const server::Profile& open = *ring->profile_for({"unlisted.example.net"});
+  const auto refusal = [&](const std::string& body, const server::Profile& profile) {
+    try {
+      const stir::ShakenClaims claims = server::read_signing_request(body, profile, kNow, kSkew);
+      return "read: " + claims.attest + " " + claims.orig_tn + " " + claims.dest_tn.front();
+    } catch (const stir::RequestError& e) {
+      return std::string(e.what());
+    }
+  };
+  std::string hundred_and_one =
+      R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":[)";
+  for (int i = 0; i < 101; ++i) hundred_and_one += i == 0 ? "\"2\"" : ",\"x\"";
+  hundred_and_one += "]}}}";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // Members in reverse order, unknown ones (an object holding "tn" too) ignored.
+      {R"({"x":{"signingRequest":1},"signingRequest":{"ppt":"shaken","dest":{"tn":["12155550131"],"uri":[]},"orig":{"x":{"tn":5},"tn":"12155550121"},"attest":"B"}})",
+       "read: B 12155550121 12155550131"},
+      {R"([{"signingRequest":{}}])", "missing mandatory parameter 'signingRequest'"},
+      {R"({"signingRequest":null})", "invalid 'signingRequest': must be an object"},
+      {R"({"signingRequest":{"dest":5,"orig":5,"attest":null}})",
+       "missing mandatory parameter 'attest'"},
+      {R"({"signingRequest":{"dest":5,"orig":5,"attest":"D"}})",
+       R"(invalid 'attest': must be "A", "B" or "C")"},
+      {R"({"signingRequest":{"dest":5,"orig":{"tn":null},"attest":"A"}})",
+       R"(invalid 'orig': must be {"tn":"<canonical TN>"})"},
+      {R"({"signingRequest":{"dest":5,"orig":{"tn":"+1"},"attest":"A"}})",
+       "invalid 'orig': orig.tn must be digits only, country code included"},
+      {R"({"signingRequest":{"iat":"x","dest":{"tn":[]},"orig":{"tn":"1"},"attest":"A"}})",
+       R"(invalid 'dest': must be {"tn":["<canonical TN>", ...]})"},
+      {hundred_and_one, "invalid 'dest': more than 100 dest.tn entries"},
+      {R"({"signingRequest":{"dest":{"tn":["2",["3"]]},"orig":{"tn":"1"},"attest":"A"}})",
+       "invalid 'dest': dest.tn entries must be digits only"},
+      {R"({"signingRequest":{"origid":7,"iat":1.0,"dest":{"tn":["2"]},"orig":{"tn":"1"},"attest":"A"}})",
+       "invalid 'iat': must be an integer NumericDate"},
+      {R"({"signingRequest":{"iat":18446744073709551615,"dest":{"tn":["2"]},"orig":{"tn":"1"},"attest":"A"}})",
+       "invalid 'iat': more than 60 s from the server's clock"},
+      {R"({"signingRequest":{"origid":"x","dest":{"tn":["2"]},"orig":{"tn":"1"},"attest":"A"}})",
+       "invalid 'origid': must be a UUID"},
+      // The JSON's own rules first, even after a member a rule would refuse.
+      {R"({"signingRequest":{"attest":"D","x":{"a":1,"a":2}}})",
+       "invalid 'a': member appears more than once"},
+      {R"({"signingRequest":{"attest":"D"}} x)", "not valid JSON"},
+      {R"({"signingRequest":{"attest":"D","x":)" + std::string(40, '[') + std::string(40, ']') +
+           "}}",
+       "nested deeper than 32 levels"},
+  };
+  for (const auto& [body, want] : cases) EXPECT_EQ(refusal(body, east), want) << body;
+  // Without a profile origid, the request must bring one.
+  EXPECT_EQ(
+      refusal(R"({"signingRequest":{"attest":"A","orig":{"tn":"1"},"dest":{"tn":["2"]}}})", open),
+      "missing mandatory parameter 'origid'");
+  const stir::ShakenClaims claims = server::read_signing_request(
+      R"({"signingRequest":{"origid":"DE305D54-75B4-431B-ADB2-EB6B9E546014","iat":-0,"dest":{"tn":["2","3"]},"orig":{"tn":"\u0031"},"attest":"C"}})",
+      open, 60, kSkew);
+  EXPECT_EQ(claims.origid, "DE305D54-75B4-431B-ADB2-EB6B9E546014");
+  EXPECT_EQ(claims.iat, 0);
+  EXPECT_EQ(claims.orig_tn, "1");
+  EXPECT_EQ(claims.dest_tn, (std::vector<std::string>{"2", "3"}));
+}
+
 TEST_F(KeyRingTest, PolicyRefusalsAreForbiddenOrUnavailable) {
   const std::string c_request =
       R"({"signingRequest":{"attest":"C","orig":{"tn":"1"},"dest":{"tn":["2"]}}})";

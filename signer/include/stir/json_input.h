@@ -23,14 +23,20 @@ namespace stir {
 // legitimate body (a signingRequest's dest.tn) is depth 4.
 inline constexpr std::size_t kMaxJsonDepth = 32;
 
-struct JsonInput {
+// Whether a peer's JSON keeps these rules, and if not, the first it broke.
+// Also what a reader of its own over the parser's events reports
+// (sks's signing request), so every reader refuses with the same words.
+struct JsonProblem {
   enum class Problem { kNone, kSyntax, kTooDeep, kDuplicate };
-  nlohmann::json value;  // discarded unless problem is kNone
   Problem problem = Problem::kNone;
   std::string member;                     // kDuplicate: the repeated member's name
   std::size_t max_depth = kMaxJsonDepth;  // the limit it was parsed with
   // A short English reason for problem (empty for kNone).
   std::string why() const;
+};
+
+struct JsonInput : JsonProblem {
+  nlohmann::json value;  // discarded unless problem is kNone
 };
 
 // Parses `text` when it is valid JSON, at most `max_depth` deep and without

@@ -12,9 +12,10 @@
 // - Unknown members are ignored (Oracle SBC sends "ppt" in signingRequest).
 // - `dest` takes {"tn":[...]} with canonical TNs, at most kMaxDestTns of
 //   them; `orig` {"tn":"..."}.
-// - The body is refused before it becomes a tree when it nests deeper than
-//   stir::kMaxJsonDepth (SVC4006) or repeats a member within one object
-//   (SVC4005 naming the member): the verifier refuses repeated members too.
+// - The body is refused when it nests deeper than stir::kMaxJsonDepth
+//   (SVC4006) or repeats a member within one object (SVC4005 naming the
+//   member), anywhere in it and before any rule above: the verifier
+//   refuses repeated members too.
 //
 // Threads: stateless functions; safe from any thread. Errors: a request the
 // service refuses throws stir::RequestError (answered by the one table,
@@ -58,6 +59,13 @@ struct SigningResult {
   stir::ShakenClaims claims;
   std::string signing_input;
 };
+
+// The claims of a signing request body (non-empty), with the profile's
+// origid and `now` where the body leaves them out: the rules above, each
+// refusal a stir::RequestError. Read from the parser's events, without a
+// tree of the body.
+stir::ShakenClaims read_signing_request(std::string_view body, const Profile& profile,
+                                        std::int64_t now, std::int64_t max_iat_skew_s);
 
 // Parses and checks the body, applies the profile's policy and signs with the
 // profile's key. `now` is the server clock (seconds since 1970).
