@@ -21,7 +21,10 @@
 #   Ir/request            every instruction of the process (all threads)
 #   PASSporT              stir::sign_passport + compose_identity_header:
 #                         what bench/run.sh's in-process PASSporT row signs
-#   token C_Sign          inside it, the token's signature (SoftHSM2)
+#   the token             inside it, the token's signature: SoftHSM2's
+#                         C_SignInit (it decrypts the key and makes its EC
+#                         group again for every signature; PKCS#11 wants a
+#                         C_SignInit before each C_Sign) and C_Sign (ECDSA)
 #   over PASSporT         Ir/request - PASSporT: the serving path
 #   and the serving path by part: TLS records (SSL_read, SSL_write), the
 #   request's JSON, the response written (its TLS record and the access
@@ -119,7 +122,10 @@ work, this, other = sys.argv[1], sys.argv[2], sys.argv[3]
 # "file:function" names; the first match of each pattern, largest first).
 PARTS = [
     ("PASSporT (sign_passport + Identity header)", [r"stir::sign_passport\[", r"stir::compose_identity_header\["]),
-    ("  token C_Sign", [r"sign_once\("]),
+    ("  the token (C_SignInit + C_Sign)", [r"sign_once\("]),
+    ("    SoftHSM2 C_SignInit (the key made ready, every signature)", [r"\?\?\?:C_SignInit \["]),
+    ("      its EC group (EC_GROUP_new_by_curve_name)", [r"\?\?\?:EC_GROUP_new_by_curve_name \["]),
+    ("    SoftHSM2 C_Sign (the ECDSA signature)", [r"\?\?\?:C_Sign \["]),
     ("TLS read (SSL_read)", [r"\?\?\?:SSL_read \["]),
     ("TLS write (SSL_write)", [r"\?\?\?:SSL_write \["]),
     ("request JSON (read_signing_request; parse_json_input before)",
@@ -165,12 +171,13 @@ def figures(name):
 
 names = [("sks", this)] + ([("against", other)] if other else [])
 results = {n: figures(n) for n, _ in names}
-labels = ["Ir/request", PARTS[0][0], PARTS[1][0], "over PASSporT"] + [l for l, _ in PARTS[2:]]
-head = "%-58s" % "instructions per signing request (callgrind, steady state)"
+labels = [PARTS[i][0] for i in range(5)]
+labels = ["Ir/request"] + labels + ["over PASSporT"] + [l for l, _ in PARTS[5:]]
+head = "%-64s" % "instructions per signing request (callgrind, steady state)"
 head += "".join("%14s" % n for n, _ in names) + ("%10s" % "ratio" if other else "")
 print(head)
 for label in labels:
-    line = "%-58s" % label + "".join("%14s" % f"{results[n][label]:,.0f}" for n, _ in names)
+    line = "%-64s" % label + "".join("%14s" % f"{results[n][label]:,.0f}" for n, _ in names)
     if other and results["against"][label]:
         line += "%10.3f" % (results["sks"][label] / results["against"][label])
     print(line)

@@ -113,6 +113,9 @@ X5U=${URL%/}/bench.pem
 bench_serve_config "$X5U"
 bench_start sks "${PIN_SERVER[@]}" "$SKS" serve --config "$SERVE_CONFIG"
 SIGNING_URL=$URL
+# The serving floor: GET /healthz on the same listener and mutual TLS, a
+# request with no body, no JSON and no signature.
+FLOOR_URL=${URL%/stir/v1/signing}/healthz
 if [ -n "$AGAINST" ]; then
   bench_start sks_b "${PIN_SERVER[@]}" "$AGAINST" serve --config "$SERVE_CONFIG"
   SIGNING_URL_B=$URL
@@ -145,21 +148,25 @@ SKS_REQUEST=(-X POST -H 'Content-Type: application/json' -H 'Accept: application
   --body-file sks.json --expect-substring '"identity"')
 # cpu_ticks PID: the process's utime + stime (clock ticks), dead threads included.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# sys_ticks PID: the stime alone (the kernel's share).
+sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; }
 # switches PID: voluntary + involuntary context switches of its live threads.
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ { n += $2 } END { print n + 0 }'; }
 # load NAME PID ARGS...: one stir_loadgen run (pinned), JSON in NAME.json, the
 # server PID's CPU ticks and context switches over the run in NAME.cpu;
 # non-2xx, errors or zero rate fail.
 load() {
-  local name=$1 pid=$2 ticks cs
+  local name=$1 pid=$2 ticks sys cs
   shift 2
   log "load: $name"
   ticks=$(cpu_ticks "$pid")
+  sys=$(sys_ticks "$pid")
   cs=$(switches "$pid")
   "${PIN_LOAD[@]}" "$LOADGEN" --json -c "$CONNECTIONS" -d "${LOAD_SECONDS:-$SECONDS_EACH}" --warmup "$WARMUP" \
     --sample "$name.sample" "$@" >"$name.json" ||
     { cat "$name.json" >&2; fail "$name: non-2xx answers, errors or no answer at all"; }
-  echo "$(($(cpu_ticks "$pid") - ticks)) $(($(switches "$pid") - cs)) $(getconf CLK_TCK)" >"$name.cpu"
+  echo "$(($(cpu_ticks "$pid") - ticks)) $(($(switches "$pid") - cs)) $(getconf CLK_TCK)" \
+    "$(($(sys_ticks "$pid") - sys))" >"$name.cpu"
 }
 # verify_sample NAME: every sampled token of a sks row verifies against the x5u's chain.
 verify_sample() {
@@ -203,6 +210,7 @@ for round in $(seq "$ROUNDS"); do
   fi
   load "peer_r$round" "$peer_pid" --cacert "$TLS/ca.pem" -X POST -H 'Content-Type: text/plain' \
     --body-file peer.csv --expect-substring 'ppt=shaken' "$PEER_URL"
+  [ "$SMOKE" = 1 ] || load "floor_r$round" "$sks_pid" "${MTLS[@]}" --expect-substring ok "$FLOOR_URL"
 done
 cp peer_r1.json peer.json
 cp peer_r1.cpu peer.cpu
@@ -219,6 +227,8 @@ if [ -n "$AGAINST" ]; then # the same rate, so the two p99s compare
   load against_half_rate "$sks_b_pid" --rate "$half" "${MTLS[@]}" "${SKS_REQUEST[@]}" "$SIGNING_URL_B"
   verify_sample against_half_rate
 fi
+# The floor at the same rate, where a request also pays its wakeups.
+[ "$SMOKE" = 1 ] || load floor_half_rate "$sks_pid" --rate "$half" "${MTLS[@]}" --expect-substring ok "$FLOOR_URL"
 rss_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sks_pid/status")
 load tncr "$tncr_pid" --cacert "$TLS/ca.pem" --expect-substring 'BEGIN CERTIFICATE' "$X5U"
 log "in process: Verifier::verify with a cached certificate against OpenSSL's raw verify"
@@ -238,9 +248,13 @@ rounds = int(rounds)
 load = lambda name: json.load(open(name + ".json"))
 def cpu(name):
     """(server CPU us per answered request, context switches per request)."""
-    ticks, switches, hz = (int(x) for x in open(name + ".cpu").read().split())
+    ticks, switches, hz = (int(x) for x in open(name + ".cpu").read().split()[:3])
     answered = max(1, load(name)["answered"])
     return ticks * 1e6 / hz / answered, switches / answered
+def kernel_us(name):
+    """The kernel's share (stime) of the server's CPU per answered request."""
+    fields = open(name + ".cpu").read().split()
+    return int(fields[3]) * 1e6 / int(fields[2]) / max(1, load(name)["answered"])
 sign, sat, half, peer, tncr = (load(n) for n in ("sign", "sks_saturation", "sks_half_rate", "peer", "tncr"))
 rows = []
 def rate(what, value, unit="/s"):
@@ -251,7 +265,7 @@ def http(what, name):
     us, cs = cpu(name)
     verified = f", {open(name + '.verified').read().strip()} tokens verified" if os.path.exists(name + ".verified") else ""
     rows.append((what, f"{r['rate_per_s']:,.0f}", f"{l['p50']:.2f}", f"{l['p99']:.2f}", f"{l['p99_9']:.2f}",
-                 f"{us:6.1f} us CPU/req, {cs:4.2f} cs/req; {r['requests']} req, {r['non_2xx']} non-2xx, {r['errors']} errors{verified}"))
+                 f"{us:6.1f} us CPU/req ({kernel_us(name):.1f} kernel), {cs:4.2f} cs/req; {r['requests']} req, {r['non_2xx']} non-2xx, {r['errors']} errors{verified}"))
 rate("in-process C_Sign, 1 thread", sign["token_sign_1_thread_per_s"])
 rate("in-process C_Sign, 2 threads", sign["token_sign_2_threads_per_s"])
 rate("in-process PASSporT, 1 thread", sign["passport_sign_1_thread_per_s"])
@@ -260,6 +274,9 @@ http(f"sks serve POST signing, mTLS, c={connections}", "sks_saturation")
 http(f"sks serve, fixed {half['target_rate_per_s']:.0f}/s (half)", "sks_half_rate")
 if against:
     http(f"--against, fixed {half['target_rate_per_s']:.0f}/s (the same)", "against_half_rate")
+if os.path.exists("floor_r1.json"):
+    http(f"sks serve GET /healthz (the floor), c={connections}", "floor_r1")
+    http(f"sks serve GET /healthz, fixed {half['target_rate_per_s']:.0f}/s", "floor_half_rate")
 http(f"secsipidx sign-csv, TLS no client cert, c={connections}", "peer")
 http(f"tn-cr serve GET one chain, c={connections}", "tncr")
 rate("verify, cached certificate, 1 thread", float(vs_verify))
@@ -313,6 +330,22 @@ fixed = [("sks", "sks_half_rate")] + ([("against", "against_half_rate")] if agai
 print("CPU per request at the fixed rate / at saturation (median of the rounds): " + "; ".join(
     f"{n} {cpu(name)[0]:.1f} / {medians[n]:.1f} us = {cpu(name)[0] / medians[n]:.2f}, "
     f"{cpu(name)[1]:.2f} cs/req" for n, name in fixed))
+# Where sks's CPU per request goes: the in-process PASSporT, the serving
+# floor (GET /healthz on the same connections: TLS records, HTTP, the
+# access log, the kernel's loopback TCP and wakeups), and the rest (the
+# request's JSON, the hop to the signing pool, the bigger answer, and what
+# the signature and the serving path cost each other in caches). At the
+# fixed rate both rows run at the same rate, so their wakeups compare.
+if os.path.exists("floor_r1.json"):
+    floor = statistics.median(cpu(f"floor_r{i}")[0] for i in range(1, rounds + 1))
+    floor_fixed = cpu("floor_half_rate")[0]
+    sks_fixed = cpu("sks_half_rate")[0]
+    print(f"serving floor, GET /healthz on the same mutual TLS: {floor:.1f} us/req at saturation "
+          f"(median of the rounds: " + ", ".join(f"{cpu(f'floor_r{i}')[0]:.1f}" for i in range(1, rounds + 1))
+          + f"), {floor_fixed:.1f} us/req at the fixed rate")
+    for what, total, fl in (("saturation", medians["sks"], floor), ("fixed rate", sks_fixed, floor_fixed)):
+        print(f"sks at {what}: {total:.1f} us = PASSporT {passport_us:.1f} + floor {fl:.1f} "
+              f"+ the rest {total - passport_us - fl:.1f}")
 # The gate: sks CPU per request as a ratio to the in-process PASSporT's CPU
 # per signature measured in this run, so the machine's speed cancels out.
 # The median of the rounds' ratios: each round's sks row against the
