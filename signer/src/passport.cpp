@@ -87,7 +87,8 @@ void append_canonical_json_string(std::string& out, std::string_view text) {
 
 namespace {
 
-// Writes one canonical JSON object, members given in code-point order.
+// Writes one canonical JSON object, members given in code-point order,
+// from its '{' to the '}' close() writes.
 // The header and the claims are written with it member by member: what
 // canonical_json(header_to_json()) and canonical_json(claims_to_json())
 // write, without a tree of std::map nodes and strings per PASSporT
@@ -95,9 +96,10 @@ namespace {
 class ObjectWriter {
  public:
   explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
-  ~ObjectWriter() { out_ += '}'; }
   ObjectWriter(const ObjectWriter&) = delete;
   ObjectWriter& operator=(const ObjectWriter&) = delete;
+
+  void close() { out_ += '}'; }
 
   // The member's name and colon, after a comma unless it is the first.
   std::string& name(std::string_view name) {
@@ -135,37 +137,37 @@ class ObjectWriter {
 std::string canonical_header_json(const PassportHeader& header) {
   std::string out;
   out.reserve(48 + header.x5u.size());
-  {
-    ObjectWriter object(out);
-    object.string("alg", header.alg);
-    object.string("ppt", header.ppt);
-    object.string("typ", header.typ);
-    object.string("x5u", header.x5u);
-  }
+  ObjectWriter object(out);
+  object.string("alg", header.alg);
+  object.string("ppt", header.ppt);
+  object.string("typ", header.typ);
+  object.string("x5u", header.x5u);
+  object.close();
   return out;
 }
 
 std::string canonical_claims_json(const ShakenClaims& claims) {
   std::string out;
   out.reserve(128 + 18 * claims.dest_tn.size());
-  {
-    ObjectWriter object(out);
-    object.string("attest", claims.attest);
-    if (!claims.dest_tn.empty() || !claims.dest_uri.empty()) {
-      ObjectWriter dest(object.name("dest"));
-      dest.strings("tn", claims.dest_tn);
-      dest.strings("uri", claims.dest_uri);
-    }
-    char digits[24];
-    const auto end = std::to_chars(std::begin(digits), std::end(digits), claims.iat).ptr;
-    object.name("iat").append(digits, end);
-    if (!claims.orig_tn.empty() || !claims.orig_uri.empty()) {
-      ObjectWriter orig(object.name("orig"));
-      orig.string("tn", claims.orig_tn);
-      orig.string("uri", claims.orig_uri);
-    }
-    object.string("origid", claims.origid);
+  ObjectWriter object(out);
+  object.string("attest", claims.attest);
+  if (!claims.dest_tn.empty() || !claims.dest_uri.empty()) {
+    ObjectWriter dest(object.name("dest"));
+    dest.strings("tn", claims.dest_tn);
+    dest.strings("uri", claims.dest_uri);
+    dest.close();
   }
+  char digits[24];
+  const auto end = std::to_chars(std::begin(digits), std::end(digits), claims.iat).ptr;
+  object.name("iat").append(digits, end);
+  if (!claims.orig_tn.empty() || !claims.orig_uri.empty()) {
+    ObjectWriter orig(object.name("orig"));
+    orig.string("tn", claims.orig_tn);
+    orig.string("uri", claims.orig_uri);
+    orig.close();
+  }
+  object.string("origid", claims.origid);
+  object.close();
   return out;
 }
 
